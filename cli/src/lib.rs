@@ -1,0 +1,1 @@
+//! loadctl library: argument parsing and commands.

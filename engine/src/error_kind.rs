@@ -1,0 +1,91 @@
+//! What can go wrong with one request, as a fieldless enum used to index fixed counter arrays.
+//!
+//! The hot path never builds strings for failures: it bumps `counters[kind as usize]`. Names are
+//! stable (they appear in JSON results and on the API), so a variant is only ever appended.
+
+use serde::Serialize;
+
+/// One class of per-request failure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The TCP connect failed (refused, unreachable) or timed out.
+    Connect,
+    /// The peer reset the connection, or closed it before a response was complete.
+    Reset,
+    /// No complete response within the request timeout.
+    Timeout,
+    /// Writing the request failed.
+    Write,
+    /// Reading the response failed for a reason other than a reset.
+    Read,
+    /// The response is not valid HTTP/1.1 (bad status line, bad header, bad chunk framing).
+    Parse,
+    /// The response head is larger than the decoder's limit.
+    HeadTooLarge,
+    /// The response carries more header fields than the decoder's limit.
+    TooManyHeaders,
+    /// The body is framed inconsistently (e.g. Content-Length and chunked both, or a bad length).
+    BadFraming,
+    /// The server answered with a 4xx status.
+    Status4xx,
+    /// The server answered with a 5xx status.
+    Status5xx,
+}
+
+impl ErrorKind {
+    /// Every kind, in index order.
+    pub const ALL: [ErrorKind; 11] = [
+        ErrorKind::Connect,
+        ErrorKind::Reset,
+        ErrorKind::Timeout,
+        ErrorKind::Write,
+        ErrorKind::Read,
+        ErrorKind::Parse,
+        ErrorKind::HeadTooLarge,
+        ErrorKind::TooManyHeaders,
+        ErrorKind::BadFraming,
+        ErrorKind::Status4xx,
+        ErrorKind::Status5xx,
+    ];
+    /// Number of kinds: the length of every per-kind counter array.
+    pub const COUNT: usize = Self::ALL.len();
+
+    /// The stable snake_case name used in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::Connect => "connect",
+            ErrorKind::Reset => "reset",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Write => "write",
+            ErrorKind::Read => "read",
+            ErrorKind::Parse => "parse",
+            ErrorKind::HeadTooLarge => "head_too_large",
+            ErrorKind::TooManyHeaders => "too_many_headers",
+            ErrorKind::BadFraming => "bad_framing",
+            ErrorKind::Status4xx => "status_4xx",
+            ErrorKind::Status5xx => "status_5xx",
+        }
+    }
+
+    /// Index into a `[u64; ErrorKind::COUNT]` counter array.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_is_in_index_order_and_names_are_unique() {
+        for (i, k) in ErrorKind::ALL.iter().enumerate() {
+            assert_eq!(k.index(), i);
+        }
+        let mut names: Vec<_> = ErrorKind::ALL.iter().map(|k| k.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ErrorKind::COUNT);
+    }
+}

@@ -1,0 +1,3 @@
+//! Sans-io protocol codecs: bytes in, events out. Nothing here imports monoio or sockets.
+
+pub mod http1;
