@@ -1,1 +1,5 @@
-fn main() {}
+//! `loadctl`: see `cli::run_cli`.
+
+fn main() -> std::process::ExitCode {
+    cli::run_cli(std::env::args_os())
+}

@@ -1,1 +1,45 @@
-fn main() {}
+//! `loadd`: the load daemon. Parses arguments, calls the library, maps the result to an exit code
+//! (0 ok, 2 usage or start-up error such as an address already in use).
+
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use daemon::sandbox::{self, SandboxConfig};
+
+#[derive(Parser)]
+#[command(name = "loadd", version, about = "loadd: the load daemon")]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the built-in loopback HTTP/1.1 target (for demos and tests) until SIGINT or SIGTERM.
+    Sandbox {
+        /// Address to listen on; port 0 picks a free one (printed on start).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+        /// Tokio worker threads.
+        #[arg(long, default_value = "1")]
+        workers: NonZeroUsize,
+    },
+}
+
+fn main() -> ExitCode {
+    let result = match Args::parse().command {
+        Command::Sandbox { listen, workers } => sandbox::serve_forever(SandboxConfig {
+            listen,
+            workers: workers.get(),
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("loadd: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -4,7 +4,22 @@
 //! `ShardPlan` (one shard's share) → `ShardInterval`/`ShardFinal` → `Results` → `RunEvent`.
 //! Protocol code (`proto`) is sans-io; connection code (`conn`) drives it over monoio sockets.
 
+pub mod collector;
+mod conn;
+pub mod dispatch;
 pub mod error_kind;
+pub mod histogram;
+pub mod plan;
 pub mod proto;
+pub mod results;
+pub mod run;
+pub mod schedule;
+mod shard;
+pub mod spec;
+pub mod stats;
+pub mod units;
 
 pub use error_kind::ErrorKind;
+pub use plan::Plan;
+pub use results::Results;
+pub use run::{start, RunEvent, RunHandle};

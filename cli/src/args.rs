@@ -1,0 +1,157 @@
+//! `loadctl` flags (clap derive). Help text is each field's doc comment. Unit-bearing values
+//! (`10k`, `30s`) go through the engine's one unit parser, and impossible values (zero
+//! connections, zero rate) are refused here, before anything else runs.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use engine::units;
+
+#[derive(Debug, Parser)]
+#[command(name = "loadctl", version, about = "Honest HTTP load generation: run scenarios, read coordinated-omission-corrected results")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a load in this process: `loadctl run URL` (wrk-like flags) or `loadctl run FILE.toml`.
+    Run(RunArgs),
+    /// Check a scenario file without sending traffic.
+    Validate {
+        /// The scenario file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Target URL (http://host:port/path) or scenario file (.toml).
+    pub target: String,
+    /// Connections to keep open (split across threads).
+    #[arg(short = 'c', long, value_parser = positive_count)]
+    pub connections: Option<u64>,
+    /// Shards (threads), one per CPU by default.
+    #[arg(short = 't', long, value_parser = positive_count)]
+    pub threads: Option<u64>,
+    /// CPUs to pin shards to, e.g. `0,1` (one shard each).
+    #[arg(long, value_delimiter = ',')]
+    pub cpus: Option<Vec<u64>>,
+    /// How long to run, e.g. 30s, 2m (default 10s).
+    #[arg(short = 'd', long, value_parser = positive_duration)]
+    pub duration: Option<Duration>,
+    /// Stop after this many requests (closed model).
+    #[arg(short = 'n', long, value_parser = positive_count)]
+    pub requests: Option<u64>,
+    /// Open model: constant arrival rate per second, e.g. 10k. Latency counts from each
+    /// request's intended start time (coordinated omission corrected).
+    #[arg(short = 'R', long, value_parser = positive_rate)]
+    pub rate: Option<f64>,
+    /// HTTP method.
+    #[arg(short = 'm', long)]
+    pub method: Option<String>,
+    /// Extra header, `Name: value` (repeatable).
+    #[arg(short = 'H', long = "header")]
+    pub headers: Vec<String>,
+    /// Request body.
+    #[arg(long, conflicts_with = "body_file")]
+    pub body: Option<String>,
+    /// Request body read from a file.
+    #[arg(long)]
+    pub body_file: Option<PathBuf>,
+    /// Request timeout, e.g. 5s (default 10s).
+    #[arg(long, value_parser = positive_duration)]
+    pub timeout: Option<Duration>,
+    /// Connect timeout (default 5s).
+    #[arg(long, value_parser = positive_duration)]
+    pub connect_timeout: Option<Duration>,
+    /// io driver: auto (io_uring, falling back to epoll), uring, legacy (epoll).
+    #[arg(long)]
+    pub driver: Option<Driver>,
+    /// Result format on stdout.
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+    /// No progress lines on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Driver {
+    Auto,
+    Uring,
+    Legacy,
+}
+
+impl Driver {
+    pub fn name(self) -> &'static str {
+        match self {
+            Driver::Auto => "auto",
+            Driver::Uring => "uring",
+            Driver::Legacy => "legacy",
+        }
+    }
+}
+
+fn positive_count(s: &str) -> Result<u64, String> {
+    match units::parse_count(s) {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn positive_rate(s: &str) -> Result<f64, String> {
+    match units::parse_scaled(s) {
+        Ok(r) if r > 0.0 => Ok(r),
+        Ok(_) => Err("must be greater than zero".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn positive_duration(s: &str) -> Result<Duration, String> {
+    match units::parse_duration(s) {
+        Ok(d) if d.is_zero() => Err("must be greater than zero".into()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn units_and_zeroes() {
+        let cli = Cli::try_parse_from([
+            "loadctl", "run", "http://x/", "-c", "1k", "-R", "10k", "-d", "1m30s",
+        ])
+        .unwrap();
+        let Command::Run(a) = cli.command else {
+            panic!("run")
+        };
+        assert_eq!(a.connections, Some(1000));
+        assert_eq!(a.rate, Some(10_000.0));
+        assert_eq!(a.duration, Some(Duration::from_secs(90)));
+        for bad in [["-c", "0"], ["-R", "0"], ["-d", "0s"], ["-d", "1x"], ["-n", "-3"]] {
+            assert!(
+                Cli::try_parse_from(["loadctl", "run", "http://x/", bad[0], bad[1]]).is_err(),
+                "{bad:?}"
+            );
+        }
+    }
+}

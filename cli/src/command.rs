@@ -1,0 +1,190 @@
+//! The commands: turn flags and files into a `Plan`, run it, print progress and results.
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use engine::plan::Plan;
+use engine::results::format_us;
+use engine::run::RunEvent;
+use engine::spec::{
+    self, unspanned, CountSpec, EngineSpec, LoadSpec, RequestSpec, ScenarioSpec, Source, TargetSpec,
+};
+use engine::units::format_duration;
+
+use crate::args::{Command, Output, RunArgs};
+use crate::{EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE};
+
+/// Runs a parsed command; returns the exit code.
+pub fn dispatch(command: Command) -> u8 {
+    match command {
+        Command::Run(args) => run(&args),
+        Command::Validate { file } => match plan_from_file(&file, None) {
+            Ok(_) => {
+                println!("{}: ok", file.display());
+                EXIT_OK
+            }
+            Err(code) => code,
+        },
+    }
+}
+
+fn is_scenario_file(target: &str) -> bool {
+    target.ends_with(".toml") && !target.contains("://")
+}
+
+fn run(args: &RunArgs) -> u8 {
+    let plan = if is_scenario_file(&args.target) {
+        plan_from_file(Path::new(&args.target), Some(args))
+    } else {
+        let mut spec = ScenarioSpec {
+            target: TargetSpec {
+                url: unspanned(args.target.clone()),
+            },
+            load: LoadSpec::default(),
+            request: RequestSpec::default(),
+            engine: EngineSpec::default(),
+        };
+        apply_flags(&mut spec, args);
+        plan_from(&spec, &Source::command_line())
+    };
+    let Ok(plan) = plan else {
+        return EXIT_USAGE;
+    };
+    let handle = match engine::start(&plan) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let progress = !args.quiet && std::io::stderr().is_terminal();
+    let mut finished = None;
+    for event in handle.events().iter() {
+        match event {
+            RunEvent::Started { shards, connections } if progress => {
+                eprintln!(
+                    "running {} against {} with {connections} connections on {shards} shard(s)",
+                    describe(&plan),
+                    plan.target.url
+                );
+            }
+            RunEvent::Interval(iv) if progress => {
+                let s = &iv.summary;
+                eprintln!(
+                    "[{:>4}s] {:>9.0} req/s  p99 {:>9}  errors {:>6}  conns {}",
+                    s.t_s,
+                    s.rate_per_s,
+                    format_us(s.latency_p99_us),
+                    s.errors,
+                    s.active_connections
+                );
+            }
+            RunEvent::Finished(f) => finished = Some(f),
+            _ => {}
+        }
+    }
+    let Some(finished) = finished else {
+        eprintln!("error: the run ended without a result");
+        return EXIT_RUN_FAILED;
+    };
+    let mut results = finished.results;
+    let mut out = std::io::stdout().lock();
+    let written = match args.output {
+        Output::Json => {
+            // Intervals are part of the JSON result; the text table leaves them out.
+            results.intervals = Vec::new();
+            serde_json::to_writer(&mut out, &results).map_err(std::io::Error::from)
+        }
+        Output::Text => out.write_all(results.render_text().as_bytes()),
+    };
+    let _ = written.and_then(|()| writeln!(out));
+    EXIT_OK
+}
+
+fn describe(plan: &Plan) -> String {
+    match &plan.model {
+        engine::plan::LoadModel::Closed { duration, requests } => match (duration, requests) {
+            (_, Some(n)) => format!("{n} requests (closed model)"),
+            (Some(d), None) => format!("{} (closed model)", format_duration(*d)),
+            (None, None) => "closed model".into(),
+        },
+        engine::plan::LoadModel::Open { schedule, .. } => format!(
+            "{} at up to {} req/s (open model)",
+            format_duration(Duration::from_nanos(schedule.end_ns())),
+            schedule.peak_rate_per_s()
+        ),
+    }
+}
+
+fn plan_from_file(path: &Path, flags: Option<&RunArgs>) -> Result<Plan, u8> {
+    let (mut spec, source) = match spec::load(path) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Err(EXIT_USAGE);
+        }
+    };
+    if let Some(args) = flags {
+        apply_flags(&mut spec, args);
+    }
+    plan_from(&spec, &source)
+}
+
+fn plan_from(spec: &ScenarioSpec, source: &Source) -> Result<Plan, u8> {
+    Plan::from_spec(spec, source).map_err(|errors| {
+        for e in &errors.0 {
+            eprintln!("error: {e}");
+        }
+        EXIT_USAGE
+    })
+}
+
+/// Flags override what a file says.
+fn apply_flags(spec: &mut ScenarioSpec, a: &RunArgs) {
+    let load = &mut spec.load;
+    if let Some(c) = a.connections {
+        load.connections = Some(unspanned(c));
+    }
+    if let Some(d) = a.duration {
+        load.duration = Some(unspanned(format_duration(d)));
+    }
+    if let Some(n) = a.requests {
+        load.requests = Some(unspanned(CountSpec::Int(n.min(i64::MAX as u64) as i64)));
+    }
+    if let Some(r) = a.rate {
+        load.rate = Some(unspanned(CountSpec::Float(r)));
+        load.stages = None;
+        load.model = Some(unspanned("open".into()));
+    }
+    let req = &mut spec.request;
+    if let Some(m) = &a.method {
+        req.method = Some(unspanned(m.clone()));
+    }
+    req.headers
+        .extend(a.headers.iter().map(|h| unspanned(h.clone())));
+    if let Some(b) = &a.body {
+        req.body = Some(unspanned(b.clone()));
+        req.body_file = None;
+    }
+    if let Some(f) = &a.body_file {
+        req.body_file = Some(unspanned(f.display().to_string()));
+        req.body = None;
+    }
+    if let Some(t) = a.timeout {
+        req.timeout = Some(unspanned(format_duration(t)));
+    }
+    if let Some(t) = a.connect_timeout {
+        req.connect_timeout = Some(unspanned(format_duration(t)));
+    }
+    let eng = &mut spec.engine;
+    if let Some(t) = a.threads {
+        eng.threads = Some(unspanned(t));
+    }
+    if let Some(c) = &a.cpus {
+        eng.cpus = Some(unspanned(c.clone()));
+    }
+    if let Some(d) = a.driver {
+        eng.driver = Some(unspanned(d.name().into()));
+    }
+}

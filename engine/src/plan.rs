@@ -1,0 +1,570 @@
+//! `Plan`: a validated, resolved, immutable description of a run, and its split into shards.
+//!
+//! `Plan::from_spec` is the only place a scenario's meaning is checked. It reports every problem
+//! it finds (not just the first), each located at `file:line:col`, resolves the target's
+//! addresses (so no shard ever does DNS) and pre-encodes the request. Once a `Plan` exists,
+//! nothing can fail because of configuration.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::ops::Range;
+use std::path::Path;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use crate::proto::http1;
+use crate::schedule::{RateStage, Schedule};
+use crate::spec::{CountSpec, ScenarioSpec, Source};
+use crate::units;
+
+const DEFAULT_DURATION: Duration = Duration::from_secs(10);
+const DEFAULT_CONNECTIONS: u32 = 10;
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The open-model queue holds this much of the peak rate before dropping arrivals.
+const QUEUE_SECONDS: f64 = 10.0;
+const MIN_QUEUE: usize = 1024;
+const MAX_QUEUE: usize = 1 << 20;
+
+/// Which io driver the shards use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DriverChoice {
+    /// io_uring with tuned setup flags, falling back to plain io_uring, then to epoll.
+    Auto,
+    /// io_uring only (fails the run if it cannot be set up).
+    Uring,
+    /// monoio's legacy (epoll) driver.
+    Legacy,
+}
+
+impl DriverChoice {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "auto" => Some(Self::Auto),
+            "uring" | "io_uring" => Some(Self::Uring),
+            "legacy" | "epoll" => Some(Self::Legacy),
+            _ => None,
+        }
+    }
+}
+
+/// How load is applied, validated.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LoadModel {
+    /// Connections send back to back (wrk). Stops at the duration or the request count.
+    Closed {
+        duration: Option<Duration>,
+        requests: Option<u64>,
+    },
+    /// Arrivals follow a schedule (wrk2, k6 arrival-rate executors).
+    Open { schedule: Schedule, max_queue: usize },
+}
+
+/// The resolved target.
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// The URL as the user gave it, normalized.
+    pub url: String,
+    pub addrs: Vec<SocketAddr>,
+}
+
+/// A validated run.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub target: Target,
+    pub method: String,
+    /// The request, encoded once.
+    pub request: Vec<u8>,
+    pub model: LoadModel,
+    pub connections: u32,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    /// CPUs to pin shards to, one shard each (`None`: unpinned, when pinning is unavailable).
+    pub cpus: Vec<Option<usize>>,
+    pub driver: DriverChoice,
+}
+
+/// One problem in a spec, located.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanError {
+    pub location: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for PlanError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.location, self.message)
+    }
+}
+
+/// Every problem found in a spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanErrors(pub Vec<PlanError>);
+
+impl std::fmt::Display for PlanErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for PlanErrors {}
+
+/// Collects located errors while validating.
+struct Checker<'a> {
+    source: &'a Source,
+    errors: Vec<PlanError>,
+}
+
+impl Checker<'_> {
+    fn error(&mut self, span: &Range<usize>, message: impl Into<String>) {
+        self.errors.push(PlanError {
+            location: self.source.locate(span),
+            message: message.into(),
+        });
+    }
+
+    fn duration(&mut self, value: &Spanned<String>, what: &str) -> Option<Duration> {
+        match units::parse_duration(value.get_ref()) {
+            Ok(d) if d.is_zero() => {
+                self.error(&value.span(), format!("{what} must be greater than zero"));
+                None
+            }
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.error(&value.span(), format!("{what}: {e}"));
+                None
+            }
+        }
+    }
+
+    fn scaled(&mut self, value: &Spanned<CountSpec>, what: &str) -> Option<f64> {
+        let parsed = match value.get_ref() {
+            CountSpec::Int(i) if *i >= 0 => Some(*i as f64),
+            CountSpec::Float(f) if f.is_finite() && *f >= 0.0 => Some(*f),
+            CountSpec::Text(t) => units::parse_scaled(t).ok(),
+            _ => None,
+        };
+        if parsed.is_none() {
+            self.error(
+                &value.span(),
+                format!("{what} must be a non-negative number such as 100, 2.5 or \"10k\""),
+            );
+        }
+        parsed
+    }
+}
+
+impl Plan {
+    /// Validates a spec and resolves everything a run needs.
+    pub fn from_spec(spec: &ScenarioSpec, source: &Source) -> Result<Plan, PlanErrors> {
+        let mut c = Checker {
+            source,
+            errors: Vec::new(),
+        };
+        let target = check_target(&mut c, &spec.target.url);
+
+        let method = spec
+            .request
+            .method
+            .as_ref()
+            .map_or_else(|| "GET".to_string(), |m| m.get_ref().to_ascii_uppercase());
+        if let Some(m) = &spec.request.method {
+            if http1::validate_header(&method, "").is_err() {
+                c.error(&m.span(), format!("`{}` is not a valid method", m.get_ref()));
+            }
+        }
+        let headers = check_headers(&mut c, &spec.request.headers);
+        let body = check_body(&mut c, spec, source);
+        let timeout = spec
+            .request
+            .timeout
+            .as_ref()
+            .and_then(|t| c.duration(t, "timeout"))
+            .unwrap_or(DEFAULT_TIMEOUT);
+        let connect_timeout = spec
+            .request
+            .connect_timeout
+            .as_ref()
+            .and_then(|t| c.duration(t, "connect_timeout"))
+            .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+
+        let connections = match &spec.load.connections {
+            Some(n) if *n.get_ref() == 0 || *n.get_ref() > u32::MAX as u64 => {
+                c.error(&n.span(), "connections must be at least 1");
+                DEFAULT_CONNECTIONS
+            }
+            Some(n) => *n.get_ref() as u32,
+            None => DEFAULT_CONNECTIONS,
+        };
+        let model = check_model(&mut c, spec);
+        let cpus = check_cpus(&mut c, spec, connections);
+        let driver = match &spec.engine.driver {
+            Some(d) => DriverChoice::parse(d.get_ref()).unwrap_or_else(|| {
+                c.error(&d.span(), "driver must be \"auto\", \"uring\" or \"legacy\"");
+                DriverChoice::Auto
+            }),
+            None => DriverChoice::Auto,
+        };
+
+        if !c.errors.is_empty() {
+            return Err(PlanErrors(c.errors));
+        }
+        let (Some((target, path_and_query, host_header)), Some(model)) = (target, model) else {
+            return Err(PlanErrors(vec![PlanError {
+                location: source.name.clone(),
+                message: "invalid scenario".into(),
+            }]));
+        };
+        let mut request = Vec::with_capacity(256 + body.len());
+        http1::encode_request(
+            &http1::RequestSpec {
+                method: &method,
+                path_and_query: &path_and_query,
+                host_header: &host_header,
+                headers: &headers,
+                body: &body,
+            },
+            &mut request,
+        );
+        Ok(Plan {
+            target,
+            method,
+            request,
+            model,
+            connections,
+            timeout,
+            connect_timeout,
+            cpus,
+            driver,
+        })
+    }
+
+    /// Number of shards (one per CPU entry).
+    pub fn shards(&self) -> usize {
+        self.cpus.len()
+    }
+
+    /// Whether latency is measured from intended start times.
+    pub fn is_open(&self) -> bool {
+        matches!(self.model, LoadModel::Open { .. })
+    }
+
+    /// Requested arrival rate, for open models with a constant rate (peak rate otherwise).
+    pub fn requested_rate_per_s(&self) -> Option<f64> {
+        match &self.model {
+            LoadModel::Open { schedule, .. } => Some(schedule.peak_rate_per_s()),
+            LoadModel::Closed { .. } => None,
+        }
+    }
+
+    /// Splits the run across shards: connections and request budgets divided as evenly as
+    /// possible; open-model arrivals interleaved (shard i takes arrivals i, i+n, …).
+    pub fn split(&self) -> Vec<ShardPlan> {
+        let n = self.shards().max(1);
+        (0..n)
+            .map(|i| {
+                let share = |total: u64| total / n as u64 + u64::from((i as u64) < total % n as u64);
+                let work = match &self.model {
+                    LoadModel::Closed { duration, requests } => ShardWork::Closed {
+                        duration: *duration,
+                        requests: requests.map(share),
+                    },
+                    LoadModel::Open {
+                        schedule,
+                        max_queue,
+                    } => ShardWork::Open {
+                        schedule: schedule.clone(),
+                        max_queue: (*max_queue / n).max(1),
+                    },
+                };
+                ShardPlan {
+                    index: i,
+                    shards: n,
+                    cpu: self.cpus.get(i).copied().flatten(),
+                    connections: share(u64::from(self.connections)) as u32,
+                    addr: self.target.addrs[0],
+                    request: self.request.clone(),
+                    head_request: self.method == "HEAD",
+                    timeout: self.timeout,
+                    connect_timeout: self.connect_timeout,
+                    work,
+                    driver: self.driver,
+                }
+            })
+            .collect()
+    }
+}
+
+/// One shard's share of a run. Moved into the shard's thread.
+#[derive(Clone, Debug)]
+pub struct ShardPlan {
+    pub index: usize,
+    pub shards: usize,
+    pub cpu: Option<usize>,
+    pub connections: u32,
+    pub addr: SocketAddr,
+    pub request: Vec<u8>,
+    pub head_request: bool,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub work: ShardWork,
+    pub driver: DriverChoice,
+}
+
+/// What a shard does.
+#[derive(Clone, Debug)]
+pub enum ShardWork {
+    Closed {
+        duration: Option<Duration>,
+        requests: Option<u64>,
+    },
+    Open { schedule: Schedule, max_queue: usize },
+}
+
+fn check_target(c: &mut Checker<'_>, url: &Spanned<String>) -> Option<(Target, String, String)> {
+    let span = url.span();
+    let text = url.get_ref().trim();
+    let parsed = match url::Url::parse(text) {
+        Ok(u) => u,
+        Err(e) => {
+            c.error(&span, format!("`{text}` is not a valid URL ({e}); use http://host:port/path"));
+            return None;
+        }
+    };
+    match parsed.scheme() {
+        "http" => {}
+        "https" => {
+            c.error(&span, "https:// targets are not supported yet (TLS comes later); use http://");
+            return None;
+        }
+        other => {
+            c.error(&span, format!("unsupported scheme `{other}://`; use http://"));
+            return None;
+        }
+    }
+    let Some(host) = parsed.host_str() else {
+        c.error(&span, format!("`{text}` has no host"));
+        return None;
+    };
+    let port = parsed.port_or_known_default().unwrap_or(80);
+    // Resolve here, once: shards connect to addresses and never block on DNS.
+    let lookup_host = host.trim_start_matches('[').trim_end_matches(']');
+    let addrs: Vec<SocketAddr> = match (lookup_host, port).to_socket_addrs() {
+        Ok(a) => a.collect(),
+        Err(e) => {
+            c.error(&span, format!("cannot resolve host `{host}`: {e}"));
+            return None;
+        }
+    };
+    if addrs.is_empty() {
+        c.error(&span, format!("host `{host}` resolved to no address"));
+        return None;
+    }
+    let host_header = match parsed.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_string(),
+    };
+    let mut path_and_query = parsed.path().to_string();
+    if let Some(q) = parsed.query() {
+        path_and_query.push('?');
+        path_and_query.push_str(q);
+    }
+    Some((
+        Target {
+            url: parsed.to_string(),
+            addrs,
+        },
+        path_and_query,
+        host_header,
+    ))
+}
+
+fn check_headers(c: &mut Checker<'_>, headers: &[Spanned<String>]) -> Vec<(String, String)> {
+    let mut out = Vec::with_capacity(headers.len());
+    for h in headers {
+        let Some((name, value)) = h.get_ref().split_once(':') else {
+            c.error(&h.span(), format!("header `{}` must be written \"Name: value\"", h.get_ref()));
+            continue;
+        };
+        let (name, value) = (name.trim(), value.trim());
+        match http1::validate_header(name, value) {
+            Ok(()) => out.push((name.to_string(), value.to_string())),
+            Err(why) => c.error(&h.span(), format!("header `{name}`: {why}")),
+        }
+    }
+    out
+}
+
+fn check_body(c: &mut Checker<'_>, spec: &ScenarioSpec, source: &Source) -> Vec<u8> {
+    match (&spec.request.body, &spec.request.body_file) {
+        (Some(b), Some(_)) => {
+            c.error(&b.span(), "give either body or body_file, not both");
+            Vec::new()
+        }
+        (Some(b), None) => b.get_ref().as_bytes().to_vec(),
+        (None, Some(f)) => {
+            let path = source.base_dir.join(Path::new(f.get_ref()));
+            std::fs::read(&path).unwrap_or_else(|e| {
+                c.error(&f.span(), format!("cannot read body file `{}`: {e}", path.display()));
+                Vec::new()
+            })
+        }
+        (None, None) => Vec::new(),
+    }
+}
+
+fn check_model(c: &mut Checker<'_>, spec: &ScenarioSpec) -> Option<LoadModel> {
+    let load = &spec.load;
+    let duration = load.duration.as_ref().map(|d| c.duration(d, "duration"));
+    let is_open = match &load.model {
+        Some(m) => match m.get_ref().as_str() {
+            "open" => true,
+            "closed" => false,
+            other => {
+                c.error(&m.span(), format!("model `{other}` is unknown: use \"closed\" or \"open\""));
+                return None;
+            }
+        },
+        None => load.rate.is_some() || load.stages.is_some(),
+    };
+    if !is_open {
+        for (field, present) in [
+            ("rate", load.rate.as_ref().map(Spanned::span)),
+            ("start_rate", load.start_rate.as_ref().map(Spanned::span)),
+            ("max_queue", load.max_queue.as_ref().map(Spanned::span)),
+        ] {
+            if let Some(span) = present {
+                c.error(&span, format!("{field} only applies to the open model"));
+            }
+        }
+        let requests = match &load.requests {
+            Some(r) => match c.scaled(r, "requests") {
+                Some(n) if n >= 1.0 && n.fract() == 0.0 => Some(n as u64),
+                Some(_) => {
+                    c.error(&r.span(), "requests must be a whole number of at least 1");
+                    None
+                }
+                None => None,
+            },
+            None => None,
+        };
+        let duration = match duration {
+            Some(d) => d,
+            None if requests.is_some() => None,
+            None => Some(DEFAULT_DURATION),
+        };
+        return Some(LoadModel::Closed { duration, requests });
+    }
+
+    if let Some(r) = &load.requests {
+        c.error(&r.span(), "requests only applies to the closed model; the open model runs for its duration or stages");
+    }
+    let schedule = match (&load.rate, &load.stages) {
+        (Some(r), Some(_)) => {
+            c.error(&r.span(), "give either rate (constant) or stages (ramping), not both");
+            return None;
+        }
+        (Some(r), None) => {
+            let rate = c.scaled(r, "rate")?;
+            if rate <= 0.0 {
+                c.error(&r.span(), "rate must be greater than zero");
+                return None;
+            }
+            let d = duration.unwrap_or(Some(DEFAULT_DURATION))?;
+            Schedule::constant(rate, d.as_nanos() as u64)
+        }
+        (None, Some(stages)) => {
+            if let Some(d) = &load.duration {
+                c.error(&d.span(), "duration does not apply with stages: their durations add up to the run's");
+            }
+            let start = match &load.start_rate {
+                Some(s) => c.scaled(s, "start_rate")?,
+                None => 0.0,
+            };
+            let mut out = Vec::with_capacity(stages.len());
+            for s in stages {
+                let d = c.duration(&s.duration, "stage duration");
+                let t = c.scaled(&s.target, "stage target");
+                if let (Some(d), Some(t)) = (d, t) {
+                    out.push(RateStage {
+                        duration_ns: d.as_nanos() as u64,
+                        target_rate_per_s: t,
+                    });
+                }
+            }
+            if out.is_empty() {
+                return None;
+            }
+            let schedule = Schedule::new(start, &out);
+            if schedule.total() == 0 {
+                c.errors.push(PlanError {
+                    location: c.source.name.clone(),
+                    message: "the stages never send a request: give a stage a target rate above zero".into(),
+                });
+                return None;
+            }
+            schedule
+        }
+        (None, None) => {
+            let span = load.model.as_ref().map(Spanned::span).unwrap_or(0..0);
+            c.error(&span, "the open model needs a rate or stages");
+            return None;
+        }
+    };
+    let max_queue = match &load.max_queue {
+        Some(q) => *q.get_ref() as usize,
+        None => ((schedule.peak_rate_per_s() * QUEUE_SECONDS) as usize).clamp(MIN_QUEUE, MAX_QUEUE),
+    };
+    Some(LoadModel::Open {
+        schedule,
+        max_queue,
+    })
+}
+
+fn check_cpus(c: &mut Checker<'_>, spec: &ScenarioSpec, connections: u32) -> Vec<Option<usize>> {
+    let available: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|id| id.id)
+        .collect();
+    let mut cpus: Vec<Option<usize>> = match &spec.engine.cpus {
+        Some(list) => {
+            let mut out = Vec::new();
+            for &cpu in list.get_ref() {
+                if available.contains(&(cpu as usize)) {
+                    out.push(Some(cpu as usize));
+                } else {
+                    c.error(&list.span(), format!("cpu {cpu} is not available to this process (available: {available:?})"));
+                }
+            }
+            out
+        }
+        None if available.is_empty() => vec![None],
+        None => available.iter().map(|&id| Some(id)).collect(),
+    };
+    if let Some(t) = &spec.engine.threads {
+        let n = *t.get_ref() as usize;
+        if n == 0 {
+            c.error(&t.span(), "threads must be at least 1");
+        } else if spec.engine.cpus.is_some() {
+            if n != cpus.len() {
+                c.error(&t.span(), format!("threads ({n}) disagrees with the {} cpus listed", cpus.len()));
+            }
+        } else {
+            // More threads than CPUs: wrap around (shards share CPUs) rather than refuse.
+            cpus = (0..n).map(|i| available.get(i % available.len().max(1)).copied()).collect();
+        }
+    }
+    // A shard with no connection would do nothing.
+    cpus.truncate((connections as usize).max(1));
+    if cpus.is_empty() {
+        cpus.push(None);
+    }
+    cpus
+}

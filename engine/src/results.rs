@@ -1,0 +1,369 @@
+//! `Results`: the merged outcome of a run, as JSON (schema `loadd.results.v1`, documented in
+//! `docs/results.schema.json`) and as a readable table.
+//!
+//! Built once from merged stats; percentiles are computed here and nowhere earlier.
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use crate::histogram::LatencySummary;
+use crate::stats::Stats;
+use crate::ErrorKind;
+
+pub const SCHEMA: &str = "loadd.results.v1";
+
+/// The load model as run, for the report.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ModelSummary {
+    /// "closed" or "open"
+    pub kind: String,
+    pub connections: u32,
+    pub duration_s: Option<f64>,
+    pub requests: Option<u64>,
+    /// Peak requested rate (open model).
+    pub rate_per_s: Option<f64>,
+}
+
+/// One second of a run, merged across shards.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct IntervalSummary {
+    /// End of the interval, seconds from the origin.
+    pub t_s: f64,
+    pub requests: u64,
+    pub rate_per_s: f64,
+    pub errors: u64,
+    pub latency_p50_us: u64,
+    pub latency_p90_us: u64,
+    pub latency_p99_us: u64,
+    pub latency_max_us: u64,
+    pub service_p99_us: u64,
+    pub lag_p99_us: u64,
+    pub active_connections: u32,
+}
+
+impl IntervalSummary {
+    pub fn of(index: u64, stats: &Stats, active_connections: u32) -> Self {
+        let q = |h: &crate::histogram::LatencyHistogram, p: f64| {
+            if h.is_empty() {
+                0
+            } else {
+                h.value_at_quantile(p)
+            }
+        };
+        Self {
+            t_s: index as f64,
+            requests: stats.requests,
+            rate_per_s: stats.requests as f64,
+            errors: stats.errors_total(),
+            latency_p50_us: q(&stats.latency, 0.5),
+            latency_p90_us: q(&stats.latency, 0.9),
+            latency_p99_us: q(&stats.latency, 0.99),
+            latency_max_us: stats.latency.max(),
+            service_p99_us: q(&stats.service, 0.99),
+            lag_p99_us: q(&stats.lag, 0.99),
+            active_connections,
+        }
+    }
+}
+
+/// The result of a run.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Results {
+    pub schema: String,
+    pub target: String,
+    pub driver: String,
+    pub shards: usize,
+    pub cpus: Vec<usize>,
+    pub model: ModelSummary,
+    pub elapsed_s: f64,
+    pub requests: u64,
+    pub rate_per_s: f64,
+    pub requested_rate_per_s: Option<f64>,
+    /// Errors by kind, every kind present (zeros included), in a stable order.
+    pub errors: serde_json::Map<String, serde_json::Value>,
+    pub errors_total: u64,
+    pub status: serde_json::Map<String, serde_json::Value>,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// "intended" (open model: corrected for coordinated omission) or "sent".
+    pub latency_basis: String,
+    pub latency_us: LatencySummary,
+    pub service_time_us: LatencySummary,
+    pub schedule_lag_us: LatencySummary,
+    pub late: u64,
+    pub dropped: u64,
+    pub connects: u64,
+    /// False when the generator could not keep its schedule or a shard failed: percentiles
+    /// are then lower bounds. `warnings` says why.
+    pub trustworthy: bool,
+    pub warnings: Vec<String>,
+    pub intervals: Vec<IntervalSummary>,
+}
+
+/// What the collector knows beyond the stats.
+pub struct RunFacts {
+    pub target: String,
+    pub driver: String,
+    pub cpus: Vec<usize>,
+    pub model: ModelSummary,
+    pub open: bool,
+    pub elapsed_s: f64,
+    /// The duration rates are computed over (planned duration when the run completed it).
+    pub rate_basis_s: f64,
+    pub warnings: Vec<String>,
+    pub shards: usize,
+}
+
+impl Results {
+    pub fn build(totals: &Stats, intervals: Vec<IntervalSummary>, facts: RunFacts) -> Self {
+        let mut errors = serde_json::Map::new();
+        for k in ErrorKind::ALL {
+            errors.insert(k.name().into(), totals.errors[k.index()].into());
+        }
+        let mut status = serde_json::Map::new();
+        for (i, n) in totals.status.iter().enumerate() {
+            status.insert(format!("{}xx", i + 1), (*n).into());
+        }
+        let mut warnings = facts.warnings;
+        if totals.dropped > 0 {
+            warnings.push(format!(
+                "{} scheduled requests were dropped: every connection was busy and the queue was full. Percentiles are lower bounds; raise --connections.",
+                totals.dropped
+            ));
+        }
+        let scheduled = totals.lag.len();
+        let late_fraction = if scheduled == 0 {
+            0.0
+        } else {
+            totals.late as f64 / scheduled as f64
+        };
+        if late_fraction > 0.01 {
+            warnings.push(format!(
+                "{:.1}% of requests were sent more than 2 ms after their intended time (schedule lag p99 {}): the offered load fell behind the requested rate. Latencies still count from the intended time; raise --connections if the target was not saturated.",
+                late_fraction * 100.0,
+                format_us(LatencySummary::of(&totals.lag).p99)
+            ));
+        }
+        let rate_per_s = if facts.rate_basis_s > 0.0 {
+            totals.requests as f64 / facts.rate_basis_s
+        } else {
+            0.0
+        };
+        Self {
+            schema: SCHEMA.into(),
+            target: facts.target,
+            driver: facts.driver,
+            shards: facts.shards,
+            cpus: facts.cpus,
+            requested_rate_per_s: facts.model.rate_per_s,
+            model: facts.model,
+            elapsed_s: round3(facts.elapsed_s),
+            requests: totals.requests,
+            rate_per_s: round3(rate_per_s),
+            errors,
+            errors_total: totals.errors_total(),
+            status,
+            bytes_in: totals.bytes_in,
+            bytes_out: totals.bytes_out,
+            latency_basis: if facts.open { "intended" } else { "sent" }.into(),
+            latency_us: LatencySummary::of(&totals.latency),
+            service_time_us: LatencySummary::of(&totals.service),
+            schedule_lag_us: LatencySummary::of(&totals.lag),
+            late: totals.late,
+            dropped: totals.dropped,
+            connects: totals.connects,
+            trustworthy: warnings.is_empty(),
+            warnings,
+            intervals,
+        }
+    }
+
+    /// The readable summary table.
+    pub fn render_text(&self) -> String {
+        let mut o = String::new();
+        let m = &self.model;
+        let model = match (m.kind.as_str(), m.rate_per_s) {
+            ("open", Some(r)) => format!("open model, {} req/s", trim_float(r)),
+            _ => "closed model".to_string(),
+        };
+        let _ = writeln!(
+            o,
+            "Target     {}  ({model}, {} connections)",
+            self.target, m.connections
+        );
+        let cpus: Vec<String> = self.cpus.iter().map(|c| c.to_string()).collect();
+        let _ = writeln!(
+            o,
+            "Engine     {} shard(s) on CPU {}, driver {}",
+            self.shards,
+            if cpus.is_empty() {
+                "(unpinned)".into()
+            } else {
+                cpus.join(",")
+            },
+            self.driver
+        );
+        let requested = self
+            .requested_rate_per_s
+            .map(|r| format!(" (requested {}/s)", trim_float(r)))
+            .unwrap_or_default();
+        let _ = writeln!(
+            o,
+            "Requests   {} in {:.2}s: {:.1} req/s{requested}; {} in, {} out",
+            self.requests,
+            self.elapsed_s,
+            self.rate_per_s,
+            format_bytes(self.bytes_in),
+            format_bytes(self.bytes_out)
+        );
+        let status: Vec<String> = self
+            .status
+            .iter()
+            .filter(|(_, v)| v.as_u64().unwrap_or(0) > 0)
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        let _ = writeln!(o, "Status     {}", or_none(&status));
+        let errors: Vec<String> = self
+            .errors
+            .iter()
+            .filter(|(_, v)| v.as_u64().unwrap_or(0) > 0)
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        let _ = writeln!(o, "Errors     {}", or_none(&errors));
+        let _ = writeln!(
+            o,
+            "\nLatency            min     mean      p50      p90      p99    p99.9   p99.99      max"
+        );
+        let basis = if self.latency_basis == "intended" {
+            "corrected"
+        } else {
+            "latency"
+        };
+        row(&mut o, basis, &self.latency_us);
+        if self.latency_basis == "intended" {
+            row(&mut o, "uncorrected", &self.service_time_us);
+            row(&mut o, "schedule lag", &self.schedule_lag_us);
+            let _ = writeln!(
+                o,
+                "\nLatency counts from each request's intended start (coordinated omission corrected). Late {}, dropped {}.",
+                self.late, self.dropped
+            );
+        }
+        for w in &self.warnings {
+            let _ = writeln!(o, "\nWARNING: {w}");
+        }
+        o
+    }
+}
+
+fn row(o: &mut String, name: &str, s: &LatencySummary) {
+    let _ = writeln!(
+        o,
+        "  {name:<13}{:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        format_us(s.min),
+        format_us(s.mean as u64),
+        format_us(s.p50),
+        format_us(s.p90),
+        format_us(s.p99),
+        format_us(s.p99_9),
+        format_us(s.p99_99),
+        format_us(s.max)
+    );
+}
+
+fn or_none(items: &[String]) -> String {
+    if items.is_empty() {
+        "none".into()
+    } else {
+        items.join(", ")
+    }
+}
+
+/// `850µs`, `12.3ms`, `1.50s`
+pub fn format_us(us: u64) -> String {
+    if us < 1000 {
+        format!("{us}µs")
+    } else if us < 1_000_000 {
+        format!("{:.2}ms", us as f64 / 1e3)
+    } else {
+        format!("{:.2}s", us as f64 / 1e6)
+    }
+}
+
+fn format_bytes(n: u64) -> String {
+    match n {
+        0..1024 => format!("{n} B"),
+        1024..1_048_576 => format!("{:.1} KiB", n as f64 / 1024.0),
+        1_048_576..1_073_741_824 => format!("{:.1} MiB", n as f64 / 1_048_576.0),
+        _ => format!("{:.2} GiB", n as f64 / 1_073_741_824.0),
+    }
+}
+
+fn trim_float(x: f64) -> String {
+    if x.fract() == 0.0 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.2}")
+    }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(open: bool) -> RunFacts {
+        RunFacts {
+            target: "http://127.0.0.1:1/".into(),
+            driver: "io_uring".into(),
+            cpus: vec![0],
+            model: ModelSummary {
+                kind: if open { "open" } else { "closed" }.into(),
+                connections: 2,
+                duration_s: Some(1.0),
+                requests: None,
+                rate_per_s: open.then_some(100.0),
+            },
+            open,
+            elapsed_s: 1.0,
+            rate_basis_s: 1.0,
+            warnings: vec![],
+            shards: 1,
+        }
+    }
+
+    #[test]
+    fn lag_and_drops_make_a_run_untrustworthy() {
+        let mut s = Stats::new();
+        for i in 0..100 {
+            s.record_send_lag(0, if i < 10 { 5_000_000 } else { 0 });
+            s.record_response(200, Some(0), 0, 1000);
+        }
+        let r = Results::build(&s, vec![], facts(true));
+        assert!(!r.trustworthy);
+        assert_eq!(r.latency_basis, "intended");
+        assert_eq!(r.errors.len(), ErrorKind::COUNT);
+        assert!(r.render_text().contains("WARNING"));
+
+        let mut ok = Stats::new();
+        ok.record_response(200, None, 0, 1000);
+        let r = Results::build(&ok, vec![], facts(false));
+        assert!(r.trustworthy, "{:?}", r.warnings);
+        assert_eq!(r.rate_per_s, 1.0);
+        let json = serde_json::to_string(&r).unwrap();
+        let back: Results = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, r);
+    }
+
+    #[test]
+    fn units_render() {
+        assert_eq!(format_us(850), "850µs");
+        assert_eq!(format_us(12_300), "12.30ms");
+        assert_eq!(format_us(1_500_000), "1.50s");
+        assert_eq!(format_bytes(2048), "2.0 KiB");
+    }
+}

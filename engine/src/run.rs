@@ -1,0 +1,250 @@
+//! Starting a run: shards, the common origin, the collector, and the events a caller reads.
+//!
+//! `start` spawns one thread per shard and one collector thread and returns at once. The
+//! collector waits until every shard has opened its connections, picks one origin for all,
+//! then streams `RunEvent`s: `Started`, one `Interval` per second, and `Finished` last.
+
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
+
+use crate::collector::{collect, Collector, RunInterval};
+use crate::plan::{LoadModel, Plan};
+use crate::results::{ModelSummary, Results, RunFacts};
+use crate::shard::{self, Control, ShardLinks};
+use crate::stats::Stats;
+
+/// Sockets kept free for everything that is not a load connection.
+const FD_RESERVE: u64 = 64;
+/// Time between choosing the origin and the first arrival, so every shard has it first.
+const START_LEAD: Duration = Duration::from_millis(20);
+
+/// What a run streams to its caller.
+#[derive(Debug)]
+pub enum RunEvent {
+    /// Every shard has its connections open; the schedule starts now.
+    Started { shards: usize, connections: u32 },
+    /// One merged second.
+    Interval(RunInterval),
+    /// The run is over.
+    Finished(Box<Finished>),
+}
+
+/// The end of a run: the report and the exact merged histograms behind it.
+#[derive(Debug)]
+pub struct Finished {
+    pub results: Results,
+    pub totals: Box<Stats>,
+}
+
+/// Why a run could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{connections} connections need more open files than this process may have ({limit}); use at most {max} connections or raise the hard limit (ulimit -Hn)")]
+    TooManyConnections { connections: u32, limit: u64, max: u64 },
+    #[error("cannot start a thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+/// A running run.
+pub struct RunHandle {
+    events: Receiver<RunEvent>,
+    control: Vec<Sender<Control>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl RunHandle {
+    /// The run's events, ending with `Finished`.
+    pub fn events(&self) -> &Receiver<RunEvent> {
+        &self.events
+    }
+
+    /// Graceful stop: no new requests; in-flight ones complete; results are kept.
+    pub fn stop(&self) {
+        for c in &self.control {
+            let _ = c.try_send(Control::Stop);
+        }
+    }
+
+    /// Waits for the end, discarding intervals, and returns the result.
+    pub fn wait(self) -> Option<Box<Finished>> {
+        let mut finished = None;
+        for ev in self.events.iter() {
+            if let RunEvent::Finished(f) = ev {
+                finished = Some(f);
+            }
+        }
+        for t in self.threads {
+            let _ = t.join();
+        }
+        finished
+    }
+}
+
+/// The open-file limit after raising the soft limit to the hard one.
+pub fn raise_fd_limit() -> u64 {
+    rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024)
+}
+
+/// Starts a run.
+pub fn start(plan: &Plan) -> Result<RunHandle, StartError> {
+    let limit = raise_fd_limit();
+    let max = limit.saturating_sub(FD_RESERVE + 8 * plan.shards() as u64);
+    if u64::from(plan.connections) > max {
+        return Err(StartError::TooManyConnections {
+            connections: plan.connections,
+            limit,
+            max,
+        });
+    }
+    let shard_plans = plan.split();
+    let shards = shard_plans.len();
+    let (events_tx, events_rx) = bounded(64 * shards);
+    let (ready_tx, ready_rx) = unbounded();
+    let (run_tx, run_rx) = unbounded();
+    let mut control = Vec::with_capacity(shards);
+    let mut recycle = Vec::with_capacity(shards);
+    let mut threads = Vec::with_capacity(shards + 1);
+    for sp in shard_plans {
+        let (ctl_tx, ctl_rx) = bounded(16);
+        let (rec_tx, rec_rx) = bounded(8);
+        control.push(ctl_tx);
+        recycle.push(rec_tx);
+        threads.push(shard::spawn(
+            sp,
+            ShardLinks {
+                events: events_tx.clone(),
+                ready: ready_tx.clone(),
+                control: ctl_rx,
+                recycle: rec_rx,
+            },
+        )?);
+    }
+    drop(events_tx);
+    drop(ready_tx);
+
+    let plan = plan.clone();
+    let starters = control.clone();
+    threads.push(
+        std::thread::Builder::new()
+            .name("loadd-collector".into())
+            .spawn(move || {
+                collector_main(&plan, &starters, &ready_rx, &events_rx, &recycle, &run_tx)
+            })?,
+    );
+    Ok(RunHandle {
+        events: run_rx,
+        control,
+        threads,
+    })
+}
+
+fn collector_main(
+    plan: &Plan,
+    control: &[Sender<Control>],
+    ready: &Receiver<usize>,
+    events: &Receiver<ShardEvent>,
+    recycle: &[Sender<Box<Stats>>],
+    out: &Sender<RunEvent>,
+) {
+    let shards = control.len();
+    // Shards report ready once connected (or failed); a dead shard thread closes the channel.
+    for _ in 0..shards {
+        if ready.recv().is_err() {
+            break;
+        }
+    }
+    let origin = Instant::now() + START_LEAD;
+    for c in control {
+        let _ = c.send(Control::Start(origin));
+    }
+    let _ = out.send(RunEvent::Started {
+        shards,
+        connections: plan.connections,
+    });
+
+    let mut collector = Collector::new(shards);
+    collect(events, recycle, &mut collector, |iv| {
+        let _ = out.send(RunEvent::Interval(iv));
+    });
+    let elapsed_s = Instant::now()
+        .saturating_duration_since(origin)
+        .as_secs_f64();
+    let results = build_results(plan, &collector, elapsed_s);
+    let _ = out.send(RunEvent::Finished(Box::new(Finished {
+        results,
+        totals: collector.totals,
+    })));
+}
+
+use crate::stats::ShardEvent;
+
+fn build_results(plan: &Plan, collector: &Collector, elapsed_s: f64) -> Results {
+    let mut finals: Vec<_> = collector.finals.iter().collect();
+    finals.sort_by_key(|f| f.shard);
+    let mut drivers: Vec<&str> = finals
+        .iter()
+        .filter(|f| f.failure.is_none())
+        .map(|f| f.driver)
+        .collect();
+    drivers.dedup();
+    let warnings: Vec<String> = finals
+        .iter()
+        .filter_map(|f| {
+            f.failure
+                .as_ref()
+                .map(|why| format!("shard {} could not start: {why}", f.shard))
+        })
+        .collect();
+    let (model, planned_s) = match &plan.model {
+        LoadModel::Closed { duration, requests } => (
+            ModelSummary {
+                kind: "closed".into(),
+                connections: plan.connections,
+                duration_s: duration.map(|d| d.as_secs_f64()),
+                requests: *requests,
+                rate_per_s: None,
+            },
+            duration.map(|d| d.as_secs_f64()),
+        ),
+        LoadModel::Open { schedule, .. } => {
+            let d = schedule.end_ns() as f64 / 1e9;
+            (
+                ModelSummary {
+                    kind: "open".into(),
+                    connections: plan.connections,
+                    duration_s: Some(d),
+                    requests: None,
+                    rate_per_s: Some(schedule.peak_rate_per_s()),
+                },
+                Some(d),
+            )
+        }
+    };
+    // Rates are over the planned duration when the run lasted it (the drain of in-flight
+    // requests after the end is not load time); over the real time otherwise.
+    let rate_basis_s = match planned_s {
+        Some(p) if elapsed_s >= p => p,
+        _ => elapsed_s,
+    };
+    Results::build(
+        &collector.totals,
+        Vec::new(),
+        RunFacts {
+            target: plan.target.url.clone(),
+            driver: if drivers.is_empty() {
+                "none".into()
+            } else {
+                drivers.join(",")
+            },
+            cpus: finals.iter().filter_map(|f| f.cpu).collect(),
+            model,
+            open: plan.is_open(),
+            elapsed_s,
+            rate_basis_s,
+            warnings,
+            shards: plan.shards(),
+        },
+    )
+}

@@ -1,0 +1,369 @@
+//! A shard: one pinned thread, one monoio runtime, its own connections, schedule and stats.
+//!
+//! The thread pins itself first, then builds its runtime (io_uring with SINGLE_ISSUER +
+//! DEFER_TASKRUN, which only this thread ever touches; plain io_uring; then epoll), then its
+//! state. It opens its connections, reports ready, waits for the run's common origin, and runs.
+//! It talks to the rest only over channels and never blocks on them once running: intervals go
+//! out with `try_send`, and a full channel merges the interval into the next one (no data lost).
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use monoio::time::TimeDriver;
+use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
+
+use crate::conn::{self, Slot};
+use crate::dispatch::{Dispatch, Offer, Permit};
+use crate::plan::{DriverChoice, ShardPlan, ShardWork};
+use crate::schedule::Schedule;
+use crate::stats::{ShardEvent, ShardFinal, ShardInterval, Stats};
+
+/// Housekeeping period: request-timeout resolution, control polling, interval shipping.
+const HOUSEKEEPING: Duration = Duration::from_millis(10);
+/// The pacer's tick.
+const PACER_TICK: Duration = Duration::from_millis(1);
+/// Arrivals due within this much of now are released on the current tick. monoio's timer has
+/// 1 ms resolution, so releasing slightly early (latency then counts from the actual send)
+/// beats releasing up to a tick late on every request.
+const RELEASE_AHEAD_NS: u64 = 2_000_000;
+const SECOND_NS: u64 = 1_000_000_000;
+
+/// Messages from the run to a shard.
+#[derive(Debug)]
+pub enum Control {
+    /// Start the schedule at this common origin.
+    Start(Instant),
+    /// Graceful stop: no new requests; in-flight ones complete (bounded by the timeout).
+    Stop,
+}
+
+/// State shared by one shard's tasks (single-threaded: `Rc`, `Cell`, `RefCell`).
+pub(crate) struct ShardState {
+    pub plan: ShardPlan,
+    /// The run's common origin; set when the run starts.
+    origin: Cell<Instant>,
+    pub timeout_ns: u64,
+    pub stats: RefCell<Box<Stats>>,
+    pub slots: Vec<Slot>,
+    pub active: Cell<u32>,
+    dispatch: Option<Dispatch>,
+    /// Closed model: requests left to start (u64::MAX when bounded by time only).
+    budget: Cell<u64>,
+    stopping: Cell<bool>,
+    live_conns: Cell<usize>,
+}
+
+impl ShardState {
+    /// Nanoseconds since the run's origin (0 before it).
+    #[inline]
+    pub fn now_ns(&self) -> u64 {
+        Instant::now()
+            .saturating_duration_since(self.origin.get())
+            .as_nanos() as u64
+    }
+
+    /// The next thing connection `id` should do.
+    pub async fn permit(&self, id: usize) -> Permit {
+        if let Some(d) = &self.dispatch {
+            return d.next(id).await;
+        }
+        if self.stopping.get() {
+            return Permit::Stop;
+        }
+        match self.budget.get() {
+            0 => Permit::Stop,
+            u64::MAX => Permit::Go(None),
+            n => {
+                self.budget.set(n - 1);
+                Permit::Go(None)
+            }
+        }
+    }
+
+    pub fn conn_finished(&self) {
+        self.live_conns.set(self.live_conns.get().saturating_sub(1));
+    }
+}
+
+/// The channels a shard is wired with.
+pub struct ShardLinks {
+    pub events: Sender<ShardEvent>,
+    /// The shard index, once its connections are open (or it failed to start).
+    pub ready: Sender<usize>,
+    pub control: Receiver<Control>,
+    /// Emptied stats buckets coming back from the collector for reuse.
+    pub recycle: Receiver<Box<Stats>>,
+}
+
+/// Starts a shard's thread.
+pub fn spawn(plan: ShardPlan, links: ShardLinks) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(format!("loadd-shard-{}", plan.index))
+        .spawn(move || run_thread(plan, links))
+}
+
+fn run_thread(plan: ShardPlan, links: ShardLinks) {
+    // Pin before building anything, so the runtime's memory is first touched on its CPU.
+    let cpu = plan
+        .cpu
+        .filter(|&id| core_affinity::set_for_current(core_affinity::CoreId { id }));
+    let entries = ring_entries(plan.connections);
+    let index = plan.index;
+    let events = links.events.clone();
+    let mut failure = String::new();
+
+    if plan.driver != DriverChoice::Legacy {
+        let mut tuned = io_uring::IoUring::builder();
+        tuned
+            .setup_single_issuer()
+            .setup_defer_taskrun()
+            .setup_cqsize(entries * 4);
+        let built = RuntimeBuilder::<TimeDriver<IoUringDriver>>::new()
+            .with_entries(entries)
+            .uring_builder(tuned)
+            .build()
+            .map(|rt| (rt, "io_uring"))
+            .or_else(|e| {
+                failure = format!("io_uring with DEFER_TASKRUN: {e}");
+                RuntimeBuilder::<TimeDriver<IoUringDriver>>::new()
+                    .with_entries(entries)
+                    .build()
+                    .map(|rt| (rt, "io_uring (default flags)"))
+            });
+        match built {
+            Ok((mut rt, driver)) => {
+                rt.block_on(shard_main(plan, links, driver, cpu));
+                return;
+            }
+            Err(e) => {
+                failure = format!("{failure}; io_uring: {e}");
+                if plan.driver == DriverChoice::Uring {
+                    send_failure(&events, index, cpu, failure);
+                    let _ = links.ready.send(index);
+                    return;
+                }
+            }
+        }
+    }
+    match RuntimeBuilder::<TimeDriver<LegacyDriver>>::new()
+        .with_entries(entries)
+        .build()
+    {
+        Ok(mut rt) => rt.block_on(shard_main(plan, links, "legacy", cpu)),
+        Err(e) => {
+            send_failure(&events, index, cpu, format!("{failure}; epoll: {e}"));
+            let _ = links.ready.send(index);
+        }
+    }
+}
+
+fn send_failure(events: &Sender<ShardEvent>, shard: usize, cpu: Option<usize>, why: String) {
+    let _ = events.send(ShardEvent::Final(ShardFinal {
+        shard,
+        rest: Box::new(Stats::new()),
+        driver: "none",
+        cpu,
+        failure: Some(why.trim_start_matches("; ").to_string()),
+    }));
+}
+
+/// Submission-queue size: room for a read and a write per connection, plus slack.
+fn ring_entries(connections: u32) -> u32 {
+    (connections.saturating_mul(2) + 64)
+        .next_power_of_two()
+        .clamp(256, 32_768)
+}
+
+async fn shard_main(
+    plan: ShardPlan,
+    links: ShardLinks,
+    driver: &'static str,
+    cpu: Option<usize>,
+) {
+    let n = plan.connections as usize;
+    let (dispatch, budget, schedule) = match &plan.work {
+        ShardWork::Closed { requests, .. } => (None, requests.unwrap_or(u64::MAX), None),
+        ShardWork::Open {
+            schedule,
+            max_queue,
+        } => (
+            Some(Dispatch::new(n, *max_queue)),
+            u64::MAX,
+            Some(schedule.clone()),
+        ),
+    };
+    let state = Rc::new(ShardState {
+        timeout_ns: plan.timeout.as_nanos() as u64,
+        origin: Cell::new(Instant::now()),
+        stats: RefCell::new(Box::new(Stats::new())),
+        slots: (0..n).map(|_| Slot::default()).collect(),
+        active: Cell::new(0),
+        dispatch,
+        budget: Cell::new(budget),
+        stopping: Cell::new(false),
+        live_conns: Cell::new(n),
+        plan,
+    });
+
+    // Open every connection before the origin (as wrk2 does), so setup cost is not lag.
+    let connecting: Vec<_> = (0..n)
+        .map(|_| {
+            let s = state.clone();
+            monoio::spawn(async move { conn::connect(&s).await })
+        })
+        .collect();
+    let mut streams = Vec::with_capacity(n);
+    for handle in connecting {
+        match handle.await {
+            Ok(stream) => streams.push(Some(stream)),
+            Err(kind) => {
+                state.stats.borrow_mut().record_error(kind);
+                streams.push(None);
+            }
+        }
+    }
+    let _ = links.ready.send(state.plan.index);
+    // Nothing else runs on this thread yet, so blocking here is harmless.
+    let origin = loop {
+        match links.control.recv() {
+            Ok(Control::Start(origin)) => break Some(origin),
+            Ok(Control::Stop) | Err(_) => break None,
+        }
+    };
+    let Some(origin) = origin else {
+        finish(&state, &links, driver, cpu);
+        return;
+    };
+    // Every shard measures from the same origin.
+    state.origin.set(origin);
+
+    let conns: Vec<_> = streams
+        .into_iter()
+        .enumerate()
+        .map(|(id, stream)| monoio::spawn(conn::run(state.clone(), id, stream)))
+        .collect();
+    if let Some(schedule) = schedule {
+        monoio::spawn(pace(state.clone(), schedule));
+    }
+    housekeep(&state, &links).await;
+    for c in conns {
+        c.await;
+    }
+    finish(&state, &links, driver, cpu);
+}
+
+/// Releases due arrivals to the dispatcher on a shared tick.
+async fn pace(state: Rc<ShardState>, schedule: Schedule) {
+    let Some(dispatch) = &state.dispatch else {
+        return;
+    };
+    let mut cursor = schedule.cursor(state.plan.index, state.plan.shards);
+    'run: while !state.stopping.get() {
+        let now = state.now_ns();
+        let horizon = now + RELEASE_AHEAD_NS;
+        let next = loop {
+            match cursor.peek(&schedule) {
+                Some(t) if t <= horizon => {
+                    cursor.advance();
+                    if dispatch.offer(t) == Offer::Dropped {
+                        state.stats.borrow_mut().dropped += 1;
+                    }
+                }
+                Some(t) => break t,
+                None => break 'run,
+            }
+        };
+        // Sleep until the next arrival enters the release window; at least one tick, and
+        // never so long that a stop goes unnoticed.
+        let wait_ns = (next - horizon).clamp(PACER_TICK.as_nanos() as u64, 10_000_000);
+        monoio::time::sleep(Duration::from_nanos(wait_ns)).await;
+    }
+    dispatch.finish();
+}
+
+/// Watchdog, interval shipping, control and stop conditions, until every connection is done.
+async fn housekeep(state: &Rc<ShardState>, links: &ShardLinks) {
+    let stop_at_ns = match &state.plan.work {
+        ShardWork::Closed { duration, .. } => duration.map(|d| d.as_nanos() as u64),
+        ShardWork::Open { .. } => None,
+    };
+    // Open model: queued arrivals may drain for one timeout after the schedule ends.
+    let drain_until_ns = match &state.plan.work {
+        ShardWork::Open { schedule, .. } => Some(schedule.end_ns() + state.timeout_ns),
+        ShardWork::Closed { .. } => None,
+    };
+    let mut recycled: Vec<Box<Stats>> = Vec::new();
+    let mut next_index = 1u64;
+    while state.live_conns.get() > 0 {
+        monoio::time::sleep(HOUSEKEEPING).await;
+        let now = state.now_ns();
+        for slot in &state.slots {
+            slot.check(now);
+        }
+        while let Ok(msg) = links.control.try_recv() {
+            if let Control::Stop = msg {
+                stop(state);
+            }
+        }
+        if stop_at_ns.is_some_and(|t| now >= t) {
+            stop(state);
+        }
+        if drain_until_ns.is_some_and(|t| now >= t) {
+            stop(state);
+        }
+        while let Ok(s) = links.recycle.try_recv() {
+            recycled.push(s);
+        }
+        if now >= next_index * SECOND_NS {
+            let fresh = recycled.pop().unwrap_or_else(|| Box::new(Stats::new()));
+            let full = std::mem::replace(&mut *state.stats.borrow_mut(), fresh);
+            let msg = ShardEvent::Interval(ShardInterval {
+                shard: state.plan.index,
+                index: next_index,
+                stats: full,
+                active_connections: state.active.get(),
+            });
+            match links.events.try_send(msg) {
+                Ok(()) => {}
+                Err(TrySendError::Full(ShardEvent::Interval(back))) => {
+                    // Collector behind: fold this interval into the next (totals stay exact).
+                    state.stats.borrow_mut().merge(&back.stats);
+                }
+                Err(_) => {}
+            }
+            next_index += 1;
+        }
+    }
+}
+
+/// Graceful stop: no new requests; queued open-model arrivals are dropped and counted.
+fn stop(state: &ShardState) {
+    if state.stopping.replace(true) {
+        return;
+    }
+    if let Some(d) = &state.dispatch {
+        let dropped = d.clear_queue();
+        state.stats.borrow_mut().dropped += dropped;
+        d.finish();
+    }
+}
+
+fn finish(
+    state: &ShardState,
+    links: &ShardLinks,
+    driver: &'static str,
+    cpu: Option<usize>,
+) {
+    let rest = std::mem::replace(&mut *state.stats.borrow_mut(), Box::new(Stats::new()));
+    // The final message must arrive: a blocking send, once, at the very end.
+    let _ = links.events.send(ShardEvent::Final(ShardFinal {
+        shard: state.plan.index,
+        rest,
+        driver,
+        cpu,
+        failure: None,
+    }));
+}

@@ -1,0 +1,233 @@
+//! `ScenarioSpec`: a scenario file exactly as written, with the byte span of every user value.
+//!
+//! Loading only checks syntax and types (serde); meaning is checked by `Plan::from_spec`, which
+//! points back at these spans. The same spec is built from `loadctl run` flags (with empty spans).
+//! The shape is deliberately open: later sections (journeys, several scenarios, thresholds)
+//! are added beside these without changing what a minimal file means.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A scenario file as written.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioSpec {
+    pub target: TargetSpec,
+    #[serde(default)]
+    pub load: LoadSpec,
+    #[serde(default)]
+    pub request: RequestSpec,
+    #[serde(default)]
+    pub engine: EngineSpec,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSpec {
+    /// `http://host:port/path?query`
+    pub url: Spanned<String>,
+}
+
+/// How load is applied. `model` picks closed (connections back to back) or open (arrival rate).
+#[derive(Clone, Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LoadSpec {
+    /// "closed" (default without a rate) or "open" (default with a rate or stages).
+    pub model: Option<Spanned<String>>,
+    pub connections: Option<Spanned<u64>>,
+    /// e.g. "30s"
+    pub duration: Option<Spanned<String>>,
+    /// Closed model: stop after this many requests (e.g. "10k" or 10000).
+    pub requests: Option<Spanned<CountSpec>>,
+    /// Open model: constant arrival rate per second (e.g. "1k" or 1000).
+    pub rate: Option<Spanned<CountSpec>>,
+    /// Open model: rate at the start of the first stage.
+    pub start_rate: Option<Spanned<CountSpec>>,
+    /// Open model: ramping arrival rate.
+    pub stages: Option<Vec<StageSpec>>,
+    /// Open model: arrivals that may wait for a free connection before being dropped.
+    pub max_queue: Option<Spanned<u64>>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageSpec {
+    pub duration: Spanned<String>,
+    pub target: Spanned<CountSpec>,
+}
+
+/// A number written either as a TOML number or as a string with a unit suffix ("10k").
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum CountSpec {
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+#[derive(Clone, Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RequestSpec {
+    pub method: Option<Spanned<String>>,
+    /// Extra header fields, in order, as "Name: value" strings.
+    #[serde(default)]
+    pub headers: Vec<Spanned<String>>,
+    pub body: Option<Spanned<String>>,
+    /// Path of a file whose bytes are the body (relative to the scenario file).
+    pub body_file: Option<Spanned<String>>,
+    /// e.g. "5s"
+    pub timeout: Option<Spanned<String>>,
+    pub connect_timeout: Option<Spanned<String>>,
+}
+
+/// Engine placement. Usually set from flags rather than files.
+#[derive(Clone, Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct EngineSpec {
+    pub threads: Option<Spanned<u64>>,
+    pub cpus: Option<Spanned<Vec<u64>>>,
+    /// "auto", "uring" or "legacy"
+    pub driver: Option<Spanned<String>>,
+}
+
+/// Where a spec came from: needed to turn spans into `file:line:col`.
+#[derive(Clone, Debug)]
+pub struct Source {
+    /// Shown in messages: a path, or "command line".
+    pub name: String,
+    /// The text the spans index into (empty for specs built from flags).
+    pub text: String,
+    /// Directory relative paths in the file are resolved against.
+    pub base_dir: PathBuf,
+}
+
+impl Source {
+    pub fn command_line() -> Self {
+        Self {
+            name: "command line".into(),
+            text: String::new(),
+            base_dir: PathBuf::from("."),
+        }
+    }
+
+    /// `name:line:col` for a byte span; just `name` when the span points nowhere.
+    pub fn locate(&self, span: &Range<usize>) -> String {
+        if self.text.is_empty() || span.start > self.text.len() {
+            return self.name.clone();
+        }
+        let (line, col) = line_col(&self.text, span.start);
+        format!("{}:{line}:{col}", self.name)
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset. Every scenario error goes through it.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let upto = &text[..floor_char_boundary(text, offset)];
+    let line = upto.matches('\n').count() + 1;
+    let line_start = upto.rfind('\n').map_or(0, |i| i + 1);
+    let col = upto[line_start..].chars().count() + 1;
+    (line, col)
+}
+
+fn floor_char_boundary(text: &str, mut i: usize) -> usize {
+    i = i.min(text.len());
+    while !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// A scenario file that could not be read or parsed.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{location}: {message}")]
+    Syntax { location: String, message: String },
+}
+
+/// Reads and parses a scenario file.
+pub fn load(path: &Path) -> Result<(ScenarioSpec, Source), LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let source = Source {
+        name: path.display().to_string(),
+        text,
+        base_dir: path
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+    };
+    let spec = parse(&source)?;
+    Ok((spec, source))
+}
+
+/// Parses scenario text already in memory.
+pub fn parse(source: &Source) -> Result<ScenarioSpec, LoadError> {
+    toml::from_str(&source.text).map_err(|e| {
+        let location = match e.span() {
+            Some(span) => source.locate(&span),
+            None => source.name.clone(),
+        };
+        LoadError::Syntax {
+            location,
+            message: e.message().trim().to_string(),
+        }
+    })
+}
+
+/// Wraps a value built from flags (no file position).
+pub fn unspanned<T>(value: T) -> Spanned<T> {
+    Spanned::new(0..0, value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn src(text: &str) -> Source {
+        Source {
+            name: "t.toml".into(),
+            text: text.into(),
+            base_dir: ".".into(),
+        }
+    }
+
+    #[test]
+    fn line_col_counts_chars() {
+        let t = "a\nbé c\n";
+        assert_eq!(line_col(t, 0), (1, 1));
+        assert_eq!(line_col(t, 2), (2, 1));
+        assert_eq!(line_col(t, 5), (2, 3)); // after 'b' and two-byte 'é'
+        assert_eq!(line_col(t, 4), (2, 2)); // inside 'é' → floored
+    }
+
+    #[test]
+    fn minimal_file_parses() {
+        let spec = parse(&src(
+            "[target]\nurl = \"http://127.0.0.1:1/\"\n[load]\nrate = \"1k\"\nduration = \"10s\"\n",
+        ))
+        .unwrap();
+        assert_eq!(spec.target.url.get_ref(), "http://127.0.0.1:1/");
+        assert_eq!(
+            spec.load.rate.unwrap().into_inner(),
+            CountSpec::Text("1k".into())
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_located() {
+        let err = parse(&src("[target]\nurl = \"http://x/\"\n[load]\nconections = 5\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("t.toml:4:1:"), "{err}");
+        assert!(err.contains("conections"), "{err}");
+    }
+}

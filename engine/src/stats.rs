@@ -1,0 +1,215 @@
+//! What a shard measures, and the messages it sends to the collector.
+//!
+//! A shard records every request into one [`Stats`] bucket for the current one-second interval,
+//! then ships the whole bucket and continues with a recycled empty one. Counters are fixed
+//! arrays indexed by [`ErrorKind`] and status class: nothing on the hot path allocates.
+
+use crate::histogram::{new_histogram, record_ns, LatencyHistogram};
+use crate::ErrorKind;
+
+/// Requests are "late" when sent more than this after their intended time.
+pub const LATE_NS: u64 = 2_000_000;
+
+/// One interval's (or a whole run's) measurements.
+#[derive(Clone, Debug)]
+pub struct Stats {
+    /// Corrected: done − min(intended, sent).
+    pub latency: LatencyHistogram,
+    /// Uncorrected: done − sent.
+    pub service: LatencyHistogram,
+    /// max(0, sent − intended), for scheduled requests only.
+    pub lag: LatencyHistogram,
+    /// Responses received (any status).
+    pub requests: u64,
+    pub errors: [u64; ErrorKind::COUNT],
+    /// Responses by status class: 1xx … 5xx (index 0 … 4).
+    pub status: [u64; 5],
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Scheduled requests sent more than [`LATE_NS`] after their intended time.
+    pub late: u64,
+    /// Scheduled requests dropped because the queue for a free connection was full.
+    pub dropped: u64,
+    /// TCP connections opened.
+    pub connects: u64,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Stats {
+    pub fn new() -> Self {
+        Self {
+            latency: new_histogram(),
+            service: new_histogram(),
+            lag: new_histogram(),
+            requests: 0,
+            errors: [0; ErrorKind::COUNT],
+            status: [0; 5],
+            bytes_in: 0,
+            bytes_out: 0,
+            late: 0,
+            dropped: 0,
+            connects: 0,
+        }
+    }
+
+    /// Empties the bucket for reuse, keeping its allocations.
+    pub fn reset(&mut self) {
+        self.latency.reset();
+        self.service.reset();
+        self.lag.reset();
+        self.requests = 0;
+        self.errors = [0; ErrorKind::COUNT];
+        self.status = [0; 5];
+        self.bytes_in = 0;
+        self.bytes_out = 0;
+        self.late = 0;
+        self.dropped = 0;
+        self.connects = 0;
+    }
+
+    /// Adds another bucket into this one. Exact: histograms share one constructor.
+    pub fn merge(&mut self, other: &Stats) {
+        // Same bounds everywhere, so `add` cannot fail; saturate rather than panic regardless.
+        let _ = self.latency.add(&other.latency);
+        let _ = self.service.add(&other.service);
+        let _ = self.lag.add(&other.lag);
+        self.requests += other.requests;
+        for (a, b) in self.errors.iter_mut().zip(other.errors) {
+            *a += b;
+        }
+        for (a, b) in self.status.iter_mut().zip(other.status) {
+            *a += b;
+        }
+        self.bytes_in += other.bytes_in;
+        self.bytes_out += other.bytes_out;
+        self.late += other.late;
+        self.dropped += other.dropped;
+        self.connects += other.connects;
+    }
+
+    /// Records a response. `intended_ns` is `None` for unscheduled (closed-model) requests.
+    /// Times are nanoseconds since the run origin.
+    #[inline]
+    pub fn record_response(
+        &mut self,
+        status: u16,
+        intended_ns: Option<u64>,
+        sent_ns: u64,
+        done_ns: u64,
+    ) {
+        self.requests += 1;
+        let class = (status / 100).clamp(1, 5) as usize - 1;
+        self.status[class] += 1;
+        if status >= 500 {
+            self.errors[ErrorKind::Status5xx.index()] += 1;
+        } else if status >= 400 {
+            self.errors[ErrorKind::Status4xx.index()] += 1;
+        }
+        let start_ns = intended_ns.map_or(sent_ns, |i| i.min(sent_ns));
+        record_ns(&mut self.latency, done_ns.saturating_sub(start_ns));
+        record_ns(&mut self.service, done_ns.saturating_sub(sent_ns));
+    }
+
+    /// Records when a scheduled request actually went out.
+    #[inline]
+    pub fn record_send_lag(&mut self, intended_ns: u64, sent_ns: u64) {
+        let lag = sent_ns.saturating_sub(intended_ns);
+        record_ns(&mut self.lag, lag);
+        if lag > LATE_NS {
+            self.late += 1;
+        }
+    }
+
+    #[inline]
+    pub fn record_error(&mut self, kind: ErrorKind) {
+        self.errors[kind.index()] += 1;
+    }
+
+    /// Errors of every kind, including 4xx/5xx statuses.
+    pub fn errors_total(&self) -> u64 {
+        self.errors.iter().sum()
+    }
+}
+
+/// One shard's measurements for interval `index` (1-based: interval k covers (k−1 s, k s]).
+#[derive(Debug)]
+pub struct ShardInterval {
+    pub shard: usize,
+    pub index: u64,
+    pub stats: Box<Stats>,
+    pub active_connections: u32,
+}
+
+/// What a shard reports once when it ends.
+#[derive(Debug)]
+pub struct ShardFinal {
+    pub shard: usize,
+    /// Whatever was recorded since the last interval was shipped.
+    pub rest: Box<Stats>,
+    /// Which io driver this shard ran on (e.g. "io_uring", "legacy").
+    pub driver: &'static str,
+    /// The CPU it was pinned to, if pinning succeeded.
+    pub cpu: Option<usize>,
+    /// Set when the shard could not start at all (runtime build failed).
+    pub failure: Option<String>,
+}
+
+/// Everything a shard sends to the collector.
+#[derive(Debug)]
+pub enum ShardEvent {
+    Interval(ShardInterval),
+    Final(ShardFinal),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn corrected_latency_counts_from_intended_time() {
+        let mut s = Stats::new();
+        // Intended at 0, sent at 1 s (stalled), done at 1.001 s.
+        s.record_response(200, Some(0), 1_000_000_000, 1_001_000_000);
+        assert!(s.latency.max() >= 1_000_000);
+        assert!(s.service.max() <= 1_100);
+        // Sent early (before intended): latency counts from the send.
+        let mut e = Stats::new();
+        e.record_response(200, Some(5_000_000), 4_000_000, 4_500_000);
+        assert_eq!(e.latency.max(), e.service.max());
+    }
+
+    #[test]
+    fn statuses_and_errors_are_classified() {
+        let mut s = Stats::new();
+        for code in [200, 204, 304, 404, 503, 101] {
+            s.record_response(code, None, 0, 10);
+        }
+        assert_eq!(s.status, [1, 2, 1, 1, 1]);
+        assert_eq!(s.errors[ErrorKind::Status4xx.index()], 1);
+        assert_eq!(s.errors[ErrorKind::Status5xx.index()], 1);
+        s.record_error(ErrorKind::Reset);
+        assert_eq!(s.errors_total(), 3);
+        let mut t = Stats::new();
+        t.merge(&s);
+        t.merge(&s);
+        assert_eq!(t.requests, 12);
+        assert_eq!(t.latency.len(), 12);
+        t.reset();
+        assert_eq!(t.requests, 0);
+        assert!(t.latency.is_empty());
+    }
+
+    #[test]
+    fn lag_and_late() {
+        let mut s = Stats::new();
+        s.record_send_lag(1_000, 500); // early: zero lag
+        s.record_send_lag(0, LATE_NS + 1);
+        assert_eq!(s.late, 1);
+        assert_eq!(s.lag.len(), 2);
+    }
+}
