@@ -34,5 +34,10 @@ if [ "${LOADD_SKIP_INSTALL:-0}" != 1 ]; then
     fi
 fi
 
-cargo build --workspace --bins
+# The tests drive the binaries of their own profile (target/<profile>/loadctl): build the same one.
+build_args=()
+for arg in "$@"; do
+    if [ "$arg" = "--release" ]; then build_args+=(--release); fi
+done
+cargo build --workspace --bins "${build_args[@]}"
 cargo test --workspace "$@"

@@ -9,7 +9,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use engine::units;
 
 #[derive(Debug, Parser)]
-#[command(name = "loadctl", version, about = "Honest HTTP load generation: run scenarios, read coordinated-omission-corrected results")]
+#[command(
+    name = "loadctl",
+    version,
+    about = "Honest HTTP load generation: run scenarios, read coordinated-omission-corrected results"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -18,7 +22,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a load in this process: `loadctl run URL` (wrk-like flags) or `loadctl run FILE.toml`.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Check a scenario file without sending traffic.
     Validate {
         /// The scenario file.
@@ -138,7 +142,15 @@ mod tests {
     #[test]
     fn units_and_zeroes() {
         let cli = Cli::try_parse_from([
-            "loadctl", "run", "http://x/", "-c", "1k", "-R", "10k", "-d", "1m30s",
+            "loadctl",
+            "run",
+            "http://x/",
+            "-c",
+            "1k",
+            "-R",
+            "10k",
+            "-d",
+            "1m30s",
         ])
         .unwrap();
         let Command::Run(a) = cli.command else {
@@ -147,7 +159,13 @@ mod tests {
         assert_eq!(a.connections, Some(1000));
         assert_eq!(a.rate, Some(10_000.0));
         assert_eq!(a.duration, Some(Duration::from_secs(90)));
-        for bad in [["-c", "0"], ["-R", "0"], ["-d", "0s"], ["-d", "1x"], ["-n", "-3"]] {
+        for bad in [
+            ["-c", "0"],
+            ["-R", "0"],
+            ["-d", "0s"],
+            ["-d", "1x"],
+            ["-n", "-3"],
+        ] {
             assert!(
                 Cli::try_parse_from(["loadctl", "run", "http://x/", bad[0], bad[1]]).is_err(),
                 "{bad:?}"

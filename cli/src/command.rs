@@ -58,11 +58,24 @@ fn run(args: &RunArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
+    // Ctrl-C stops gracefully and still prints results (as k6 does); a second one exits.
+    let stopper = handle.stopper();
+    let interrupted = std::sync::atomic::AtomicBool::new(false);
+    let _ = ctrlc::set_handler(move || {
+        if interrupted.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("stopping: finishing in-flight requests (Ctrl-C again to quit now)");
+        stopper.stop();
+    });
     let progress = !args.quiet && std::io::stderr().is_terminal();
     let mut finished = None;
     for event in handle.events().iter() {
         match event {
-            RunEvent::Started { shards, connections } if progress => {
+            RunEvent::Started {
+                shards,
+                connections,
+            } if progress => {
                 eprintln!(
                     "running {} against {} with {connections} connections on {shards} shard(s)",
                     describe(&plan),

@@ -263,6 +263,10 @@ impl Conn {
                     }
                     Ok(Step::Partial { consumed, .. }) => {
                         buf.drain(..consumed);
+                        // The decoder stops at each chunk boundary: decode the rest before reading.
+                        if consumed > 0 && !buf.is_empty() {
+                            continue;
+                        }
                     }
                     Err(kind) => return Err(Failure::Kind(kind)),
                 }

@@ -91,6 +91,9 @@ mod tests {
 
     #[test]
     fn empty_summary_is_zero() {
-        assert_eq!(LatencySummary::of(&new_histogram()), LatencySummary::default());
+        assert_eq!(
+            LatencySummary::of(&new_histogram()),
+            LatencySummary::default()
+        );
     }
 }

@@ -57,7 +57,10 @@ pub enum LoadModel {
         requests: Option<u64>,
     },
     /// Arrivals follow a schedule (wrk2, k6 arrival-rate executors).
-    Open { schedule: Schedule, max_queue: usize },
+    Open {
+        schedule: Schedule,
+        max_queue: usize,
+    },
 }
 
 /// The resolved target.
@@ -176,7 +179,10 @@ impl Plan {
             .map_or_else(|| "GET".to_string(), |m| m.get_ref().to_ascii_uppercase());
         if let Some(m) = &spec.request.method {
             if http1::validate_header(&method, "").is_err() {
-                c.error(&m.span(), format!("`{}` is not a valid method", m.get_ref()));
+                c.error(
+                    &m.span(),
+                    format!("`{}` is not a valid method", m.get_ref()),
+                );
             }
         }
         let headers = check_headers(&mut c, &spec.request.headers);
@@ -206,7 +212,10 @@ impl Plan {
         let cpus = check_cpus(&mut c, spec, connections);
         let driver = match &spec.engine.driver {
             Some(d) => DriverChoice::parse(d.get_ref()).unwrap_or_else(|| {
-                c.error(&d.span(), "driver must be \"auto\", \"uring\" or \"legacy\"");
+                c.error(
+                    &d.span(),
+                    "driver must be \"auto\", \"uring\" or \"legacy\"",
+                );
                 DriverChoice::Auto
             }),
             None => DriverChoice::Auto,
@@ -269,7 +278,8 @@ impl Plan {
         let n = self.shards().max(1);
         (0..n)
             .map(|i| {
-                let share = |total: u64| total / n as u64 + u64::from((i as u64) < total % n as u64);
+                let share =
+                    |total: u64| total / n as u64 + u64::from((i as u64) < total % n as u64);
                 let work = match &self.model {
                     LoadModel::Closed { duration, requests } => ShardWork::Closed {
                         duration: *duration,
@@ -324,7 +334,10 @@ pub enum ShardWork {
         duration: Option<Duration>,
         requests: Option<u64>,
     },
-    Open { schedule: Schedule, max_queue: usize },
+    Open {
+        schedule: Schedule,
+        max_queue: usize,
+    },
 }
 
 fn check_target(c: &mut Checker<'_>, url: &Spanned<String>) -> Option<(Target, String, String)> {
@@ -333,18 +346,27 @@ fn check_target(c: &mut Checker<'_>, url: &Spanned<String>) -> Option<(Target, S
     let parsed = match url::Url::parse(text) {
         Ok(u) => u,
         Err(e) => {
-            c.error(&span, format!("`{text}` is not a valid URL ({e}); use http://host:port/path"));
+            c.error(
+                &span,
+                format!("`{text}` is not a valid URL ({e}); use http://host:port/path"),
+            );
             return None;
         }
     };
     match parsed.scheme() {
         "http" => {}
         "https" => {
-            c.error(&span, "https:// targets are not supported yet (TLS comes later); use http://");
+            c.error(
+                &span,
+                "https:// targets are not supported yet (TLS comes later); use http://",
+            );
             return None;
         }
         other => {
-            c.error(&span, format!("unsupported scheme `{other}://`; use http://"));
+            c.error(
+                &span,
+                format!("unsupported scheme `{other}://`; use http://"),
+            );
             return None;
         }
     }
@@ -389,7 +411,10 @@ fn check_headers(c: &mut Checker<'_>, headers: &[Spanned<String>]) -> Vec<(Strin
     let mut out = Vec::with_capacity(headers.len());
     for h in headers {
         let Some((name, value)) = h.get_ref().split_once(':') else {
-            c.error(&h.span(), format!("header `{}` must be written \"Name: value\"", h.get_ref()));
+            c.error(
+                &h.span(),
+                format!("header `{}` must be written \"Name: value\"", h.get_ref()),
+            );
             continue;
         };
         let (name, value) = (name.trim(), value.trim());
@@ -411,7 +436,10 @@ fn check_body(c: &mut Checker<'_>, spec: &ScenarioSpec, source: &Source) -> Vec<
         (None, Some(f)) => {
             let path = source.base_dir.join(Path::new(f.get_ref()));
             std::fs::read(&path).unwrap_or_else(|e| {
-                c.error(&f.span(), format!("cannot read body file `{}`: {e}", path.display()));
+                c.error(
+                    &f.span(),
+                    format!("cannot read body file `{}`: {e}", path.display()),
+                );
                 Vec::new()
             })
         }
@@ -427,7 +455,10 @@ fn check_model(c: &mut Checker<'_>, spec: &ScenarioSpec) -> Option<LoadModel> {
             "open" => true,
             "closed" => false,
             other => {
-                c.error(&m.span(), format!("model `{other}` is unknown: use \"closed\" or \"open\""));
+                c.error(
+                    &m.span(),
+                    format!("model `{other}` is unknown: use \"closed\" or \"open\""),
+                );
                 return None;
             }
         },
@@ -467,7 +498,10 @@ fn check_model(c: &mut Checker<'_>, spec: &ScenarioSpec) -> Option<LoadModel> {
     }
     let schedule = match (&load.rate, &load.stages) {
         (Some(r), Some(_)) => {
-            c.error(&r.span(), "give either rate (constant) or stages (ramping), not both");
+            c.error(
+                &r.span(),
+                "give either rate (constant) or stages (ramping), not both",
+            );
             return None;
         }
         (Some(r), None) => {
@@ -481,7 +515,10 @@ fn check_model(c: &mut Checker<'_>, spec: &ScenarioSpec) -> Option<LoadModel> {
         }
         (None, Some(stages)) => {
             if let Some(d) = &load.duration {
-                c.error(&d.span(), "duration does not apply with stages: their durations add up to the run's");
+                c.error(
+                    &d.span(),
+                    "duration does not apply with stages: their durations add up to the run's",
+                );
             }
             let start = match &load.start_rate {
                 Some(s) => c.scaled(s, "start_rate")?,
@@ -505,7 +542,9 @@ fn check_model(c: &mut Checker<'_>, spec: &ScenarioSpec) -> Option<LoadModel> {
             if schedule.total() == 0 {
                 c.errors.push(PlanError {
                     location: c.source.name.clone(),
-                    message: "the stages never send a request: give a stage a target rate above zero".into(),
+                    message:
+                        "the stages never send a request: give a stage a target rate above zero"
+                            .into(),
                 });
                 return None;
             }
@@ -540,7 +579,12 @@ fn check_cpus(c: &mut Checker<'_>, spec: &ScenarioSpec, connections: u32) -> Vec
                 if available.contains(&(cpu as usize)) {
                     out.push(Some(cpu as usize));
                 } else {
-                    c.error(&list.span(), format!("cpu {cpu} is not available to this process (available: {available:?})"));
+                    c.error(
+                        &list.span(),
+                        format!(
+                            "cpu {cpu} is not available to this process (available: {available:?})"
+                        ),
+                    );
                 }
             }
             out
@@ -554,11 +598,19 @@ fn check_cpus(c: &mut Checker<'_>, spec: &ScenarioSpec, connections: u32) -> Vec
             c.error(&t.span(), "threads must be at least 1");
         } else if spec.engine.cpus.is_some() {
             if n != cpus.len() {
-                c.error(&t.span(), format!("threads ({n}) disagrees with the {} cpus listed", cpus.len()));
+                c.error(
+                    &t.span(),
+                    format!(
+                        "threads ({n}) disagrees with the {} cpus listed",
+                        cpus.len()
+                    ),
+                );
             }
         } else {
             // More threads than CPUs: wrap around (shards share CPUs) rather than refuse.
-            cpus = (0..n).map(|i| available.get(i % available.len().max(1)).copied()).collect();
+            cpus = (0..n)
+                .map(|i| available.get(i % available.len().max(1)).copied())
+                .collect();
         }
     }
     // A shard with no connection would do nothing.

@@ -13,7 +13,7 @@ use crate::collector::{collect, Collector, RunInterval};
 use crate::plan::{LoadModel, Plan};
 use crate::results::{ModelSummary, Results, RunFacts};
 use crate::shard::{self, Control, ShardLinks};
-use crate::stats::Stats;
+use crate::stats::{ShardEvent, Stats};
 
 /// Sockets kept free for everything that is not a load connection.
 const FD_RESERVE: u64 = 64;
@@ -42,7 +42,11 @@ pub struct Finished {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("{connections} connections need more open files than this process may have ({limit}); use at most {max} connections or raise the hard limit (ulimit -Hn)")]
-    TooManyConnections { connections: u32, limit: u64, max: u64 },
+    TooManyConnections {
+        connections: u32,
+        limit: u64,
+        max: u64,
+    },
     #[error("cannot start a thread: {0}")]
     Thread(#[from] std::io::Error),
 }
@@ -62,8 +66,13 @@ impl RunHandle {
 
     /// Graceful stop: no new requests; in-flight ones complete; results are kept.
     pub fn stop(&self) {
-        for c in &self.control {
-            let _ = c.try_send(Control::Stop);
+        self.stopper().stop();
+    }
+
+    /// A handle that can stop the run from another thread (e.g. a signal handler).
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            control: self.control.clone(),
         }
     }
 
@@ -79,6 +88,20 @@ impl RunHandle {
             let _ = t.join();
         }
         finished
+    }
+}
+
+/// Stops a run from anywhere; cheap to clone.
+#[derive(Clone)]
+pub struct Stopper {
+    control: Vec<Sender<Control>>,
+}
+
+impl Stopper {
+    pub fn stop(&self) {
+        for c in &self.control {
+            let _ = c.try_send(Control::Stop);
+        }
     }
 }
 
@@ -177,8 +200,6 @@ fn collector_main(
         totals: collector.totals,
     })));
 }
-
-use crate::stats::ShardEvent;
 
 fn build_results(plan: &Plan, collector: &Collector, elapsed_s: f64) -> Results {
     let mut finals: Vec<_> = collector.finals.iter().collect();

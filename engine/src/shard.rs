@@ -177,12 +177,7 @@ fn ring_entries(connections: u32) -> u32 {
         .clamp(256, 32_768)
 }
 
-async fn shard_main(
-    plan: ShardPlan,
-    links: ShardLinks,
-    driver: &'static str,
-    cpu: Option<usize>,
-) {
+async fn shard_main(plan: ShardPlan, links: ShardLinks, driver: &'static str, cpu: Option<usize>) {
     let n = plan.connections as usize;
     let (dispatch, budget, schedule) = match &plan.work {
         ShardWork::Closed { requests, .. } => (None, requests.unwrap_or(u64::MAX), None),
@@ -227,11 +222,9 @@ async fn shard_main(
     }
     let _ = links.ready.send(state.plan.index);
     // Nothing else runs on this thread yet, so blocking here is harmless.
-    let origin = loop {
-        match links.control.recv() {
-            Ok(Control::Start(origin)) => break Some(origin),
-            Ok(Control::Stop) | Err(_) => break None,
-        }
+    let origin = match links.control.recv() {
+        Ok(Control::Start(origin)) => Some(origin),
+        Ok(Control::Stop) | Err(_) => None,
     };
     let Some(origin) = origin else {
         finish(&state, &links, driver, cpu);
@@ -351,12 +344,7 @@ fn stop(state: &ShardState) {
     }
 }
 
-fn finish(
-    state: &ShardState,
-    links: &ShardLinks,
-    driver: &'static str,
-    cpu: Option<usize>,
-) {
+fn finish(state: &ShardState, links: &ShardLinks, driver: &'static str, cpu: Option<usize>) {
     let rest = std::mem::replace(&mut *state.stats.borrow_mut(), Box::new(Stats::new()));
     // The final message must arrive: a blocking send, once, at the very end.
     let _ = links.events.send(ShardEvent::Final(ShardFinal {

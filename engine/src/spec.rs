@@ -224,9 +224,11 @@ mod tests {
 
     #[test]
     fn unknown_key_is_located() {
-        let err = parse(&src("[target]\nurl = \"http://x/\"\n[load]\nconections = 5\n"))
-            .unwrap_err()
-            .to_string();
+        let err = parse(&src(
+            "[target]\nurl = \"http://x/\"\n[load]\nconections = 5\n",
+        ))
+        .unwrap_err()
+        .to_string();
         assert!(err.starts_with("t.toml:4:1:"), "{err}");
         assert!(err.contains("conections"), "{err}");
     }

@@ -57,7 +57,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, UnitError> {
 }
 
 fn seconds_to_duration(secs: f64) -> Option<Duration> {
-    (secs.is_finite() && secs >= 0.0 && secs < 1e12).then(|| Duration::from_secs_f64(secs))
+    (0.0..1e12)
+        .contains(&secs)
+        .then(|| Duration::from_secs_f64(secs))
 }
 
 /// Parses a non-negative number with an optional `k` (10³), `M` (10⁶) or `G` (10⁹) suffix.
@@ -94,9 +96,9 @@ pub fn parse_count(text: &str) -> Result<u64, UnitError> {
 /// Formats a duration the way the parser reads it back (used in summaries).
 pub fn format_duration(d: Duration) -> String {
     let us = d.as_micros();
-    if us % 1_000_000 == 0 {
+    if us.is_multiple_of(1_000_000) {
         format!("{}s", us / 1_000_000)
-    } else if us % 1000 == 0 {
+    } else if us.is_multiple_of(1000) {
         format!("{}ms", us / 1000)
     } else {
         format!("{us}us")

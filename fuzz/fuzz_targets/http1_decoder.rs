@@ -54,7 +54,10 @@ fn run(stream: &[u8], sizes: &[usize], head_request: bool) -> Vec<Outcome> {
                 }
             };
             assert!(consumed <= buf.len(), "consumed past the input");
-            assert!(body.start <= body.end && body.end <= consumed, "body range outside the consumed input");
+            assert!(
+                body.start <= body.end && body.end <= consumed,
+                "body range outside the consumed input"
+            );
             body_seen += (body.end - body.start) as u64;
             assert_eq!(body_seen, dec.body_bytes());
             buf.drain(..consumed);
