@@ -40,6 +40,9 @@ pub enum Output {
 pub struct RunArgs {
     /// Target URL (http://host:port/path) or scenario file (.toml).
     pub target: String,
+    /// With a scenario file: target URL to use instead of the file's.
+    #[arg(long)]
+    pub url: Option<String>,
     /// Connections to keep open (split across threads).
     #[arg(short = 'c', long, value_parser = positive_count)]
     pub connections: Option<u64>,

@@ -155,6 +155,9 @@ fn plan_from(spec: &ScenarioSpec, source: &Source) -> Result<Plan, u8> {
 
 /// Flags override what a file says.
 fn apply_flags(spec: &mut ScenarioSpec, a: &RunArgs) {
+    if let Some(url) = &a.url {
+        spec.target.url = unspanned(url.clone());
+    }
     let load = &mut spec.load;
     if let Some(c) = a.connections {
         load.connections = Some(unspanned(c));

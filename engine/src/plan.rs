@@ -121,15 +121,19 @@ impl std::error::Error for PlanErrors {}
 /// Collects located errors while validating.
 struct Checker<'a> {
     source: &'a Source,
-    errors: Vec<PlanError>,
+    /// With the byte offset they point at, to report in file order.
+    errors: Vec<(usize, PlanError)>,
 }
 
 impl Checker<'_> {
     fn error(&mut self, span: &Range<usize>, message: impl Into<String>) {
-        self.errors.push(PlanError {
-            location: self.source.locate(span),
-            message: message.into(),
-        });
+        self.errors.push((
+            span.start,
+            PlanError {
+                location: self.source.locate(span),
+                message: message.into(),
+            },
+        ));
     }
 
     fn duration(&mut self, value: &Spanned<String>, what: &str) -> Option<Duration> {
@@ -222,7 +226,8 @@ impl Plan {
         };
 
         if !c.errors.is_empty() {
-            return Err(PlanErrors(c.errors));
+            c.errors.sort_by_key(|(at, _)| *at);
+            return Err(PlanErrors(c.errors.into_iter().map(|(_, e)| e).collect()));
         }
         let (Some((target, path_and_query, host_header)), Some(model)) = (target, model) else {
             return Err(PlanErrors(vec![PlanError {
@@ -540,12 +545,11 @@ fn check_model(c: &mut Checker<'_>, spec: &ScenarioSpec) -> Option<LoadModel> {
             }
             let schedule = Schedule::new(start, &out);
             if schedule.total() == 0 {
-                c.errors.push(PlanError {
-                    location: c.source.name.clone(),
-                    message:
-                        "the stages never send a request: give a stage a target rate above zero"
-                            .into(),
-                });
+                let at = stages.first().map_or(0..0, |s| s.duration.span());
+                c.error(
+                    &at,
+                    "the stages never send a request: give a stage a target rate above zero",
+                );
                 return None;
             }
             schedule
@@ -619,4 +623,118 @@ fn check_cpus(c: &mut Checker<'_>, spec: &ScenarioSpec, connections: u32) -> Vec
         cpus.push(None);
     }
     cpus
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec;
+
+    fn plan(text: &str) -> Result<Plan, PlanErrors> {
+        let source = Source {
+            name: "t.toml".into(),
+            text: text.into(),
+            base_dir: ".".into(),
+        };
+        let spec = spec::parse(&source).map_err(|e| {
+            PlanErrors(vec![PlanError {
+                location: String::new(),
+                message: e.to_string(),
+            }])
+        })?;
+        Plan::from_spec(&spec, &source)
+    }
+
+    #[test]
+    fn closed_defaults_and_split() {
+        let p = plan("[target]\nurl = \"http://127.0.0.1:9/x?y=1\"\n[load]\nconnections = 5\nrequests = 101\n[engine]\nthreads = 2\n").unwrap();
+        assert_eq!(
+            p.model,
+            LoadModel::Closed {
+                duration: None,
+                requests: Some(101)
+            }
+        );
+        let text = String::from_utf8(p.request.clone()).unwrap();
+        assert!(
+            text.starts_with("GET /x?y=1 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n"),
+            "{text}"
+        );
+        let shards = p.split();
+        assert_eq!(shards.len(), 2);
+        assert_eq!(shards[0].connections + shards[1].connections, 5);
+        let budgets: Vec<_> = shards
+            .iter()
+            .map(|s| match s.work {
+                ShardWork::Closed { requests, .. } => requests.unwrap(),
+                ShardWork::Open { .. } => 0,
+            })
+            .collect();
+        assert_eq!(budgets.iter().sum::<u64>(), 101);
+    }
+
+    #[test]
+    fn open_rate_and_stages() {
+        let p = plan(
+            "[target]\nurl = \"http://127.0.0.1:9/\"\n[load]\nrate = \"2k\"\nduration = \"3s\"\n",
+        )
+        .unwrap();
+        assert!(p.is_open());
+        assert_eq!(p.requested_rate_per_s(), Some(2000.0));
+        let p = plan("[target]\nurl = \"http://127.0.0.1:9/\"\n[load]\nstages = [{duration = \"2s\", target = 100}, {duration = \"1s\", target = 100}]\n").unwrap();
+        let LoadModel::Open { schedule, .. } = &p.model else {
+            panic!("open")
+        };
+        assert_eq!(schedule.total(), 200);
+    }
+
+    #[test]
+    fn every_error_is_reported_in_file_order() {
+        let err = plan("[target]\nurl = \"gopher://x\"\n[load]\nrate = -1\nduration = \"0s\"\n[request]\nmethod = \"GE T\"\ntimeout = \"fast\"\n")
+            .unwrap_err();
+        let lines: Vec<String> = err.0.iter().map(ToString::to_string).collect();
+        assert_eq!(lines.len(), 5, "{lines:#?}");
+        assert!(
+            lines[0].starts_with("t.toml:2:7: unsupported scheme"),
+            "{lines:#?}"
+        );
+        assert!(
+            lines[1].starts_with("t.toml:4:8: rate must be"),
+            "{lines:#?}"
+        );
+        assert!(
+            lines[2].starts_with("t.toml:5:12: duration must be greater than zero"),
+            "{lines:#?}"
+        );
+        assert!(lines[3].contains("not a valid method"), "{lines:#?}");
+        assert!(lines[4].contains("timeout"), "{lines:#?}");
+    }
+
+    #[test]
+    fn model_mismatches_are_refused() {
+        for (text, needle) in [
+            (
+                "[load]\nmodel = \"closed\"\nrate = 5\n",
+                "only applies to the open model",
+            ),
+            (
+                "[load]\nrate = 5\nrequests = 5\n",
+                "only applies to the closed model",
+            ),
+            (
+                "[load]\nrate = 5\nstages = [{duration = \"1s\", target = 1}]\n",
+                "not both",
+            ),
+            (
+                "[load]\nstages = [{duration = \"1s\", target = 0}]\n",
+                "never send",
+            ),
+            ("[load]\nmodel = \"open\"\n", "needs a rate or stages"),
+            ("[load]\nconnections = 0\n", "at least 1"),
+        ] {
+            let full = format!("[target]\nurl = \"http://127.0.0.1:9/\"\n{text}");
+            let err = plan(&full).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text} → {err}");
+        }
+    }
 }
