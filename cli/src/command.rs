@@ -101,14 +101,10 @@ fn run(args: &RunArgs) -> u8 {
         eprintln!("error: the run ended without a result");
         return EXIT_RUN_FAILED;
     };
-    let mut results = finished.results;
+    let results = finished.results;
     let mut out = std::io::stdout().lock();
     let written = match args.output {
-        Output::Json => {
-            // Intervals are part of the JSON result; the text table leaves them out.
-            results.intervals = Vec::new();
-            serde_json::to_writer(&mut out, &results).map_err(std::io::Error::from)
-        }
+        Output::Json => serde_json::to_writer(&mut out, &results).map_err(std::io::Error::from),
         Output::Text => out.write_all(results.render_text().as_bytes()),
     };
     let _ = written.and_then(|()| writeln!(out));

@@ -11,7 +11,7 @@ use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 
 use crate::collector::{collect, Collector, RunInterval};
 use crate::plan::{LoadModel, Plan};
-use crate::results::{ModelSummary, Results, RunFacts};
+use crate::results::{IntervalSummary, ModelSummary, Results, RunFacts};
 use crate::shard::{self, Control, ShardLinks};
 use crate::stats::{ShardEvent, Stats};
 
@@ -188,20 +188,27 @@ fn collector_main(
     });
 
     let mut collector = Collector::new(shards);
+    let mut intervals = Vec::new();
     collect(events, recycle, &mut collector, |iv| {
+        intervals.push(iv.summary.clone());
         let _ = out.send(RunEvent::Interval(iv));
     });
     let elapsed_s = Instant::now()
         .saturating_duration_since(origin)
         .as_secs_f64();
-    let results = build_results(plan, &collector, elapsed_s);
+    let results = build_results(plan, &collector, intervals, elapsed_s);
     let _ = out.send(RunEvent::Finished(Box::new(Finished {
         results,
         totals: collector.totals,
     })));
 }
 
-fn build_results(plan: &Plan, collector: &Collector, elapsed_s: f64) -> Results {
+fn build_results(
+    plan: &Plan,
+    collector: &Collector,
+    intervals: Vec<IntervalSummary>,
+    elapsed_s: f64,
+) -> Results {
     let mut finals: Vec<_> = collector.finals.iter().collect();
     finals.sort_by_key(|f| f.shard);
     let mut drivers: Vec<&str> = finals
@@ -251,7 +258,7 @@ fn build_results(plan: &Plan, collector: &Collector, elapsed_s: f64) -> Results 
     };
     Results::build(
         &collector.totals,
-        Vec::new(),
+        intervals,
         RunFacts {
             target: plan.target.url.clone(),
             driver: if drivers.is_empty() {

@@ -241,9 +241,19 @@ async fn shard_main(plan: ShardPlan, links: ShardLinks, driver: &'static str, cp
     if let Some(schedule) = schedule {
         monoio::spawn(pace(state.clone(), schedule));
     }
-    housekeep(&state, &links).await;
+    let last_index = housekeep(&state, &links).await;
     for c in conns {
         c.await;
+    }
+    // The last, partial second is an interval too, so intervals add up to the totals.
+    let rest = std::mem::replace(&mut *state.stats.borrow_mut(), Box::new(Stats::new()));
+    if !rest.is_empty() {
+        let _ = links.events.send(ShardEvent::Interval(ShardInterval {
+            shard: state.plan.index,
+            index: last_index,
+            stats: rest,
+            active_connections: 0,
+        }));
     }
     finish(&state, &links, driver, cpu);
 }
@@ -278,7 +288,8 @@ async fn pace(state: Rc<ShardState>, schedule: Schedule) {
 }
 
 /// Watchdog, interval shipping, control and stop conditions, until every connection is done.
-async fn housekeep(state: &Rc<ShardState>, links: &ShardLinks) {
+/// Returns the index of the interval in progress.
+async fn housekeep(state: &Rc<ShardState>, links: &ShardLinks) -> u64 {
     let stop_at_ns = match &state.plan.work {
         ShardWork::Closed { duration, .. } => duration.map(|d| d.as_nanos() as u64),
         ShardWork::Open { .. } => None,
@@ -330,6 +341,7 @@ async fn housekeep(state: &Rc<ShardState>, links: &ShardLinks) {
             next_index += 1;
         }
     }
+    next_index
 }
 
 /// Graceful stop: no new requests; queued open-model arrivals are dropped and counted.

@@ -130,6 +130,17 @@ impl Stats {
         self.errors[kind.index()] += 1;
     }
 
+    /// True when nothing at all was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.requests == 0
+            && self.errors_total() == 0
+            && self.lag.is_empty()
+            && self.dropped == 0
+            && self.connects == 0
+            && self.bytes_in == 0
+            && self.bytes_out == 0
+    }
+
     /// Errors of every kind, including 4xx/5xx statuses.
     pub fn errors_total(&self) -> u64 {
         self.errors.iter().sum()
