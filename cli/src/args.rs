@@ -40,9 +40,10 @@ pub enum Output {
 pub struct RunArgs {
     /// Target URL (http://host:port/path) or scenario file (.toml).
     pub target: String,
-    /// With a scenario file: target URL to use instead of the file's.
+    /// With a scenario file: send to this origin (scheme, host, port) instead of the file's,
+    /// keeping the file's paths, e.g. to smoke-run a scenario against a local target.
     #[arg(long)]
-    pub url: Option<String>,
+    pub base_url: Option<String>,
     /// Connections to keep open (split across threads).
     #[arg(short = 'c', long, value_parser = positive_count)]
     pub connections: Option<u64>,

@@ -151,8 +151,8 @@ fn plan_from(spec: &ScenarioSpec, source: &Source) -> Result<Plan, u8> {
 
 /// Flags override what a file says.
 fn apply_flags(spec: &mut ScenarioSpec, a: &RunArgs) {
-    if let Some(url) = &a.url {
-        spec.target.url = unspanned(url.clone());
+    if let Some(base) = &a.base_url {
+        spec.target.url = unspanned(spec::rebase(spec.target.url.get_ref(), base));
     }
     let load = &mut spec.load;
     if let Some(c) = a.connections {

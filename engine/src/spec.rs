@@ -183,6 +183,24 @@ pub fn parse(source: &Source) -> Result<ScenarioSpec, LoadError> {
     })
 }
 
+/// Puts `url`'s path and query on another origin: `rebase("http://a:1/x?q", "http://b:2")`
+/// is `http://b:2/x?q`. A base with a path of its own keeps it as a prefix.
+pub fn rebase(url: &str, base: &str) -> String {
+    let path_of = |u: &str| -> usize {
+        let after_scheme = u.find("://").map_or(0, |i| i + 3);
+        u[after_scheme..]
+            .find('/')
+            .map_or(u.len(), |i| after_scheme + i)
+    };
+    let path = &url[path_of(url)..];
+    let base = base.trim_end_matches('/');
+    if path.is_empty() {
+        format!("{base}/")
+    } else {
+        format!("{base}{path}")
+    }
+}
+
 /// Wraps a value built from flags (no file position).
 pub fn unspanned<T>(value: T) -> Spanned<T> {
     Spanned::new(0..0, value)
@@ -198,6 +216,17 @@ mod tests {
             text: text.into(),
             base_dir: ".".into(),
         }
+    }
+
+    #[test]
+    fn rebase_keeps_path_and_query() {
+        assert_eq!(
+            rebase("http://a:1/x/y?q=1", "http://b:2"),
+            "http://b:2/x/y?q=1"
+        );
+        assert_eq!(rebase("http://a:1/x", "http://b:2/"), "http://b:2/x");
+        assert_eq!(rebase("http://a:1", "http://b:2"), "http://b:2/");
+        assert_eq!(rebase("http://a/x", "http://b/api"), "http://b/api/x");
     }
 
     #[test]
