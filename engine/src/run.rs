@@ -24,7 +24,12 @@ const START_LEAD: Duration = Duration::from_millis(20);
 #[derive(Debug)]
 pub enum RunEvent {
     /// Every shard has its connections open; the schedule starts now.
-    Started { shards: usize, connections: u32 },
+    Started {
+        shards: usize,
+        connections: u32,
+        /// Most connections this process can open (open-file limit less a reserve).
+        connection_cap: u64,
+    },
     /// One merged second.
     Interval(RunInterval),
     /// The run is over.
@@ -149,6 +154,7 @@ pub fn start(plan: &Plan) -> Result<RunHandle, StartError> {
 
     let plan = plan.clone();
     let starters = control.clone();
+    let cap = max;
     threads.push(
         std::thread::Builder::new()
             .name("loadd-collector".into())
@@ -165,6 +171,7 @@ pub fn start(plan: &Plan) -> Result<RunHandle, StartError> {
 
 fn collector_main(
     plan: &Plan,
+    connection_cap: u64,
     control: &[Sender<Control>],
     ready: &Receiver<usize>,
     events: &Receiver<ShardEvent>,
@@ -185,6 +192,7 @@ fn collector_main(
     let _ = out.send(RunEvent::Started {
         shards,
         connections: plan.connections,
+        connection_cap,
     });
 
     let mut collector = Collector::new(shards);

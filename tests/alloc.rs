@@ -1,0 +1,55 @@
+//! The hot path allocates nothing in steady state: a run of 10× more requests must not make
+//! (meaningfully) more heap allocations than a short one. Counted with dhat as this test
+//! binary's global allocator; the target (the sandbox) is another process, so only the
+//! generator's allocations count.
+
+use engine::plan::Plan;
+use engine::spec::{self, Source};
+use testbed::Sandbox;
+
+#[global_allocator]
+static ALLOC: dhat::Alloc = dhat::Alloc;
+
+fn allocations_for(url: &str, requests: u64, driver: &str) -> u64 {
+    let text = format!(
+        "[target]\nurl = \"{url}\"\n[load]\nconnections = 4\nrequests = {requests}\n[engine]\nthreads = 1\ndriver = \"{driver}\"\n"
+    );
+    let source = Source {
+        name: "alloc.toml".into(),
+        text,
+        base_dir: ".".into(),
+    };
+    let spec = spec::parse(&source).expect("valid spec");
+    let plan = Plan::from_spec(&spec, &source).expect("valid plan");
+    let before = dhat::HeapStats::get().total_blocks;
+    let finished = engine::start(&plan)
+        .expect("run starts")
+        .wait()
+        .expect("run finishes");
+    let after = dhat::HeapStats::get().total_blocks;
+    assert_eq!(
+        finished.results.requests, requests,
+        "{:?}",
+        finished.results.errors
+    );
+    after - before
+}
+
+#[test]
+fn requests_do_not_allocate_in_steady_state() {
+    let _profiler = dhat::Profiler::builder().testing().build();
+    let sandbox = Sandbox::start().expect("sandbox starts");
+    let url = sandbox.url("/bytes/2000");
+    for driver in ["uring", "legacy"] {
+        // Warm-up run first, so lazily built runtime state is not counted against either size.
+        allocations_for(&url, 200, driver);
+        let small = allocations_for(&url, 500, driver);
+        let large = allocations_for(&url, 5_000, driver);
+        // Runs are under a second, so no interval is shipped: the difference is per-request cost.
+        let extra_per_request = large.saturating_sub(small) as f64 / 4_500.0;
+        assert!(
+            extra_per_request < 0.01,
+            "{driver}: {small} allocations for 500 requests, {large} for 5000 ({extra_per_request:.3} extra per request)"
+        );
+    }
+}
