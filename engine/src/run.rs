@@ -159,7 +159,9 @@ pub fn start(plan: &Plan) -> Result<RunHandle, StartError> {
         std::thread::Builder::new()
             .name("loadd-collector".into())
             .spawn(move || {
-                collector_main(&plan, &starters, &ready_rx, &events_rx, &recycle, &run_tx)
+                collector_main(
+                    &plan, cap, &starters, &ready_rx, &events_rx, &recycle, &run_tx,
+                )
             })?,
     );
     Ok(RunHandle {
