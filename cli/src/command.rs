@@ -75,9 +75,10 @@ fn run(args: &RunArgs) -> u8 {
             RunEvent::Started {
                 shards,
                 connections,
+                connection_cap,
             } if progress => {
                 eprintln!(
-                    "running {} against {} with {connections} connections on {shards} shard(s)",
+                    "running {} against {} with {connections} connections (cap {connection_cap}) on {shards} shard(s)",
                     describe(&plan),
                     plan.target.url
                 );
