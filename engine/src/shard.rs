@@ -230,8 +230,13 @@ async fn shard_main(plan: ShardPlan, links: ShardLinks, driver: &'static str, cp
         finish(&state, &links, driver, cpu);
         return;
     };
-    // Every shard measures from the same origin.
+    // Every shard measures from the same origin, and nothing is sent before it (a send
+    // before the origin would be timestamped 0 and shorten its latency).
     state.origin.set(origin);
+    let until_origin = origin.saturating_duration_since(Instant::now());
+    if !until_origin.is_zero() {
+        monoio::time::sleep(until_origin).await;
+    }
 
     let conns: Vec<_> = streams
         .into_iter()
