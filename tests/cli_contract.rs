@@ -285,3 +285,36 @@ fn open_run_reports_intended_latency_and_parses_units() {
         "no interval in 1.5 s"
     );
 }
+
+#[test]
+fn latency_and_elapsed_include_the_servers_delay() {
+    let _load = serial();
+    let sandbox = Sandbox::start().expect("start sandbox");
+    // Every response takes at least 20 ms: no latency can be shorter, and 10 requests over 2
+    // connections take at least 5 × 20 ms — also right at the start of a run.
+    let target = sandbox.url("/delay/20");
+    let closed = run_json(["run", &target, "-c", "2", "-n", "10", "--output", "json"]);
+    let open = run_json([
+        "run", &target, "-R", "50", "-c", "4", "-d", "1s", "--output", "json",
+    ]);
+    for (v, model) in [(&closed, "closed"), (&open, "open")] {
+        for summary in ["latency_us", "service_time_us"] {
+            let min = num(v, &format!("/{summary}/min"));
+            assert!(
+                min >= 20_000.0,
+                "{model}: {summary}.min {min} µs < the server's 20 ms delay: {}",
+                v[summary]
+            );
+        }
+    }
+    let elapsed_s = num(&closed, "/elapsed_s");
+    assert!(
+        elapsed_s >= 0.1,
+        "closed: 10 × 20 ms over 2 connections took {elapsed_s} s?"
+    );
+    let rate = num(&closed, "/rate_per_s");
+    assert!(
+        rate <= 100.0,
+        "closed: {rate}/s is faster than 2 connections × 1/20 ms allow"
+    );
+}
