@@ -216,74 +216,64 @@ fn head_responses_have_no_body() {
     }
 }
 
-#[test]
-fn no_content_204_is_a_success() {
+/// 300 requests to `path` must all land in status class `class`; `error` names the error kind
+/// they also count as (4xx/5xx), or `None` when they are successes.
+fn assert_status_class(path: &str, extra: &[&str], class: &str, error: Option<&str>) {
     let _load = serial();
     for driver in DRIVERS {
         let nginx = Nginx::start().expect("start nginx");
-        let v = run(&nginx.url("/empty"), &["-c", "2", "-n", "300"], driver);
+        let mut args = vec!["-c", "2", "-n", "300"];
+        args.extend_from_slice(extra);
+        let v = run(&nginx.url(path), &args, driver);
         let d = label(driver);
-        assert_eq!(count(&v, "/requests"), 300, "[{d}] {v}");
-        assert_eq!(count(&v, "/status/2xx"), 300, "[{d}]");
-        assert_eq!(count(&v, "/errors_total"), 0, "[{d}] {}", v["errors"]);
-        assert_eq!(nginx.requests().expect("requests"), 300, "[{d}]");
+        assert_eq!(count(&v, "/requests"), 300, "[{d}] {path}: {v}");
+        assert_eq!(
+            count(&v, &format!("/status/{class}")),
+            300,
+            "[{d}] {path}: {}",
+            v["status"]
+        );
+        let errors = match error {
+            Some(kind) => {
+                assert_eq!(
+                    count(&v, &format!("/errors/{kind}")),
+                    300,
+                    "[{d}] {path}: {}",
+                    v["errors"]
+                );
+                300
+            }
+            None => 0,
+        };
+        assert_eq!(
+            count(&v, "/errors_total"),
+            errors,
+            "[{d}] {path}: {}",
+            v["errors"]
+        );
+        assert_eq!(nginx.requests().expect("requests"), 300, "[{d}] {path}");
     }
+}
+
+#[test]
+fn no_content_204_is_a_success() {
+    assert_status_class("/empty", &[], "2xx", None);
 }
 
 #[test]
 fn not_modified_304_counts_as_3xx() {
-    let _load = serial();
-    for driver in DRIVERS {
-        let nginx = Nginx::start().expect("start nginx");
-        let args = ["-H", FAR_FUTURE, "-c", "2", "-n", "300"];
-        let v = run(&nginx.url("/cacheable.txt"), &args, driver);
-        let d = label(driver);
-        assert_eq!(count(&v, "/requests"), 300, "[{d}] {v}");
-        assert_eq!(count(&v, "/status/3xx"), 300, "[{d}] {}", v["status"]);
-        assert_eq!(count(&v, "/errors_total"), 0, "[{d}] {}", v["errors"]);
-        assert_eq!(nginx.requests().expect("requests"), 300, "[{d}]");
-    }
+    assert_status_class("/cacheable.txt", &["-H", FAR_FUTURE], "3xx", None);
 }
 
 #[test]
 fn not_found_counts_as_4xx_and_as_errors() {
-    let _load = serial();
-    for driver in DRIVERS {
-        let nginx = Nginx::start().expect("start nginx");
-        let v = run(&nginx.url("/notfound"), &["-c", "2", "-n", "300"], driver);
-        let d = label(driver);
-        assert_eq!(count(&v, "/requests"), 300, "[{d}] {v}");
-        assert_eq!(count(&v, "/status/4xx"), 300, "[{d}] {}", v["status"]);
-        assert_eq!(
-            count(&v, "/errors/status_4xx"),
-            300,
-            "[{d}] {}",
-            v["errors"]
-        );
-        assert_eq!(count(&v, "/errors_total"), 300, "[{d}] {}", v["errors"]);
-        assert_eq!(nginx.requests().expect("requests"), 300, "[{d}]");
-    }
+    assert_status_class("/notfound", &[], "4xx", Some("status_4xx"));
 }
 
 #[test]
 fn server_errors_count_as_5xx_and_as_errors() {
-    let _load = serial();
-    for driver in DRIVERS {
-        let nginx = Nginx::start().expect("start nginx");
-        // nginx also closes the connection after a 500: the reconnects are not errors.
-        let v = run(&nginx.url("/err"), &["-c", "2", "-n", "300"], driver);
-        let d = label(driver);
-        assert_eq!(count(&v, "/requests"), 300, "[{d}] {v}");
-        assert_eq!(count(&v, "/status/5xx"), 300, "[{d}] {}", v["status"]);
-        assert_eq!(
-            count(&v, "/errors/status_5xx"),
-            300,
-            "[{d}] {}",
-            v["errors"]
-        );
-        assert_eq!(count(&v, "/errors_total"), 300, "[{d}] {}", v["errors"]);
-        assert_eq!(nginx.requests().expect("requests"), 300, "[{d}]");
-    }
+    // nginx also closes the connection after a 500: the reconnects are not errors.
+    assert_status_class("/err", &[], "5xx", Some("status_5xx"));
 }
 
 #[test]

@@ -286,14 +286,14 @@ impl Plan {
                 let share =
                     |total: u64| total / n as u64 + u64::from((i as u64) < total % n as u64);
                 let work = match &self.model {
-                    LoadModel::Closed { duration, requests } => ShardWork::Closed {
+                    LoadModel::Closed { duration, requests } => LoadModel::Closed {
                         duration: *duration,
                         requests: requests.map(share),
                     },
                     LoadModel::Open {
                         schedule,
                         max_queue,
-                    } => ShardWork::Open {
+                    } => LoadModel::Open {
                         schedule: schedule.clone(),
                         max_queue: (*max_queue / n).max(1),
                     },
@@ -328,21 +328,9 @@ pub struct ShardPlan {
     pub head_request: bool,
     pub timeout: Duration,
     pub connect_timeout: Duration,
-    pub work: ShardWork,
+    /// This shard's share of the load: its request budget, its queue bound.
+    pub work: LoadModel,
     pub driver: DriverChoice,
-}
-
-/// What a shard does.
-#[derive(Clone, Debug)]
-pub enum ShardWork {
-    Closed {
-        duration: Option<Duration>,
-        requests: Option<u64>,
-    },
-    Open {
-        schedule: Schedule,
-        max_queue: usize,
-    },
 }
 
 fn check_target(c: &mut Checker<'_>, url: &Spanned<String>) -> Option<(Target, String, String)> {
@@ -666,8 +654,8 @@ mod tests {
         let budgets: Vec<_> = shards
             .iter()
             .map(|s| match s.work {
-                ShardWork::Closed { requests, .. } => requests.unwrap(),
-                ShardWork::Open { .. } => 0,
+                LoadModel::Closed { requests, .. } => requests.unwrap(),
+                LoadModel::Open { .. } => 0,
             })
             .collect();
         assert_eq!(budgets.iter().sum::<u64>(), 101);

@@ -17,7 +17,7 @@ use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
 
 use crate::conn::{self, Slot};
 use crate::dispatch::{Dispatch, Offer, Permit};
-use crate::plan::{DriverChoice, ShardPlan, ShardWork};
+use crate::plan::{DriverChoice, LoadModel, ShardPlan};
 use crate::schedule::Schedule;
 use crate::stats::{ShardEvent, ShardFinal, ShardInterval, Stats};
 
@@ -180,8 +180,8 @@ fn ring_entries(connections: u32) -> u32 {
 async fn shard_main(plan: ShardPlan, links: ShardLinks, driver: &'static str, cpu: Option<usize>) {
     let n = plan.connections as usize;
     let (dispatch, budget, schedule) = match &plan.work {
-        ShardWork::Closed { requests, .. } => (None, requests.unwrap_or(u64::MAX), None),
-        ShardWork::Open {
+        LoadModel::Closed { requests, .. } => (None, requests.unwrap_or(u64::MAX), None),
+        LoadModel::Open {
             schedule,
             max_queue,
         } => (
@@ -296,13 +296,13 @@ async fn pace(state: Rc<ShardState>, schedule: Schedule) {
 /// Returns the index of the interval in progress.
 async fn housekeep(state: &Rc<ShardState>, links: &ShardLinks) -> u64 {
     let stop_at_ns = match &state.plan.work {
-        ShardWork::Closed { duration, .. } => duration.map(|d| d.as_nanos() as u64),
-        ShardWork::Open { .. } => None,
+        LoadModel::Closed { duration, .. } => duration.map(|d| d.as_nanos() as u64),
+        LoadModel::Open { .. } => None,
     };
     // Open model: queued arrivals may drain for one timeout after the schedule ends.
     let drain_until_ns = match &state.plan.work {
-        ShardWork::Open { schedule, .. } => Some(schedule.end_ns() + state.timeout_ns),
-        ShardWork::Closed { .. } => None,
+        LoadModel::Open { schedule, .. } => Some(schedule.end_ns() + state.timeout_ns),
+        LoadModel::Closed { .. } => None,
     };
     let mut recycled: Vec<Box<Stats>> = Vec::new();
     let mut next_index = 1u64;
