@@ -9,39 +9,41 @@ use std::collections::VecDeque;
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::results::IntervalSummary;
-use crate::stats::{ShardEvent, ShardFinal, Stats};
+use crate::stats::{ShardEvent, ShardFinal, StatsSet};
 
 /// One merged second of the run.
 #[derive(Debug)]
 pub struct RunInterval {
     pub summary: IntervalSummary,
-    pub stats: Box<Stats>,
+    pub stats: Box<StatsSet>,
 }
 
 struct Pending {
     index: u64,
-    stats: Box<Stats>,
+    stats: Box<StatsSet>,
     active: u32,
 }
 
 /// The collector's state for one run.
 pub struct Collector {
     shards: usize,
+    steps: usize,
     last_seen: Vec<u64>,
     finished: Vec<bool>,
     pending: VecDeque<Pending>,
-    pub totals: Box<Stats>,
+    pub totals: Box<StatsSet>,
     pub finals: Vec<ShardFinal>,
 }
 
 impl Collector {
-    pub fn new(shards: usize) -> Self {
+    pub fn new(shards: usize, steps: usize) -> Self {
         Self {
             shards,
+            steps,
             last_seen: vec![0; shards],
             finished: vec![false; shards],
             pending: VecDeque::new(),
-            totals: Box::new(Stats::new()),
+            totals: Box::new(StatsSet::new(steps)),
             finals: Vec::with_capacity(shards),
         }
     }
@@ -54,7 +56,7 @@ impl Collector {
     pub fn take(
         &mut self,
         event: ShardEvent,
-        recycle: &[Sender<Box<Stats>>],
+        recycle: &[Sender<Box<StatsSet>>],
         out: &mut Vec<RunInterval>,
     ) {
         match event {
@@ -74,7 +76,7 @@ impl Collector {
                             at,
                             Pending {
                                 index: iv.index,
-                                stats: Box::new(Stats::new()),
+                                stats: Box::new(StatsSet::new(self.steps)),
                                 active: 0,
                             },
                         );
@@ -118,7 +120,7 @@ impl Collector {
 /// Drains shard events until every shard has finished, calling `on_interval` in order.
 pub fn collect(
     events: &Receiver<ShardEvent>,
-    recycle: &[Sender<Box<Stats>>],
+    recycle: &[Sender<Box<StatsSet>>],
     collector: &mut Collector,
     mut on_interval: impl FnMut(RunInterval),
 ) {
@@ -138,9 +140,9 @@ mod tests {
     use crate::stats::ShardInterval;
 
     fn interval(shard: usize, index: u64, requests: u64) -> ShardEvent {
-        let mut stats = Box::new(Stats::new());
+        let mut stats = Box::new(StatsSet::new(1));
         for _ in 0..requests {
-            stats.record_response(200, None, 0, 1000);
+            stats.steps[0].record_response(200, None, 0, 1000);
         }
         ShardEvent::Interval(ShardInterval {
             shard,
@@ -153,7 +155,7 @@ mod tests {
     fn final_of(shard: usize) -> ShardEvent {
         ShardEvent::Final(ShardFinal {
             shard,
-            rest: Box::new(Stats::new()),
+            rest: Box::new(StatsSet::new(1)),
             driver: "legacy",
             cpu: None,
             failure: None,
@@ -162,7 +164,7 @@ mod tests {
 
     #[test]
     fn intervals_wait_for_every_shard_and_totals_are_exact() {
-        let mut c = Collector::new(2);
+        let mut c = Collector::new(2, 1);
         let mut out = Vec::new();
         c.take(interval(0, 1, 5), &[], &mut out);
         assert!(out.is_empty(), "shard 1 has not reported interval 1");
@@ -179,6 +181,6 @@ mod tests {
         c.take(final_of(1), &[], &mut out);
         assert!(c.done());
         assert_eq!(out.len(), 3);
-        assert_eq!(c.totals.requests, 17);
+        assert_eq!(c.totals.total().requests, 17);
     }
 }

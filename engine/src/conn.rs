@@ -125,7 +125,7 @@ pub(crate) async fn connect(shard: &ShardState) -> Result<TcpStream, ErrorKind> 
         Ok(Ok(stream)) => {
             // Without NODELAY a small request can sit in Nagle's buffer for tens of ms.
             let _ = stream.set_nodelay(true);
-            shard.stats.borrow_mut().connects += 1;
+            shard.stats.borrow_mut().steps[0].connects += 1;
             shard.active.set(shard.active.get() + 1);
             Ok(stream)
         }
@@ -160,7 +160,7 @@ impl Conn {
                 match connect(shard).await {
                     Ok(s) => self.stream = Some(s),
                     Err(kind) => {
-                        shard.stats.borrow_mut().record_error(kind);
+                        shard.stats.borrow_mut().steps[0].record_error(kind);
                         if intended.is_none() {
                             monoio::time::sleep(CONNECT_BACKOFF).await;
                         }
@@ -172,7 +172,7 @@ impl Conn {
             let sent = *sent_ns.get_or_insert_with(|| {
                 let now = shard.now_ns();
                 if let Some(i) = intended {
-                    shard.stats.borrow_mut().record_send_lag(i, now);
+                    shard.stats.borrow_mut().steps[0].record_send_lag(i, now);
                 }
                 now
             });
@@ -183,10 +183,7 @@ impl Conn {
             match outcome {
                 Ok((status, keep_alive)) => {
                     let done = shard.now_ns();
-                    shard
-                        .stats
-                        .borrow_mut()
-                        .record_response(status, intended, sent, done);
+                    shard.stats.borrow_mut().steps[0].record_response(status, intended, sent, done);
                     self.served += 1;
                     if !keep_alive {
                         self.close(shard);
@@ -197,14 +194,14 @@ impl Conn {
                     self.close(shard);
                 }
                 Err(Failure::Kind(kind)) => {
-                    shard.stats.borrow_mut().record_error(kind);
+                    shard.stats.borrow_mut().steps[0].record_error(kind);
                     self.close(shard);
                     return;
                 }
             }
         }
         // Second attempt also found the connection closed: that is a real reset.
-        shard.stats.borrow_mut().record_error(ErrorKind::Reset);
+        shard.stats.borrow_mut().steps[0].record_error(ErrorKind::Reset);
     }
 
     /// Writes the request and reads one response: `(status, keep_alive)`.
@@ -242,7 +239,7 @@ impl Conn {
             };
             *request = written;
             match res {
-                Ok(n) => shard.stats.borrow_mut().bytes_out += n as u64,
+                Ok(n) => shard.stats.borrow_mut().steps[0].bytes_out += n as u64,
                 Err(e) => {
                     let kind = match read_error_kind(&e) {
                         ErrorKind::Reset => ErrorKind::Reset,
@@ -293,7 +290,7 @@ impl Conn {
                         Err(kind) => Err(Failure::Kind(kind)),
                     };
                 }
-                Ok(n) => shard.stats.borrow_mut().bytes_in += n as u64,
+                Ok(n) => shard.stats.borrow_mut().steps[0].bytes_in += n as u64,
                 Err(e) => {
                     let kind = read_error_kind(&e);
                     if decoder.in_progress() || !buf.is_empty() {

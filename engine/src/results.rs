@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::histogram::LatencySummary;
-use crate::stats::Stats;
+use crate::stats::{Stats, StatsSet};
 use crate::ErrorKind;
 
 pub const SCHEMA: &str = "loadd.results.v1";
@@ -43,7 +43,8 @@ pub struct IntervalSummary {
 }
 
 impl IntervalSummary {
-    pub fn of(index: u64, stats: &Stats, active_connections: u32) -> Self {
+    pub fn of(index: u64, set: &StatsSet, active_connections: u32) -> Self {
+        let stats = &set.total();
         let q = |h: &crate::histogram::LatencyHistogram, p: f64| {
             if h.is_empty() {
                 0

@@ -13,7 +13,7 @@ use crate::collector::{collect, Collector, RunInterval};
 use crate::plan::{LoadModel, Plan};
 use crate::results::{IntervalSummary, ModelSummary, Results, RunFacts};
 use crate::shard::{self, Control, ShardLinks};
-use crate::stats::{ShardEvent, Stats};
+use crate::stats::{ShardEvent, StatsSet};
 
 /// Sockets kept free for everything that is not a load connection.
 const FD_RESERVE: u64 = 64;
@@ -40,7 +40,7 @@ pub enum RunEvent {
 #[derive(Debug)]
 pub struct Finished {
     pub results: Results,
-    pub totals: Box<Stats>,
+    pub totals: Box<StatsSet>,
 }
 
 /// Why a run could not start.
@@ -177,7 +177,7 @@ fn collector_main(
     control: &[Sender<Control>],
     ready: &Receiver<usize>,
     events: &Receiver<ShardEvent>,
-    recycle: &[Sender<Box<Stats>>],
+    recycle: &[Sender<Box<StatsSet>>],
     out: &Sender<RunEvent>,
 ) {
     let shards = control.len();
@@ -197,7 +197,7 @@ fn collector_main(
         connection_cap,
     });
 
-    let mut collector = Collector::new(shards);
+    let mut collector = Collector::new(shards, 1);
     let mut intervals = Vec::new();
     collect(events, recycle, &mut collector, |iv| {
         intervals.push(iv.summary.clone());
@@ -267,7 +267,7 @@ fn build_results(
         _ => elapsed_s,
     };
     Results::build(
-        &collector.totals,
+        &collector.totals.total(),
         intervals,
         RunFacts {
             target: plan.target.url.clone(),

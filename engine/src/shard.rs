@@ -19,7 +19,7 @@ use crate::conn::{self, Slot};
 use crate::dispatch::{Dispatch, Offer, Permit};
 use crate::plan::{DriverChoice, LoadModel, ShardPlan};
 use crate::schedule::Schedule;
-use crate::stats::{ShardEvent, ShardFinal, ShardInterval, Stats};
+use crate::stats::{ShardEvent, ShardFinal, ShardInterval, StatsSet};
 
 /// Housekeeping period: request-timeout resolution, control polling, interval shipping.
 const HOUSEKEEPING: Duration = Duration::from_millis(10);
@@ -30,6 +30,8 @@ const PACER_TICK: Duration = Duration::from_millis(1);
 /// beats releasing up to a tick late on every request.
 const RELEASE_AHEAD_NS: u64 = 2_000_000;
 const SECOND_NS: u64 = 1_000_000_000;
+/// Journey steps (one until journeys land).
+const STEPS: usize = 1;
 
 /// Messages from the run to a shard.
 #[derive(Debug)]
@@ -46,7 +48,7 @@ pub(crate) struct ShardState {
     /// The run's common origin; set when the run starts.
     origin: Cell<Instant>,
     pub timeout_ns: u64,
-    pub stats: RefCell<Box<Stats>>,
+    pub stats: RefCell<Box<StatsSet>>,
     pub slots: Vec<Slot>,
     pub active: Cell<u32>,
     dispatch: Option<Dispatch>,
@@ -95,7 +97,7 @@ pub struct ShardLinks {
     pub ready: Sender<usize>,
     pub control: Receiver<Control>,
     /// Emptied stats buckets coming back from the collector for reuse.
-    pub recycle: Receiver<Box<Stats>>,
+    pub recycle: Receiver<Box<StatsSet>>,
 }
 
 /// Starts a shard's thread.
@@ -163,7 +165,7 @@ fn run_thread(plan: ShardPlan, links: ShardLinks) {
 fn send_failure(events: &Sender<ShardEvent>, shard: usize, cpu: Option<usize>, why: String) {
     let _ = events.send(ShardEvent::Final(ShardFinal {
         shard,
-        rest: Box::new(Stats::new()),
+        rest: Box::new(StatsSet::new(1)),
         driver: "none",
         cpu,
         failure: Some(why.trim_start_matches("; ").to_string()),
@@ -193,7 +195,7 @@ async fn shard_main(plan: ShardPlan, links: ShardLinks, driver: &'static str, cp
     let state = Rc::new(ShardState {
         timeout_ns: plan.timeout.as_nanos() as u64,
         origin: Cell::new(Instant::now()),
-        stats: RefCell::new(Box::new(Stats::new())),
+        stats: RefCell::new(Box::new(StatsSet::new(STEPS))),
         slots: (0..n).map(|_| Slot::default()).collect(),
         active: Cell::new(0),
         dispatch,
@@ -215,7 +217,7 @@ async fn shard_main(plan: ShardPlan, links: ShardLinks, driver: &'static str, cp
         match handle.await {
             Ok(stream) => streams.push(Some(stream)),
             Err(kind) => {
-                state.stats.borrow_mut().record_error(kind);
+                state.stats.borrow_mut().steps[0].record_error(kind);
                 streams.push(None);
             }
         }
@@ -251,7 +253,11 @@ async fn shard_main(plan: ShardPlan, links: ShardLinks, driver: &'static str, cp
         c.await;
     }
     // The last, partial second is an interval too, so intervals add up to the totals.
-    let rest = std::mem::replace(&mut *state.stats.borrow_mut(), Box::new(Stats::new()));
+    let steps = state.stats.borrow().steps.len();
+    let rest = std::mem::replace(
+        &mut *state.stats.borrow_mut(),
+        Box::new(StatsSet::new(steps)),
+    );
     if !rest.is_empty() {
         let _ = links.events.send(ShardEvent::Interval(ShardInterval {
             shard: state.plan.index,
@@ -277,7 +283,7 @@ async fn pace(state: Rc<ShardState>, schedule: Schedule) {
                 Some(t) if t <= horizon => {
                     cursor.advance();
                     if dispatch.offer(t) == Offer::Dropped {
-                        state.stats.borrow_mut().dropped += 1;
+                        state.stats.borrow_mut().steps[0].dropped += 1;
                     }
                 }
                 Some(t) => break t,
@@ -304,7 +310,7 @@ async fn housekeep(state: &Rc<ShardState>, links: &ShardLinks) -> u64 {
         LoadModel::Open { schedule, .. } => Some(schedule.end_ns() + state.timeout_ns),
         LoadModel::Closed { .. } => None,
     };
-    let mut recycled: Vec<Box<Stats>> = Vec::new();
+    let mut recycled: Vec<Box<StatsSet>> = Vec::new();
     let mut next_index = 1u64;
     while state.live_conns.get() > 0 {
         monoio::time::sleep(HOUSEKEEPING).await;
@@ -327,7 +333,9 @@ async fn housekeep(state: &Rc<ShardState>, links: &ShardLinks) -> u64 {
             recycled.push(s);
         }
         if now >= next_index * SECOND_NS {
-            let fresh = recycled.pop().unwrap_or_else(|| Box::new(Stats::new()));
+            let fresh = recycled
+                .pop()
+                .unwrap_or_else(|| Box::new(StatsSet::new(state.stats.borrow().steps.len())));
             let full = std::mem::replace(&mut *state.stats.borrow_mut(), fresh);
             let msg = ShardEvent::Interval(ShardInterval {
                 shard: state.plan.index,
@@ -356,13 +364,17 @@ fn stop(state: &ShardState) {
     }
     if let Some(d) = &state.dispatch {
         let dropped = d.clear_queue();
-        state.stats.borrow_mut().dropped += dropped;
+        state.stats.borrow_mut().steps[0].dropped += dropped;
         d.finish();
     }
 }
 
 fn finish(state: &ShardState, links: &ShardLinks, driver: &'static str, cpu: Option<usize>) {
-    let rest = std::mem::replace(&mut *state.stats.borrow_mut(), Box::new(Stats::new()));
+    let steps = state.stats.borrow().steps.len();
+    let rest = std::mem::replace(
+        &mut *state.stats.borrow_mut(),
+        Box::new(StatsSet::new(steps)),
+    );
     // The final message must arrive: a blocking send, once, at the very end.
     let _ = links.events.send(ShardEvent::Final(ShardFinal {
         shard: state.plan.index,

@@ -1,11 +1,44 @@
 //! What a shard measures, and the messages it sends to the collector.
 //!
-//! A shard records every request into one [`Stats`] bucket for the current one-second interval,
-//! then ships the whole bucket and continues with a recycled empty one. Counters are fixed
-//! arrays indexed by [`ErrorKind`] and status class: nothing on the hot path allocates.
+//! A shard records every request into its step's [`Stats`] bucket (a [`StatsSet`] holds one per
+//! journey step, plus iteration figures) for the current one-second interval, then ships the
+//! whole set and continues with a recycled empty one. A request is recorded once, in its step;
+//! run totals are merged from the steps when rendering. Counters are fixed arrays indexed by
+//! [`ErrorKind`], status class and [`CheckKind`]: nothing on the hot path allocates.
 
 use crate::histogram::{new_histogram, record_ns, LatencyHistogram};
 use crate::ErrorKind;
+
+/// What a step's check looks at; indexes the per-kind failure counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckKind {
+    Status,
+    BodyContains,
+    Json,
+    Header,
+    LatencyUnder,
+}
+
+impl CheckKind {
+    pub const ALL: [CheckKind; 5] = [
+        CheckKind::Status,
+        CheckKind::BodyContains,
+        CheckKind::Json,
+        CheckKind::Header,
+        CheckKind::LatencyUnder,
+    ];
+    pub const COUNT: usize = Self::ALL.len();
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CheckKind::Status => "status",
+            CheckKind::BodyContains => "body_contains",
+            CheckKind::Json => "json",
+            CheckKind::Header => "header",
+            CheckKind::LatencyUnder => "latency_under",
+        }
+    }
+}
 
 /// Requests are "late" when sent more than this after their intended time.
 pub const LATE_NS: u64 = 2_000_000;
@@ -32,6 +65,10 @@ pub struct Stats {
     pub dropped: u64,
     /// TCP connections opened.
     pub connects: u64,
+    pub checks_passed: u64,
+    pub checks_failed: u64,
+    /// Failed checks by kind.
+    pub check_failures: [u64; CheckKind::COUNT],
 }
 
 impl Default for Stats {
@@ -54,6 +91,9 @@ impl Stats {
             late: 0,
             dropped: 0,
             connects: 0,
+            checks_passed: 0,
+            checks_failed: 0,
+            check_failures: [0; CheckKind::COUNT],
         }
     }
 
@@ -70,6 +110,9 @@ impl Stats {
         self.late = 0;
         self.dropped = 0;
         self.connects = 0;
+        self.checks_passed = 0;
+        self.checks_failed = 0;
+        self.check_failures = [0; CheckKind::COUNT];
     }
 
     /// Adds another bucket into this one. Exact: histograms share one constructor.
@@ -90,6 +133,11 @@ impl Stats {
         self.late += other.late;
         self.dropped += other.dropped;
         self.connects += other.connects;
+        self.checks_passed += other.checks_passed;
+        self.checks_failed += other.checks_failed;
+        for (a, b) in self.check_failures.iter_mut().zip(other.check_failures) {
+            *a += b;
+        }
     }
 
     /// Records a response. `intended_ns` is `None` for unscheduled (closed-model) requests.
@@ -139,6 +187,17 @@ impl Stats {
             && self.connects == 0
             && self.bytes_in == 0
             && self.bytes_out == 0
+            && self.checks_passed + self.checks_failed == 0
+    }
+
+    #[inline]
+    pub fn record_check(&mut self, kind: CheckKind, passed: bool) {
+        if passed {
+            self.checks_passed += 1;
+        } else {
+            self.checks_failed += 1;
+            self.check_failures[kind as usize] += 1;
+        }
     }
 
     /// Errors of every kind, including 4xx/5xx statuses.
@@ -147,12 +206,73 @@ impl Stats {
     }
 }
 
+/// One bucket per journey step, plus whole-iteration figures.
+#[derive(Clone, Debug)]
+pub struct StatsSet {
+    pub steps: Vec<Stats>,
+    /// Iteration (journey) duration, from its intended start where it has one.
+    pub iteration: LatencyHistogram,
+    pub iterations: u64,
+    /// Iterations cut short by a failed request or capture.
+    pub iterations_failed: u64,
+}
+
+impl StatsSet {
+    pub fn new(steps: usize) -> Self {
+        Self {
+            steps: (0..steps.max(1)).map(|_| Stats::new()).collect(),
+            iteration: new_histogram(),
+            iterations: 0,
+            iterations_failed: 0,
+        }
+    }
+
+    pub fn reset(&mut self) {
+        self.steps.iter_mut().for_each(Stats::reset);
+        self.iteration.reset();
+        self.iterations = 0;
+        self.iterations_failed = 0;
+    }
+
+    /// Adds another set of the same journey into this one.
+    pub fn merge(&mut self, other: &StatsSet) {
+        for (a, b) in self.steps.iter_mut().zip(&other.steps) {
+            a.merge(b);
+        }
+        let _ = self.iteration.add(&other.iteration);
+        self.iterations += other.iterations;
+        self.iterations_failed += other.iterations_failed;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.iterations == 0 && self.steps.iter().all(Stats::is_empty)
+    }
+
+    /// The whole run's figures: every step merged (rendering only, never on the hot path).
+    pub fn total(&self) -> Stats {
+        let mut total = Stats::new();
+        for s in &self.steps {
+            total.merge(s);
+        }
+        total
+    }
+
+    #[inline]
+    pub fn record_iteration(&mut self, start_ns: u64, done_ns: u64, failed: bool) {
+        self.iterations += 1;
+        if failed {
+            self.iterations_failed += 1;
+        }
+        record_ns(&mut self.iteration, done_ns.saturating_sub(start_ns));
+    }
+}
+
 /// One shard's measurements for interval `index` (1-based: interval k covers (k−1 s, k s]).
 #[derive(Debug)]
 pub struct ShardInterval {
     pub shard: usize,
     pub index: u64,
-    pub stats: Box<Stats>,
+    pub stats: Box<StatsSet>,
     pub active_connections: u32,
 }
 
@@ -161,7 +281,7 @@ pub struct ShardInterval {
 pub struct ShardFinal {
     pub shard: usize,
     /// Whatever was recorded since the last interval was shipped.
-    pub rest: Box<Stats>,
+    pub rest: Box<StatsSet>,
     /// Which io driver this shard ran on (e.g. "io_uring", "legacy").
     pub driver: &'static str,
     /// The CPU it was pinned to, if pinning succeeded.
