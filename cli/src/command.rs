@@ -44,6 +44,8 @@ fn run(args: &RunArgs) -> u8 {
             load: LoadSpec::default(),
             request: RequestSpec::default(),
             engine: EngineSpec::default(),
+            steps: Vec::new(),
+            thresholds: Vec::new(),
         };
         apply_flags(&mut spec, args);
         plan_from(&spec, &Source::command_line())

@@ -20,8 +20,11 @@ use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 
 use crate::dispatch::Permit;
+use crate::inspect::{inspect, Response};
+use crate::journey::{StepPlan, Think, MAX_INSPECTED_BODY};
 use crate::proto::http1::{ResponseDecoder, Step};
 use crate::shard::ShardState;
+use crate::template::RenderContext;
 use crate::ErrorKind;
 
 /// Initial read buffer per connection; grows only for heads larger than this.
@@ -93,13 +96,24 @@ enum Failure {
     Kind(ErrorKind),
 }
 
+/// A connection and the virtual user driving it: one journey iteration per permit.
 struct Conn {
     stream: Option<TcpStream>,
     /// Responses received on the current stream.
     served: u64,
     buf: Vec<u8>,
     request: Vec<u8>,
+    /// A templated body while its length is measured.
+    scratch: Vec<u8>,
     decoder: ResponseDecoder,
+    /// The last response's head and body, kept only for steps that inspect them.
+    head: Vec<u8>,
+    body: Vec<u8>,
+    /// Virtual user: its number (from 1), iterations done, captured variables, randomness.
+    vu: u64,
+    iteration: u64,
+    vars: Vec<Vec<u8>>,
+    rng: fastrand::Rng,
 }
 
 /// The connection task: runs until its permits stop.
@@ -108,11 +122,18 @@ pub(crate) async fn run(shard: Rc<ShardState>, id: usize, stream: Option<TcpStre
         stream,
         served: 0,
         buf: Vec::with_capacity(READ_BUF),
-        request: shard.plan.request.clone(),
+        request: Vec::with_capacity(512),
+        scratch: Vec::new(),
         decoder: ResponseDecoder::new(),
+        head: Vec::new(),
+        body: Vec::new(),
+        vu: (id * shard.plan.shards + shard.plan.index + 1) as u64,
+        iteration: 0,
+        vars: vec![Vec::new(); shard.plan.journey.vars.len()],
+        rng: fastrand::Rng::new(),
     };
     while let Permit::Go(intended) = shard.permit(id).await {
-        conn.exchange(&shard, id, intended).await;
+        conn.iterate(&shard, id, intended).await;
     }
     conn.close(&shard);
     shard.conn_finished();
@@ -153,18 +174,86 @@ impl Conn {
         self.buf.clear();
     }
 
-    async fn exchange(&mut self, shard: &ShardState, id: usize, intended: Option<u64>) {
+    /// One journey iteration: every step in order until one fails.
+    async fn iterate(&mut self, shard: &ShardState, id: usize, intended: Option<u64>) {
+        let start = intended.unwrap_or_else(|| shard.now_ns());
+        let steps = &shard.plan.journey.steps;
+        let open = intended.is_some();
+        let mut failed = false;
+        for (i, step) in steps.iter().enumerate() {
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            step.request.encode(
+                &mut RenderContext {
+                    vu: self.vu,
+                    iteration: self.iteration,
+                    vars: &self.vars,
+                    rng: &mut self.rng,
+                    now_ms,
+                },
+                &mut self.request,
+                &mut self.scratch,
+            );
+            // Only the first step has a scheduled start; later ones start when the user gets there.
+            let step_intended = if i == 0 { intended } else { None };
+            let Some((status, latency_ns)) = self.exchange(shard, id, i, step, step_intended).await
+            else {
+                failed = true;
+                break;
+            };
+            if !(step.captures.is_empty() && step.checks.is_empty()) {
+                let seen = Response {
+                    status,
+                    head: &self.head,
+                    body: &self.body,
+                    latency_ns,
+                };
+                if !inspect(
+                    step,
+                    &seen,
+                    &mut self.vars,
+                    &mut shard.stats.borrow_mut().steps[i],
+                ) {
+                    failed = true;
+                    break;
+                }
+            }
+            // Think between steps; after the last one only in the closed model (arrivals pace
+            // the open model).
+            if step.think != Think::None && (i + 1 < steps.len() || !open) {
+                let pause = step.think.sample_ns(&mut self.rng);
+                monoio::time::sleep(Duration::from_nanos(pause)).await;
+            }
+        }
+        self.iteration += 1;
+        let done = shard.now_ns();
+        shard
+            .stats
+            .borrow_mut()
+            .record_iteration(start, done, failed);
+    }
+
+    /// One request of step `index`: `(status, latency)` or `None` after a counted failure.
+    async fn exchange(
+        &mut self,
+        shard: &ShardState,
+        id: usize,
+        index: usize,
+        step: &StepPlan,
+        intended: Option<u64>,
+    ) -> Option<(u16, u64)> {
         let mut sent_ns = None;
         for _attempt in 0..2 {
             if self.stream.is_none() {
                 match connect(shard).await {
                     Ok(s) => self.stream = Some(s),
                     Err(kind) => {
-                        shard.stats.borrow_mut().steps[0].record_error(kind);
+                        shard.stats.borrow_mut().steps[index].record_error(kind);
                         if intended.is_none() {
                             monoio::time::sleep(CONNECT_BACKOFF).await;
                         }
-                        return;
+                        return None;
                     }
                 }
             }
@@ -178,30 +267,33 @@ impl Conn {
             });
             let slot = &shard.slots[id];
             slot.arm(sent + shard.timeout_ns);
-            let outcome = self.send_and_receive(shard, slot).await;
+            let outcome = self.send_and_receive(shard, slot, step).await;
             slot.disarm();
             match outcome {
                 Ok((status, keep_alive)) => {
                     let done = shard.now_ns();
-                    shard.stats.borrow_mut().steps[0].record_response(status, intended, sent, done);
+                    shard.stats.borrow_mut().steps[index]
+                        .record_response(status, intended, sent, done);
                     self.served += 1;
                     if !keep_alive {
                         self.close(shard);
                     }
-                    return;
+                    let start = intended.map_or(sent, |i| i.min(sent));
+                    return Some((status, done.saturating_sub(start)));
                 }
                 Err(Failure::Stale) => {
                     self.close(shard);
                 }
                 Err(Failure::Kind(kind)) => {
-                    shard.stats.borrow_mut().steps[0].record_error(kind);
+                    shard.stats.borrow_mut().steps[index].record_error(kind);
                     self.close(shard);
-                    return;
+                    return None;
                 }
             }
         }
         // Second attempt also found the connection closed: that is a real reset.
-        shard.stats.borrow_mut().steps[0].record_error(ErrorKind::Reset);
+        shard.stats.borrow_mut().steps[index].record_error(ErrorKind::Reset);
+        None
     }
 
     /// Writes the request and reads one response: `(status, keep_alive)`.
@@ -209,6 +301,7 @@ impl Conn {
         &mut self,
         shard: &ShardState,
         slot: &Slot,
+        step: &StepPlan,
     ) -> Result<(u16, bool), Failure> {
         let reused = self.served > 0;
         let stale_or = |kind: ErrorKind| {
@@ -224,8 +317,12 @@ impl Conn {
             buf,
             request,
             decoder,
+            head,
+            body,
             ..
         } = self;
+        head.clear();
+        body.clear();
         let Some(stream) = stream.as_mut() else {
             return Err(Failure::Kind(ErrorKind::Connect));
         };
@@ -233,8 +330,8 @@ impl Conn {
         {
             let write = pin!(stream.write_all(std::mem::take(request)));
             let Some((res, written)) = (Expiring { fut: write, slot }).await else {
-                // The buffer went down with the cancelled write; rebuild it (rare path).
-                *request = shard.plan.request.clone();
+                // The buffer went down with the cancelled write (rare); the next request
+                // re-encodes into a new one.
                 return Err(Failure::Kind(ErrorKind::Timeout));
             };
             *request = written;
@@ -250,10 +347,26 @@ impl Conn {
             }
         }
 
-        decoder.reset(shard.plan.head_request);
+        decoder.reset(step.head_request);
         loop {
             if !buf.is_empty() {
-                match decoder.decode(buf) {
+                let had_head = decoder.head().is_some();
+                let decoded = decoder.decode(buf);
+                if step.needs_head && !had_head {
+                    if let Some(h) = decoder.head() {
+                        head.extend_from_slice(&buf[..h.head_len.min(buf.len())]);
+                    }
+                }
+                if step.needs_body {
+                    if let Ok(Step::Partial { body: r, .. } | Step::Complete { body: r, .. }) =
+                        &decoded
+                    {
+                        let room = MAX_INSPECTED_BODY.saturating_sub(body.len());
+                        let end = r.end.min(r.start + room);
+                        body.extend_from_slice(&buf[r.start..end]);
+                    }
+                }
+                match decoded {
                     Ok(Step::Complete { consumed, .. }) => {
                         buf.drain(..consumed);
                         return Ok(finished_head(decoder));

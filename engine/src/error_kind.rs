@@ -31,11 +31,13 @@ pub enum ErrorKind {
     Status4xx,
     /// The server answered with a 5xx status.
     Status5xx,
+    /// A journey step's capture found nothing to capture (the iteration stops there).
+    CaptureFailed,
 }
 
 impl ErrorKind {
     /// Every kind, in index order.
-    pub const ALL: [ErrorKind; 11] = [
+    pub const ALL: [ErrorKind; 12] = [
         ErrorKind::Connect,
         ErrorKind::Reset,
         ErrorKind::Timeout,
@@ -47,6 +49,7 @@ impl ErrorKind {
         ErrorKind::BadFraming,
         ErrorKind::Status4xx,
         ErrorKind::Status5xx,
+        ErrorKind::CaptureFailed,
     ];
     /// Number of kinds: the length of every per-kind counter array.
     pub const COUNT: usize = Self::ALL.len();
@@ -65,6 +68,7 @@ impl ErrorKind {
             ErrorKind::BadFraming => "bad_framing",
             ErrorKind::Status4xx => "status_4xx",
             ErrorKind::Status5xx => "status_5xx",
+            ErrorKind::CaptureFailed => "capture_failed",
         }
     }
 

@@ -9,6 +9,8 @@ mod conn;
 pub mod dispatch;
 pub mod error_kind;
 pub mod histogram;
+pub mod inspect;
+pub mod journey;
 pub mod plan;
 pub mod proto;
 pub mod results;
@@ -17,6 +19,7 @@ pub mod schedule;
 mod shard;
 pub mod spec;
 pub mod stats;
+pub mod template;
 pub mod units;
 
 pub use error_kind::ErrorKind;

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
+use crate::journey::{self, Journey, RequestBase, StepPlan, StepRequest, Think};
 use crate::proto::http1;
 use crate::schedule::{RateStage, Schedule};
 use crate::spec::{CountSpec, ScenarioSpec, Source};
@@ -75,9 +76,8 @@ pub struct Target {
 #[derive(Clone, Debug)]
 pub struct Plan {
     pub target: Target,
-    pub method: String,
-    /// The request, encoded once.
-    pub request: Vec<u8>,
+    /// What one iteration does: one request, or a journey of steps.
+    pub journey: Journey,
     pub model: LoadModel,
     pub connections: u32,
     pub timeout: Duration,
@@ -119,14 +119,14 @@ impl std::fmt::Display for PlanErrors {
 impl std::error::Error for PlanErrors {}
 
 /// Collects located errors while validating.
-struct Checker<'a> {
+pub(crate) struct Checker<'a> {
     source: &'a Source,
     /// With the byte offset they point at, to report in file order.
     errors: Vec<(usize, PlanError)>,
 }
 
 impl Checker<'_> {
-    fn error(&mut self, span: &Range<usize>, message: impl Into<String>) {
+    pub(crate) fn error(&mut self, span: &Range<usize>, message: impl Into<String>) {
         self.errors.push((
             span.start,
             PlanError {
@@ -176,21 +176,15 @@ impl Plan {
         };
         let target = check_target(&mut c, &spec.target.url);
 
-        let method = spec
-            .request
-            .method
-            .as_ref()
-            .map_or_else(|| "GET".to_string(), |m| m.get_ref().to_ascii_uppercase());
+        let headers = check_headers(&mut c, &spec.request.headers);
         if let Some(m) = &spec.request.method {
-            if http1::validate_header(&method, "").is_err() {
+            if http1::validate_header(&m.get_ref().to_ascii_uppercase(), "").is_err() {
                 c.error(
                     &m.span(),
                     format!("`{}` is not a valid method", m.get_ref()),
                 );
             }
         }
-        let headers = check_headers(&mut c, &spec.request.headers);
-        let body = check_body(&mut c, spec, source);
         let timeout = spec
             .request
             .timeout
@@ -225,31 +219,45 @@ impl Plan {
             None => DriverChoice::Auto,
         };
 
+        let journey = target.as_ref().map(|(_, path_and_query, host_header)| {
+            if spec.steps.is_empty() {
+                single_request(&mut c, spec, source, path_and_query, host_header, &headers)
+            } else {
+                for (field, span) in [
+                    ("method", spec.request.method.as_ref().map(Spanned::span)),
+                    ("body", spec.request.body.as_ref().map(Spanned::span)),
+                    ("body_file", spec.request.body_file.as_ref().map(Spanned::span)),
+                ] {
+                    if let Some(span) = span {
+                        c.error(&span, format!("[request] {field} does not apply with [[steps]]: give it in each step"));
+                    }
+                }
+                let base_path = path_and_query.split('?').next().unwrap_or("");
+                journey::compile(
+                    &mut c,
+                    &spec.steps,
+                    &RequestBase {
+                        base_path,
+                        host_header,
+                        default_headers: &headers,
+                    },
+                )
+            }
+        });
+
         if !c.errors.is_empty() {
             c.errors.sort_by_key(|(at, _)| *at);
             return Err(PlanErrors(c.errors.into_iter().map(|(_, e)| e).collect()));
         }
-        let (Some((target, path_and_query, host_header)), Some(model)) = (target, model) else {
+        let (Some((target, _, _)), Some(model), Some(journey)) = (target, model, journey) else {
             return Err(PlanErrors(vec![PlanError {
                 location: source.name.clone(),
                 message: "invalid scenario".into(),
             }]));
         };
-        let mut request = Vec::with_capacity(256 + body.len());
-        http1::encode_request(
-            &http1::RequestSpec {
-                method: &method,
-                path_and_query: &path_and_query,
-                host_header: &host_header,
-                headers: &headers,
-                body: &body,
-            },
-            &mut request,
-        );
         Ok(Plan {
             target,
-            method,
-            request,
+            journey,
             model,
             connections,
             timeout,
@@ -304,8 +312,7 @@ impl Plan {
                     cpu: self.cpus.get(i).copied().flatten(),
                     connections: share(u64::from(self.connections)) as u32,
                     addr: self.target.addrs[0],
-                    request: self.request.clone(),
-                    head_request: self.method == "HEAD",
+                    journey: self.journey.clone(),
                     timeout: self.timeout,
                     connect_timeout: self.connect_timeout,
                     work,
@@ -324,8 +331,7 @@ pub struct ShardPlan {
     pub cpu: Option<usize>,
     pub connections: u32,
     pub addr: SocketAddr,
-    pub request: Vec<u8>,
-    pub head_request: bool,
+    pub journey: Journey,
     pub timeout: Duration,
     pub connect_timeout: Duration,
     /// This shard's share of the load: its request budget, its queue bound.
@@ -417,6 +423,47 @@ fn check_headers(c: &mut Checker<'_>, headers: &[Spanned<String>]) -> Vec<(Strin
         }
     }
     out
+}
+
+/// The one-request journey of a file without `[[steps]]` (and of `loadctl run URL`).
+fn single_request(
+    c: &mut Checker<'_>,
+    spec: &ScenarioSpec,
+    source: &Source,
+    path_and_query: &str,
+    host_header: &str,
+    headers: &[(String, String)],
+) -> Journey {
+    let method = spec
+        .request
+        .method
+        .as_ref()
+        .map_or_else(|| "GET".to_string(), |m| m.get_ref().to_ascii_uppercase());
+    let body = check_body(c, spec, source);
+    let mut request = Vec::with_capacity(256 + body.len());
+    http1::encode_request(
+        &http1::RequestSpec {
+            method: &method,
+            path_and_query,
+            host_header,
+            headers,
+            body: &body,
+        },
+        &mut request,
+    );
+    Journey {
+        steps: vec![StepPlan {
+            name: format!("{method} {path_and_query}"),
+            head_request: method == "HEAD",
+            request: StepRequest::Static(request),
+            captures: Vec::new(),
+            checks: Vec::new(),
+            think: Think::None,
+            needs_body: false,
+            needs_head: false,
+        }],
+        vars: Vec::new(),
+    }
 }
 
 fn check_body(c: &mut Checker<'_>, spec: &ScenarioSpec, source: &Source) -> Vec<u8> {
@@ -643,7 +690,10 @@ mod tests {
                 requests: Some(101)
             }
         );
-        let text = String::from_utf8(p.request.clone()).unwrap();
+        let StepRequest::Static(bytes) = &p.journey.steps[0].request else {
+            panic!("a single request is pre-encoded")
+        };
+        let text = String::from_utf8(bytes.clone()).unwrap();
         assert!(
             text.starts_with("GET /x?y=1 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n"),
             "{text}"

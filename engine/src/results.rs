@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::histogram::LatencySummary;
-use crate::stats::{Stats, StatsSet};
+use crate::stats::{CheckKind, Stats, StatsSet};
 use crate::ErrorKind;
 
 pub const SCHEMA: &str = "loadd.results.v1";
@@ -68,6 +68,68 @@ impl IntervalSummary {
     }
 }
 
+/// One journey step's figures.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct StepResult {
+    pub name: String,
+    pub requests: u64,
+    pub rate_per_s: f64,
+    pub errors: serde_json::Map<String, serde_json::Value>,
+    pub errors_total: u64,
+    pub status: serde_json::Map<String, serde_json::Value>,
+    pub checks_passed: u64,
+    pub checks_failed: u64,
+    /// Failed checks by kind (status, body_contains, json, header, latency_under).
+    pub check_failures: serde_json::Map<String, serde_json::Value>,
+    pub latency_us: LatencySummary,
+    pub service_time_us: LatencySummary,
+}
+
+impl StepResult {
+    fn of(name: &str, s: &Stats, rate_basis_s: f64) -> Self {
+        let mut check_failures = serde_json::Map::new();
+        for k in CheckKind::ALL {
+            check_failures.insert(k.name().into(), s.check_failures[k as usize].into());
+        }
+        Self {
+            name: name.to_string(),
+            requests: s.requests,
+            rate_per_s: round3(per_second(s.requests, rate_basis_s)),
+            errors: error_map(s),
+            errors_total: s.errors_total(),
+            status: status_map(s),
+            checks_passed: s.checks_passed,
+            checks_failed: s.checks_failed,
+            check_failures,
+            latency_us: LatencySummary::of(&s.latency),
+            service_time_us: LatencySummary::of(&s.service),
+        }
+    }
+}
+
+fn error_map(s: &Stats) -> serde_json::Map<String, serde_json::Value> {
+    ErrorKind::ALL
+        .iter()
+        .map(|k| (k.name().to_string(), s.errors[k.index()].into()))
+        .collect()
+}
+
+fn status_map(s: &Stats) -> serde_json::Map<String, serde_json::Value> {
+    s.status
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (format!("{}xx", i + 1), (*n).into()))
+        .collect()
+}
+
+fn per_second(n: u64, seconds: f64) -> f64 {
+    if seconds > 0.0 {
+        n as f64 / seconds
+    } else {
+        0.0
+    }
+}
+
 /// The result of a run.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Results {
@@ -99,6 +161,16 @@ pub struct Results {
     /// are then lower bounds. `warnings` says why.
     pub trustworthy: bool,
     pub warnings: Vec<String>,
+    /// Journey iterations (one per request without `[[steps]]`).
+    pub iterations: u64,
+    /// Iterations cut short by a failed request or capture.
+    pub iterations_failed: u64,
+    /// Whole-iteration duration (from the intended start in the open model).
+    pub iteration_us: LatencySummary,
+    pub checks_passed: u64,
+    pub checks_failed: u64,
+    /// Per step, in journey order.
+    pub steps: Vec<StepResult>,
     pub intervals: Vec<IntervalSummary>,
 }
 
@@ -114,18 +186,12 @@ pub struct RunFacts {
     pub rate_basis_s: f64,
     pub warnings: Vec<String>,
     pub shards: usize,
+    pub step_names: Vec<String>,
 }
 
 impl Results {
-    pub fn build(totals: &Stats, intervals: Vec<IntervalSummary>, facts: RunFacts) -> Self {
-        let mut errors = serde_json::Map::new();
-        for k in ErrorKind::ALL {
-            errors.insert(k.name().into(), totals.errors[k.index()].into());
-        }
-        let mut status = serde_json::Map::new();
-        for (i, n) in totals.status.iter().enumerate() {
-            status.insert(format!("{}xx", i + 1), (*n).into());
-        }
+    pub fn build(set: &StatsSet, intervals: Vec<IntervalSummary>, facts: RunFacts) -> Self {
+        let totals = &set.total();
         let mut warnings = facts.warnings;
         if totals.dropped > 0 {
             warnings.push(format!(
@@ -146,11 +212,16 @@ impl Results {
                 format_us(LatencySummary::of(&totals.lag).p99)
             ));
         }
-        let rate_per_s = if facts.rate_basis_s > 0.0 {
-            totals.requests as f64 / facts.rate_basis_s
-        } else {
-            0.0
-        };
+        let rate_per_s = per_second(totals.requests, facts.rate_basis_s);
+        let steps = set
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let name = facts.step_names.get(i).map_or("step", String::as_str);
+                StepResult::of(name, s, facts.rate_basis_s)
+            })
+            .collect();
         Self {
             schema: SCHEMA.into(),
             target: facts.target,
@@ -162,9 +233,9 @@ impl Results {
             elapsed_s: round3(facts.elapsed_s),
             requests: totals.requests,
             rate_per_s: round3(rate_per_s),
-            errors,
+            errors: error_map(totals),
             errors_total: totals.errors_total(),
-            status,
+            status: status_map(totals),
             bytes_in: totals.bytes_in,
             bytes_out: totals.bytes_out,
             latency_basis: if facts.open { "intended" } else { "sent" }.into(),
@@ -176,6 +247,12 @@ impl Results {
             connects: totals.connects,
             trustworthy: warnings.is_empty(),
             warnings,
+            iterations: set.iterations,
+            iterations_failed: set.iterations_failed,
+            iteration_us: LatencySummary::of(&set.iteration),
+            checks_passed: totals.checks_passed,
+            checks_failed: totals.checks_failed,
+            steps,
             intervals,
         }
     }
@@ -249,6 +326,44 @@ impl Results {
                 o,
                 "\nLatency counts from each request's intended start (coordinated omission corrected). Late {}, dropped {}.",
                 self.late, self.dropped
+            );
+        }
+        if self.steps.len() > 1 {
+            let _ = writeln!(
+                o,
+                "\nStep                          requests    req/s   errors  checks✗      p50      p90      p99      max"
+            );
+            for st in &self.steps {
+                let name: String = st.name.chars().take(28).collect();
+                let _ = writeln!(
+                    o,
+                    "  {name:<28}{:>8} {:>8.1} {:>8} {:>7} {:>8} {:>8} {:>8} {:>8}",
+                    st.requests,
+                    st.rate_per_s,
+                    st.errors_total,
+                    st.checks_failed,
+                    format_us(st.latency_us.p50),
+                    format_us(st.latency_us.p90),
+                    format_us(st.latency_us.p99),
+                    format_us(st.latency_us.max)
+                );
+            }
+            let _ = writeln!(
+                o,
+                "  iterations {} ({} cut short), duration p50 {} p99 {}",
+                self.iterations,
+                self.iterations_failed,
+                format_us(self.iteration_us.p50),
+                format_us(self.iteration_us.p99)
+            );
+        }
+        if self.checks_passed + self.checks_failed > 0 {
+            let total = self.checks_passed + self.checks_failed;
+            let _ = writeln!(
+                o,
+                "Checks     {:.2}% passed ({} of {total})",
+                100.0 * self.checks_passed as f64 / total as f64,
+                self.checks_passed
             );
         }
         for w in &self.warnings {
@@ -334,24 +449,25 @@ mod tests {
             rate_basis_s: 1.0,
             warnings: vec![],
             shards: 1,
+            step_names: vec!["GET /".into()],
         }
     }
 
     #[test]
     fn lag_and_drops_make_a_run_untrustworthy() {
-        let mut s = Stats::new();
+        let mut set = StatsSet::new(1);
         for i in 0..100 {
-            s.record_send_lag(0, if i < 10 { 5_000_000 } else { 0 });
-            s.record_response(200, Some(0), 0, 1000);
+            set.steps[0].record_send_lag(0, if i < 10 { 5_000_000 } else { 0 });
+            set.steps[0].record_response(200, Some(0), 0, 1000);
         }
-        let r = Results::build(&s, vec![], facts(true));
+        let r = Results::build(&set, vec![], facts(true));
         assert!(!r.trustworthy);
         assert_eq!(r.latency_basis, "intended");
         assert_eq!(r.errors.len(), ErrorKind::COUNT);
         assert!(r.render_text().contains("WARNING"));
 
-        let mut ok = Stats::new();
-        ok.record_response(200, None, 0, 1000);
+        let mut ok = StatsSet::new(1);
+        ok.steps[0].record_response(200, None, 0, 1000);
         let r = Results::build(&ok, vec![], facts(false));
         assert!(r.trustworthy, "{:?}", r.warnings);
         assert_eq!(r.rate_per_s, 1.0);

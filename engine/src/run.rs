@@ -197,7 +197,7 @@ fn collector_main(
         connection_cap,
     });
 
-    let mut collector = Collector::new(shards, 1);
+    let mut collector = Collector::new(shards, plan.journey.steps.len());
     let mut intervals = Vec::new();
     collect(events, recycle, &mut collector, |iv| {
         intervals.push(iv.summary.clone());
@@ -267,7 +267,7 @@ fn build_results(
         _ => elapsed_s,
     };
     Results::build(
-        &collector.totals.total(),
+        &collector.totals,
         intervals,
         RunFacts {
             target: plan.target.url.clone(),
@@ -283,6 +283,7 @@ fn build_results(
             rate_basis_s,
             warnings,
             shards: plan.shards(),
+            step_names: plan.journey.steps.iter().map(|s| s.name.clone()).collect(),
         },
     )
 }

@@ -30,8 +30,6 @@ const PACER_TICK: Duration = Duration::from_millis(1);
 /// beats releasing up to a tick late on every request.
 const RELEASE_AHEAD_NS: u64 = 2_000_000;
 const SECOND_NS: u64 = 1_000_000_000;
-/// Journey steps (one until journeys land).
-const STEPS: usize = 1;
 
 /// Messages from the run to a shard.
 #[derive(Debug)]
@@ -195,7 +193,7 @@ async fn shard_main(plan: ShardPlan, links: ShardLinks, driver: &'static str, cp
     let state = Rc::new(ShardState {
         timeout_ns: plan.timeout.as_nanos() as u64,
         origin: Cell::new(Instant::now()),
-        stats: RefCell::new(Box::new(StatsSet::new(STEPS))),
+        stats: RefCell::new(Box::new(StatsSet::new(plan.journey.steps.len()))),
         slots: (0..n).map(|_| Slot::default()).collect(),
         active: Cell::new(0),
         dispatch,

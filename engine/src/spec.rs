@@ -22,6 +22,75 @@ pub struct ScenarioSpec {
     pub request: RequestSpec,
     #[serde(default)]
     pub engine: EngineSpec,
+    /// A journey: each iteration runs these steps in order (instead of the single `[request]`).
+    #[serde(default)]
+    pub steps: Vec<StepSpec>,
+    /// Pass/fail criteria such as `"p95 < 200ms"`, `"error_rate < 1%"`, `"step(login).p99 < 1s"`.
+    #[serde(default)]
+    pub thresholds: Vec<Spanned<String>>,
+}
+
+/// One request of a journey.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepSpec {
+    /// Groups results: `/sessions/{{id}}` aggregates under one name.
+    pub name: Option<Spanned<String>>,
+    pub method: Option<Spanned<String>>,
+    /// Path (and query) on the target, templated: `/api/t/{{tenant}}/login`.
+    pub path: Spanned<String>,
+    #[serde(default)]
+    pub headers: Vec<Spanned<String>>,
+    /// Body as text, templated.
+    pub body: Option<Spanned<String>>,
+    /// Body as JSON written as a TOML table; string values are templated.
+    pub json: Option<Spanned<toml::Value>>,
+    /// Values to keep for later steps: `capture = { token = { json = "/token" } }`.
+    #[serde(default)]
+    pub capture: std::collections::BTreeMap<String, Spanned<CaptureSpec>>,
+    pub check: Option<CheckSpec>,
+    /// Pause after this step: `"1s"`, `{ uniform = ["1s", "3s"] }`, `{ exponential = "2s" }`.
+    pub think: Option<Spanned<ThinkSpec>>,
+}
+
+/// Where a captured value comes from: exactly one of these.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureSpec {
+    /// JSON pointer into the response body (RFC 6901), e.g. "/token" or "/items/0/id".
+    pub json: Option<String>,
+    /// A response header's value.
+    pub header: Option<String>,
+    /// A regex on the body; its first group (or the whole match).
+    pub regex: Option<String>,
+    /// The status code.
+    #[serde(default)]
+    pub status: bool,
+}
+
+/// What a response must satisfy; failures are counted per step and per kind.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckSpec {
+    pub status: Option<Spanned<Vec<u16>>>,
+    pub body_contains: Option<Spanned<String>>,
+    /// JSON pointer → expected value.
+    pub json: Option<Spanned<std::collections::BTreeMap<String, toml::Value>>>,
+    /// JSON pointers that must exist.
+    pub json_exists: Option<Spanned<Vec<String>>>,
+    /// Header names that must be present.
+    pub header: Option<Spanned<Vec<String>>>,
+    /// e.g. "200ms"
+    pub latency_under: Option<Spanned<String>>,
+}
+
+/// Think time after a step.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum ThinkSpec {
+    Fixed(String),
+    Uniform { uniform: [String; 2] },
+    Exponential { exponential: String },
 }
 
 #[derive(Clone, Debug, Deserialize)]
