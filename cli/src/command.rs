@@ -111,7 +111,22 @@ fn run(args: &RunArgs) -> u8 {
         Output::Text => out.write_all(results.render_text().as_bytes()),
     };
     let _ = written.and_then(|()| writeln!(out));
-    EXIT_OK
+    exit_code(&results)
+}
+
+/// Exit code 4: an `abort_on_fail` threshold stopped the run; 1: a threshold failed.
+pub const EXIT_ABORTED: u8 = 4;
+pub const EXIT_THRESHOLDS: u8 = 1;
+
+/// The exit code a finished run's results call for.
+pub fn exit_code(results: &engine::Results) -> u8 {
+    if results.aborted_by.is_some() {
+        EXIT_ABORTED
+    } else if results.thresholds_failed {
+        EXIT_THRESHOLDS
+    } else {
+        EXIT_OK
+    }
 }
 
 fn describe(plan: &Plan) -> String {

@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Sender;
 
 use crate::results::IntervalSummary;
 use crate::stats::{ShardEvent, ShardFinal, StatsSet};
@@ -113,23 +113,6 @@ impl Collector {
                     stats: p.stats,
                 });
             }
-        }
-    }
-}
-
-/// Drains shard events until every shard has finished, calling `on_interval` in order.
-pub fn collect(
-    events: &Receiver<ShardEvent>,
-    recycle: &[Sender<Box<StatsSet>>],
-    collector: &mut Collector,
-    mut on_interval: impl FnMut(RunInterval),
-) {
-    let mut ready = Vec::new();
-    while !collector.done() {
-        let Ok(ev) = events.recv() else { break };
-        collector.take(ev, recycle, &mut ready);
-        for iv in ready.drain(..) {
-            on_interval(iv);
         }
     }
 }

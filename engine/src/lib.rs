@@ -20,6 +20,7 @@ mod shard;
 pub mod spec;
 pub mod stats;
 pub mod template;
+pub mod threshold;
 pub mod units;
 
 pub use error_kind::ErrorKind;

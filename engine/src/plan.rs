@@ -15,7 +15,8 @@ use toml::Spanned;
 use crate::journey::{self, Journey, RequestBase, StepPlan, StepRequest, Think};
 use crate::proto::http1;
 use crate::schedule::{RateStage, Schedule};
-use crate::spec::{CountSpec, ScenarioSpec, Source};
+use crate::spec::{CountSpec, ScenarioSpec, Source, ThresholdSpec};
+use crate::threshold::{self, Threshold};
 use crate::units;
 
 const DEFAULT_DURATION: Duration = Duration::from_secs(10);
@@ -85,6 +86,7 @@ pub struct Plan {
     /// CPUs to pin shards to, one shard each (`None`: unpinned, when pinning is unavailable).
     pub cpus: Vec<Option<usize>>,
     pub driver: DriverChoice,
+    pub thresholds: Vec<Threshold>,
 }
 
 /// One problem in a spec, located.
@@ -245,6 +247,12 @@ impl Plan {
             }
         });
 
+        let step_names: Vec<String> = journey
+            .as_ref()
+            .map(|j| j.steps.iter().map(|s| s.name.clone()).collect())
+            .unwrap_or_default();
+        let thresholds = check_thresholds(&mut c, &spec.thresholds, &step_names);
+
         if !c.errors.is_empty() {
             c.errors.sort_by_key(|(at, _)| *at);
             return Err(PlanErrors(c.errors.into_iter().map(|(_, e)| e).collect()));
@@ -256,6 +264,7 @@ impl Plan {
             }]));
         };
         Ok(Plan {
+            thresholds,
             target,
             journey,
             model,
@@ -420,6 +429,47 @@ fn check_headers(c: &mut Checker<'_>, headers: &[Spanned<String>]) -> Vec<(Strin
         match http1::validate_header(name, value) {
             Ok(()) => out.push((name.to_string(), value.to_string())),
             Err(why) => c.error(&h.span(), format!("header `{name}`: {why}")),
+        }
+    }
+    out
+}
+
+/// Default `delay` before an `abort_on_fail` threshold may stop a run.
+const DEFAULT_ABORT_DELAY: Duration = Duration::from_secs(10);
+
+fn check_thresholds(
+    c: &mut Checker<'_>,
+    specs: &[Spanned<ThresholdSpec>],
+    steps: &[String],
+) -> Vec<Threshold> {
+    let mut out = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let (expr, abort, delay) = match spec.get_ref() {
+            ThresholdSpec::Expr(e) => (e, false, None),
+            ThresholdSpec::Table {
+                expr,
+                abort_on_fail,
+                delay,
+            } => (expr, *abort_on_fail, delay.as_ref()),
+        };
+        match threshold::parse(expr, steps) {
+            Ok(mut t) => {
+                if abort {
+                    let d = match delay.map(|d| units::parse_duration(d)) {
+                        Some(Ok(d)) => d,
+                        Some(Err(e)) => {
+                            c.error(&spec.span(), format!("threshold delay: {e}"));
+                            DEFAULT_ABORT_DELAY
+                        }
+                        None => DEFAULT_ABORT_DELAY,
+                    };
+                    t.abort_after_ns = Some(d.as_nanos() as u64);
+                } else if delay.is_some() {
+                    c.error(&spec.span(), "delay only applies with abort_on_fail = true");
+                }
+                out.push(t);
+            }
+            Err(message) => c.error(&spec.span(), format!("threshold: {message}")),
         }
     }
     out

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::histogram::LatencySummary;
 use crate::stats::{CheckKind, Stats, StatsSet};
+use crate::threshold::ThresholdResult;
 use crate::ErrorKind;
 
 pub const SCHEMA: &str = "loadd.results.v1";
@@ -171,6 +172,11 @@ pub struct Results {
     pub checks_failed: u64,
     /// Per step, in journey order.
     pub steps: Vec<StepResult>,
+    /// Every threshold's verdict, in the scenario's order.
+    pub thresholds: Vec<ThresholdResult>,
+    pub thresholds_failed: bool,
+    /// Set when an `abort_on_fail` threshold stopped the run early: which one.
+    pub aborted_by: Option<String>,
     pub intervals: Vec<IntervalSummary>,
 }
 
@@ -253,6 +259,9 @@ impl Results {
             checks_passed: totals.checks_passed,
             checks_failed: totals.checks_failed,
             steps,
+            thresholds: Vec::new(),
+            thresholds_failed: false,
+            aborted_by: None,
             intervals,
         }
     }
@@ -365,6 +374,21 @@ impl Results {
                 100.0 * self.checks_passed as f64 / total as f64,
                 self.checks_passed
             );
+        }
+        if !self.thresholds.is_empty() {
+            let _ = writeln!(o, "\nThresholds");
+            for t in &self.thresholds {
+                let _ = writeln!(
+                    o,
+                    "  {} {:<36} actual {}",
+                    if t.passed { "✓ pass" } else { "✗ FAIL" },
+                    t.threshold,
+                    t.render_actual()
+                );
+            }
+        }
+        if let Some(t) = &self.aborted_by {
+            let _ = writeln!(o, "\nABORTED: threshold `{t}` failed (abort_on_fail)");
         }
         for w in &self.warnings {
             let _ = writeln!(o, "\nWARNING: {w}");

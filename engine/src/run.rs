@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 
-use crate::collector::{collect, Collector, RunInterval};
+use crate::collector::{Collector, RunInterval};
 use crate::plan::{LoadModel, Plan};
 use crate::results::{IntervalSummary, ModelSummary, Results, RunFacts};
 use crate::shard::{self, Control, ShardLinks};
@@ -199,18 +199,56 @@ fn collector_main(
 
     let mut collector = Collector::new(shards, plan.journey.steps.len());
     let mut intervals = Vec::new();
-    collect(events, recycle, &mut collector, |iv| {
-        intervals.push(iv.summary.clone());
-        let _ = out.send(RunEvent::Interval(iv));
-    });
+    let mut ready = Vec::new();
+    let mut aborted_by = None;
+    while !collector.done() {
+        let Ok(ev) = events.recv() else { break };
+        collector.take(ev, recycle, &mut ready);
+        for iv in ready.drain(..) {
+            intervals.push(iv.summary.clone());
+            let _ = out.send(RunEvent::Interval(iv));
+        }
+        if aborted_by.is_none() {
+            aborted_by = failed_abort_threshold(plan, &collector.totals, origin);
+            if aborted_by.is_some() {
+                for c in control {
+                    let _ = c.try_send(Control::Stop);
+                }
+            }
+        }
+    }
     let elapsed_s = Instant::now()
         .saturating_duration_since(origin)
         .as_secs_f64();
-    let results = build_results(plan, &collector, intervals, elapsed_s);
+    let mut results = build_results(plan, &collector, intervals, elapsed_s);
+    // Rates over the same basis as the summary's.
+    let basis_s = if results.rate_per_s > 0.0 {
+        results.requests as f64 / results.rate_per_s
+    } else {
+        elapsed_s
+    };
+    results.thresholds = plan
+        .thresholds
+        .iter()
+        .map(|t| t.evaluate(&collector.totals, basis_s))
+        .collect();
+    results.thresholds_failed = results.thresholds.iter().any(|t| !t.passed);
+    results.aborted_by = aborted_by;
     let _ = out.send(RunEvent::Finished(Box::new(Finished {
         results,
         totals: collector.totals,
     })));
+}
+
+/// The first `abort_on_fail` threshold that fails on the running totals once its delay passed.
+fn failed_abort_threshold(plan: &Plan, totals: &StatsSet, origin: Instant) -> Option<String> {
+    let elapsed = Instant::now().saturating_duration_since(origin);
+    let elapsed_ns = elapsed.as_nanos() as u64;
+    plan.thresholds
+        .iter()
+        .filter(|t| t.abort_after_ns.is_some_and(|d| elapsed_ns >= d))
+        .find(|t| !t.evaluate(totals, elapsed.as_secs_f64()).passed)
+        .map(|t| t.text.clone())
 }
 
 fn build_results(

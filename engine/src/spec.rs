@@ -27,7 +27,22 @@ pub struct ScenarioSpec {
     pub steps: Vec<StepSpec>,
     /// Pass/fail criteria such as `"p95 < 200ms"`, `"error_rate < 1%"`, `"step(login).p99 < 1s"`.
     #[serde(default)]
-    pub thresholds: Vec<Spanned<String>>,
+    pub thresholds: Vec<Spanned<ThresholdSpec>>,
+}
+
+/// A threshold: its expression, or a table that can also stop the run early.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum ThresholdSpec {
+    Expr(String),
+    Table {
+        expr: String,
+        /// Stop the run as soon as this threshold fails (after `delay`).
+        #[serde(default)]
+        abort_on_fail: bool,
+        /// Do not judge before this much of the run has passed (default 10s).
+        delay: Option<String>,
+    },
 }
 
 /// One request of a journey.

@@ -1,0 +1,365 @@
+//! Thresholds: pass/fail criteria on a run's metrics, k6 style — `"p95 < 200ms"`,
+//! `"error_rate < 1%"`, `"rate > 1000"`, `"checks > 99.9%"`, `"step(login).p99 < 1s"`,
+//! `"iteration.p95 < 2s"`, `"service.p99 < 50ms"`.
+//!
+//! Parsed and checked when the plan is built (unknown metrics and steps are located errors with a
+//! hint); evaluated on merged stats at the end of a run, and — for `abort_on_fail` ones — on the
+//! running totals once their delay has passed, to stop a run that has clearly failed.
+
+use serde::{Deserialize, Serialize};
+
+use crate::stats::{Stats, StatsSet};
+use crate::template;
+use crate::units;
+
+/// What a threshold measures.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Metric {
+    /// Corrected latency at a quantile (0..=1), in µs.
+    Latency(f64),
+    /// Uncorrected service time at a quantile, in µs.
+    Service(f64),
+    /// Iteration duration at a quantile, in µs (whole run only).
+    Iteration(f64),
+    /// Errors ÷ (responses + failures), as a fraction.
+    ErrorRate,
+    /// Checks passed ÷ checks run, as a fraction.
+    Checks,
+    /// Responses per second.
+    Rate,
+    Requests,
+    Errors,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Op {
+    #[serde(rename = "<")]
+    Lt,
+    #[serde(rename = "<=")]
+    Le,
+    #[serde(rename = ">")]
+    Gt,
+    #[serde(rename = ">=")]
+    Ge,
+}
+
+impl Op {
+    fn holds(self, actual: f64, limit: f64) -> bool {
+        match self {
+            Op::Lt => actual < limit,
+            Op::Le => actual <= limit,
+            Op::Gt => actual > limit,
+            Op::Ge => actual >= limit,
+        }
+    }
+}
+
+/// A parsed threshold.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Threshold {
+    /// As written, for reports.
+    pub text: String,
+    /// Restricts the metric to one journey step.
+    pub step: Option<usize>,
+    pub metric: Metric,
+    pub op: Op,
+    /// In the metric's unit: µs for latencies, a fraction for rates.
+    pub limit: f64,
+    /// `abort_on_fail`: stop the run once it fails, but not before this many ns.
+    pub abort_after_ns: Option<u64>,
+}
+
+/// A threshold's verdict.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ThresholdResult {
+    pub threshold: String,
+    pub passed: bool,
+    /// The measured value, in the unit of `limit`.
+    pub actual: f64,
+    pub limit: f64,
+    /// "us", "fraction", "per_s" or "count".
+    pub unit: String,
+}
+
+impl ThresholdResult {
+    /// The measured value for people: `1.20ms`, `2.50%`, `1000.0/s`.
+    pub fn render_actual(&self) -> String {
+        match self.unit.as_str() {
+            "us" => crate::results::format_us(self.actual as u64),
+            "fraction" => format!("{:.2}%", self.actual * 100.0),
+            "per_s" => format!("{:.1}/s", self.actual),
+            _ => format!("{}", self.actual),
+        }
+    }
+}
+
+/// Parses `[step(NAME).]metric op value`; `steps` are the journey's step names.
+pub fn parse(text: &str, steps: &[String]) -> Result<Threshold, String> {
+    let t = text.trim();
+    let (op_at, op, op_len) = ["<=", ">=", "<", ">"]
+        .iter()
+        .find_map(|sym| t.find(sym).map(|i| (i, *sym, sym.len())))
+        .ok_or_else(|| {
+            format!("`{t}` needs a comparison: <, <=, > or >= (e.g. \"p95 < 200ms\")")
+        })?;
+    let op = match op {
+        "<=" => Op::Le,
+        ">=" => Op::Ge,
+        "<" => Op::Lt,
+        _ => Op::Gt,
+    };
+    let lhs = t[..op_at].trim();
+    let rhs = t[op_at + op_len..].trim();
+    let (step, metric_text) = match lhs.strip_prefix("step(") {
+        Some(rest) => {
+            let (name, after) = rest
+                .split_once(").")
+                .ok_or_else(|| format!("`{lhs}`: write step(NAME).metric"))?;
+            let index = steps.iter().position(|s| s == name).ok_or_else(|| {
+                let hint = template::closest(name, steps.iter().map(String::as_str))
+                    .map(|h| format!("; did you mean `{h}`?"))
+                    .unwrap_or_default();
+                format!("no step is named `{name}`{hint}")
+            })?;
+            (Some(index), after)
+        }
+        None => (None, lhs),
+    };
+    let metric = parse_metric(metric_text)?;
+    if step.is_some() && matches!(metric, Metric::Iteration(_)) {
+        return Err("iteration durations are for the whole journey, not one step".into());
+    }
+    let limit = match metric {
+        Metric::Latency(_) | Metric::Service(_) | Metric::Iteration(_) => {
+            units::parse_duration(rhs)
+                .map(|d| d.as_secs_f64() * 1e6)
+                .map_err(|e| format!("{metric_text}: {e}"))?
+        }
+        Metric::ErrorRate | Metric::Checks => parse_fraction(rhs)?,
+        Metric::Rate | Metric::Requests | Metric::Errors => {
+            units::parse_scaled(rhs).map_err(|e| format!("{metric_text}: {e}"))?
+        }
+    };
+    Ok(Threshold {
+        text: t.to_string(),
+        step,
+        metric,
+        op,
+        limit,
+        abort_after_ns: None,
+    })
+}
+
+const METRICS: [&str; 8] = [
+    "p50..p99.99, min, max, mean",
+    "service.p99",
+    "iteration.p95",
+    "error_rate",
+    "checks",
+    "rate",
+    "requests",
+    "errors",
+];
+
+fn parse_metric(text: &str) -> Result<Metric, String> {
+    let (family, stat) = match text.split_once('.') {
+        Some((f @ ("service" | "iteration" | "latency"), s)) => (f, s),
+        _ => ("latency", text),
+    };
+    if family == "latency" {
+        match stat {
+            "error_rate" => return Ok(Metric::ErrorRate),
+            "checks" => return Ok(Metric::Checks),
+            "rate" => return Ok(Metric::Rate),
+            "requests" => return Ok(Metric::Requests),
+            "errors" => return Ok(Metric::Errors),
+            _ => {}
+        }
+    }
+    let q = match stat {
+        "min" => 0.0,
+        "max" => 1.0,
+        "median" => 0.5,
+        "mean" => -1.0,
+        p => match p.strip_prefix('p').and_then(|n| n.parse::<f64>().ok()) {
+            Some(n) if (0.0..=100.0).contains(&n) => n / 100.0,
+            _ => {
+                let hint = template::closest(text, ["p95", "p99", "error_rate", "checks", "rate"])
+                    .map(|h| format!("; did you mean `{h}`?"))
+                    .unwrap_or_default();
+                return Err(format!(
+                    "unknown metric `{text}` (use {}){hint}",
+                    METRICS.join(", ")
+                ));
+            }
+        },
+    };
+    Ok(match family {
+        "service" => Metric::Service(q),
+        "iteration" => Metric::Iteration(q),
+        _ => Metric::Latency(q),
+    })
+}
+
+/// `1%`, `99.9%` or a plain fraction `0.01`.
+fn parse_fraction(text: &str) -> Result<f64, String> {
+    let bad =
+        || format!("`{text}` is not a rate: use a percentage like 1% or a fraction like 0.01");
+    let v = match text.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().map_err(|_| bad())? / 100.0,
+        None => text.parse::<f64>().map_err(|_| bad())?,
+    };
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(bad())
+    }
+}
+
+fn quantile(h: &crate::histogram::LatencyHistogram, q: f64) -> f64 {
+    if h.is_empty() {
+        0.0
+    } else if q < 0.0 {
+        h.mean()
+    } else {
+        h.value_at_quantile(q) as f64
+    }
+}
+
+impl Threshold {
+    /// The metric's value over `set`, with `elapsed_s` for rates.
+    pub fn measure(&self, set: &StatsSet, elapsed_s: f64) -> f64 {
+        let total;
+        let s: &Stats = match self.step.and_then(|i| set.steps.get(i)) {
+            Some(step) => step,
+            None => {
+                total = set.total();
+                &total
+            }
+        };
+        match self.metric {
+            Metric::Latency(q) => quantile(&s.latency, q),
+            Metric::Service(q) => quantile(&s.service, q),
+            Metric::Iteration(q) => quantile(&set.iteration, q),
+            Metric::ErrorRate => {
+                // Transport failures have no response, so they add to the denominator.
+                let failures = s.errors_total()
+                    - s.errors[crate::ErrorKind::Status4xx.index()]
+                    - s.errors[crate::ErrorKind::Status5xx.index()];
+                let attempts = s.requests + failures;
+                if attempts == 0 {
+                    0.0
+                } else {
+                    s.errors_total() as f64 / attempts as f64
+                }
+            }
+            Metric::Checks => {
+                let n = s.checks_passed + s.checks_failed;
+                if n == 0 {
+                    1.0
+                } else {
+                    s.checks_passed as f64 / n as f64
+                }
+            }
+            Metric::Rate => {
+                if elapsed_s > 0.0 {
+                    s.requests as f64 / elapsed_s
+                } else {
+                    0.0
+                }
+            }
+            Metric::Requests => s.requests as f64,
+            Metric::Errors => s.errors_total() as f64,
+        }
+    }
+
+    pub fn evaluate(&self, set: &StatsSet, elapsed_s: f64) -> ThresholdResult {
+        let actual = self.measure(set, elapsed_s);
+        let unit = match self.metric {
+            Metric::Latency(_) | Metric::Service(_) | Metric::Iteration(_) => "us",
+            Metric::ErrorRate | Metric::Checks => "fraction",
+            Metric::Rate => "per_s",
+            Metric::Requests | Metric::Errors => "count",
+        };
+        ThresholdResult {
+            threshold: self.text.clone(),
+            passed: self.op.holds(actual, self.limit),
+            actual: (actual * 1e6).round() / 1e6,
+            limit: self.limit,
+            unit: unit.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn steps() -> Vec<String> {
+        vec!["login".into(), "scoreboard".into()]
+    }
+
+    #[test]
+    fn parses_the_k6_forms() {
+        let t = parse("p95 < 200ms", &steps()).unwrap();
+        assert_eq!(
+            (t.metric, t.op, t.limit, t.step),
+            (Metric::Latency(0.95), Op::Lt, 200_000.0, None)
+        );
+        let t = parse("error_rate<1%", &steps()).unwrap();
+        assert_eq!((t.metric, t.limit), (Metric::ErrorRate, 0.01));
+        let t = parse("checks >= 99.9%", &steps()).unwrap();
+        assert_eq!(t.metric, Metric::Checks);
+        assert!((t.limit - 0.999).abs() < 1e-12);
+        let t = parse("rate > 1k", &steps()).unwrap();
+        assert_eq!((t.metric, t.limit), (Metric::Rate, 1000.0));
+        let t = parse("step(scoreboard).p99 < 1s", &steps()).unwrap();
+        assert_eq!((t.step, t.metric), (Some(1), Metric::Latency(0.99)));
+        assert_eq!(
+            parse("iteration.p50 < 2s", &steps()).unwrap().metric,
+            Metric::Iteration(0.5)
+        );
+        assert_eq!(
+            parse("service.max < 2s", &steps()).unwrap().metric,
+            Metric::Service(1.0)
+        );
+    }
+
+    #[test]
+    fn refuses_with_hints() {
+        let e = parse("p101 < 1s", &steps()).unwrap_err();
+        assert!(e.contains("unknown metric"), "{e}");
+        let e = parse("eror_rate < 1%", &steps()).unwrap_err();
+        assert!(e.contains("did you mean `error_rate`"), "{e}");
+        let e = parse("step(logn).p95 < 1s", &steps()).unwrap_err();
+        assert!(e.contains("did you mean `login`"), "{e}");
+        assert!(parse("p95 200ms", &steps()).is_err());
+        assert!(parse("error_rate < 150%", &steps()).is_err());
+        assert!(parse("p95 < fast", &steps()).is_err());
+    }
+
+    #[test]
+    fn evaluates_on_stats() {
+        let mut set = StatsSet::new(2);
+        for i in 0..100u64 {
+            set.steps[0].record_response(200, None, 0, (i + 1) * 1_000_000); // 1..100 ms
+            set.steps[1].record_response(if i < 5 { 500 } else { 200 }, None, 0, 1_000_000);
+        }
+        let r = parse("p95 < 200ms", &steps()).unwrap().evaluate(&set, 1.0);
+        assert!(r.passed, "{r:?}");
+        let r = parse("step(login).p99 < 50ms", &steps())
+            .unwrap()
+            .evaluate(&set, 1.0);
+        assert!(!r.passed, "{r:?}");
+        let r = parse("error_rate < 1%", &steps())
+            .unwrap()
+            .evaluate(&set, 1.0);
+        assert!(!r.passed && (r.actual - 0.025).abs() < 1e-9, "{r:?}");
+        let r = parse("step(login).error_rate < 1%", &steps())
+            .unwrap()
+            .evaluate(&set, 1.0);
+        assert!(r.passed, "{r:?}");
+        let r = parse("rate > 150", &steps()).unwrap().evaluate(&set, 1.0);
+        assert!(r.passed, "{r:?}");
+    }
+}
