@@ -4,13 +4,24 @@
 //! assert against (the request count and the stall deadline). Well-behaved endpoints go through axum
 //! on hyper; misbehaving ones are written by hand on the same port (see `conn`). It refuses to be a
 //! production server: no TLS, no limits beyond the few that keep a test from hanging.
+//!
+//! Besides the raw endpoints it serves realistic user journeys for scenario files: a multi-tenant
+//! JSON API under `/api/t/{t}/` (see `api`) and page loads under `/pages/` and `/static/` (see
+//! `pages`), all in memory.
 
+mod api;
 mod body;
 mod conn;
+mod events;
+mod members;
 mod misbehave;
+mod pages;
+mod quiz;
 mod routes;
+mod tenants;
 #[cfg(test)]
 mod tests;
+mod uploads;
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,7 +1,8 @@
 //! The well-behaved endpoints, as an axum `Router` served by hyper (see `conn`).
 //!
-//! Owns the endpoint table, the counting/stall middleware and the control endpoints. It never sees
-//! a `/misbehave/*` request: those are answered raw before hyper is involved.
+//! Owns the endpoint table (merging in the `api` and `pages` routers), the counting/stall
+//! middleware and the control endpoints. It never sees a `/misbehave/*` request: those are answered
+//! raw before hyper is involved.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +17,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::body::{FillerBody, Framing, FILLER_LEN};
-use super::SandboxState;
+use super::{api, pages, SandboxState};
 
 /// Largest body `/bytes/{n}` and `/chunked/{n}` will send.
 const MAX_BODY_LEN: usize = 64 << 20;
@@ -35,6 +36,8 @@ pub(super) fn app(state: Arc<SandboxState>) -> Router {
         .route("/control/stall", post(stall))
         .route("/control/stats", get(stats))
         .route("/control/reset-stats", post(reset_stats))
+        .merge(api::router())
+        .merge(pages::router())
         .layer(middleware::from_fn_with_state(
             Arc::clone(&state),
             count_and_hold,

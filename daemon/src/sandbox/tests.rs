@@ -8,6 +8,10 @@ use std::time::{Duration, Instant};
 
 use super::{Sandbox, SandboxConfig};
 
+mod api;
+mod pages;
+mod uploads;
+
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn sandbox() -> Sandbox {
@@ -53,12 +57,45 @@ struct Client {
 
 impl Client {
     fn request(&mut self, method: &str, path: &str, body: &str) -> Reply {
-        let request = format!(
-            "{method} {path} HTTP/1.1\r\nhost: sandbox\r\ncontent-length: {}\r\n\r\n{body}",
-            body.len()
-        );
+        self.request_with(method, path, &[], body.as_bytes())
+    }
+
+    fn request_with(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Reply {
+        let mut request = format!("{method} {path} HTTP/1.1\r\nhost: sandbox\r\n");
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        request.push_str(&format!("content-length: {}\r\n\r\n", body.len()));
         self.send(&request);
+        self.stream.write_all(body).expect("write body");
         self.read_reply(method == "HEAD")
+    }
+
+    /// A JSON request, with `token` as a bearer token; returns the status and the JSON answer
+    /// (`Null` for an empty body).
+    fn json(
+        &mut self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let authorization = token.map(|token| format!("Bearer {token}"));
+        let mut headers = vec![("content-type", "application/json")];
+        headers.extend(authorization.as_deref().map(|a| ("authorization", a)));
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let reply = self.request_with(method, path, &headers, body.as_bytes());
+        if reply.body.is_empty() {
+            return (reply.status, serde_json::Value::Null);
+        }
+        let json = serde_json::from_slice(&reply.body).expect("JSON answer");
+        (reply.status, json)
     }
 
     fn send(&mut self, raw: &str) {
