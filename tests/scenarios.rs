@@ -37,20 +37,25 @@ fn every_scenario_smoke_runs_against_the_sandbox() {
     let sandbox = Sandbox::start().expect("sandbox starts");
     for file in scenario_files() {
         let path = file.display().to_string();
-        // --duration caps open-model files; closed files with a request count end on their own.
+        // --smoke runs any file for ~2 s, keeping its rates and the shape of its stages.
         let r = run_json([
             "run",
             &path,
             "--base-url",
             &sandbox.url(""),
-            "-d",
-            "1s",
+            "--smoke",
             "--output",
             "json",
         ]);
         let requests = r["requests"].as_u64().unwrap_or(0);
         assert!(requests > 0, "{path}: no requests: {r}");
         assert_eq!(r["errors_total"], 0, "{path}: errors: {}", r["errors"]);
+        assert_eq!(
+            r["checks_failed"], 0,
+            "{path}: failed checks: {}",
+            r["steps"]
+        );
+        assert_eq!(r["thresholds_failed"], false, "{path}: {}", r["thresholds"]);
     }
     assert!(sandbox.requests().expect("stats") > 0);
 }

@@ -87,6 +87,9 @@ pub struct RunArgs {
     /// Result format on stdout.
     #[arg(long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
+    /// Smoke test: run any scenario for about 2 s, keeping its rates and the shape of its stages.
+    #[arg(long)]
+    pub smoke: bool,
     /// No progress lines on stderr.
     #[arg(short, long)]
     pub quiet: bool,

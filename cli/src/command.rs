@@ -45,14 +45,18 @@ fn run(args: &RunArgs) -> u8 {
             request: RequestSpec::default(),
             engine: EngineSpec::default(),
             steps: Vec::new(),
+            vars: Default::default(),
             thresholds: Vec::new(),
         };
         apply_flags(&mut spec, args);
         plan_from(&spec, &Source::command_line())
     };
-    let Ok(plan) = plan else {
+    let Ok(mut plan) = plan else {
         return EXIT_USAGE;
     };
+    if args.smoke {
+        plan.smoke(Duration::from_secs(2));
+    }
     let handle = match engine::start(&plan) {
         Ok(h) => h,
         Err(e) => {

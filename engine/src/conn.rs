@@ -176,14 +176,36 @@ impl Conn {
 
     /// One journey iteration: every step in order until one fails.
     async fn iterate(&mut self, shard: &ShardState, id: usize, intended: Option<u64>) {
-        let start = intended.unwrap_or_else(|| shard.now_ns());
+        // Like latency: from the intended start, or from the actual one if that came first.
+        let now = shard.now_ns();
+        let start = intended.map_or(now, |i| i.min(now));
         let steps = &shard.plan.journey.steps;
         let open = intended.is_some();
         let mut failed = false;
-        for (i, step) in steps.iter().enumerate() {
-            let now_ms = std::time::SystemTime::now()
+        let now_ms = || {
+            std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64);
+                .map_or(0, |d| d.as_millis() as u64)
+        };
+        for (slot, template) in &shard.plan.journey.iteration_vars {
+            self.scratch.clear();
+            template.render(
+                &mut RenderContext {
+                    vu: self.vu,
+                    iteration: self.iteration,
+                    vars: &self.vars,
+                    rng: &mut self.rng,
+                    now_ms: now_ms(),
+                },
+                &mut self.scratch,
+            );
+            if let Some(v) = self.vars.get_mut(*slot) {
+                v.clear();
+                v.extend_from_slice(&self.scratch);
+            }
+        }
+        for (i, step) in steps.iter().enumerate() {
+            let now_ms = now_ms();
             step.request.encode(
                 &mut RenderContext {
                     vu: self.vu,

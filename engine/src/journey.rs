@@ -22,8 +22,11 @@ pub const MAX_INSPECTED_BODY: usize = 1 << 20;
 #[derive(Clone, Debug)]
 pub struct Journey {
     pub steps: Vec<StepPlan>,
-    /// Captured variable names; a variable's index is its slot in each virtual user.
+    /// Variable names (`[vars]` first, then captures); a name's index is its slot in each
+    /// virtual user.
     pub vars: Vec<String>,
+    /// `[vars]`: (slot, template) rendered at the start of every iteration.
+    pub iteration_vars: Vec<(usize, Template)>,
 }
 
 /// One compiled step.
@@ -153,10 +156,42 @@ pub struct RequestBase<'a> {
 }
 
 /// Compiles `[[steps]]`.
-pub(crate) fn compile(c: &mut Checker<'_>, specs: &[StepSpec], base: &RequestBase<'_>) -> Journey {
+pub(crate) fn compile(
+    c: &mut Checker<'_>,
+    specs: &[StepSpec],
+    var_specs: &std::collections::BTreeMap<String, Spanned<String>>,
+    base: &RequestBase<'_>,
+) -> Journey {
     let mut vars: Vec<String> = Vec::new();
-    // (name, step index that captures it)
+    // (name, step index that sets it); `[vars]` are set before step 0.
     let mut captured_at: Vec<(String, usize)> = Vec::new();
+    let mut iteration_vars = Vec::new();
+    for (name, text) in var_specs {
+        if !template::is_identifier(name) || template::BUILTINS.contains(&name.as_str()) {
+            c.error(
+                &text.span(),
+                format!("variable name `{name}` must be an identifier other than a built-in"),
+            );
+            continue;
+        }
+        let mut only_builtins = |var: &str| -> Result<usize, String> {
+            Err(format!(
+                "`{{{{{var}}}}}`: [vars] are built from built-ins only ({})",
+                template::BUILTINS.join(", ")
+            ))
+        };
+        match Template::compile(text.get_ref(), Escape::None, &mut only_builtins) {
+            Ok(t) => {
+                iteration_vars.push((vars.len(), t));
+                vars.push(name.clone());
+                captured_at.push((name.clone(), usize::MAX));
+            }
+            Err(e) => {
+                let at = text.span().start + 1 + e.offset;
+                c.error(&(at..at), e.message);
+            }
+        }
+    }
     for (i, s) in specs.iter().enumerate() {
         for (name, spec) in &s.capture {
             if !template::is_identifier(name) || template::BUILTINS.contains(&name.as_str()) {
@@ -166,6 +201,14 @@ pub(crate) fn compile(c: &mut Checker<'_>, specs: &[StepSpec], base: &RequestBas
                         "capture name `{name}` must be an identifier other than a built-in ({})",
                         template::BUILTINS.join(", ")
                     ),
+                );
+            } else if captured_at
+                .iter()
+                .any(|(n, at)| n == name && *at == usize::MAX)
+            {
+                c.error(
+                    &spec.span(),
+                    format!("`{name}` is already a [vars] variable: capture into another name"),
                 );
             } else if !captured_at.iter().any(|(n, _)| n == name) {
                 captured_at.push((name.clone(), i));
@@ -178,7 +221,11 @@ pub(crate) fn compile(c: &mut Checker<'_>, specs: &[StepSpec], base: &RequestBas
         .enumerate()
         .map(|(i, s)| compile_step(c, i, s, base, &vars, &captured_at))
         .collect();
-    Journey { steps, vars }
+    Journey {
+        steps,
+        vars,
+        iteration_vars,
+    }
 }
 
 fn compile_step(
@@ -209,7 +256,9 @@ fn compile_step(
     let compile_template = |c: &mut Checker<'_>, text: &str, span: Range<usize>, escape| {
         let mut lookup = |var: &str| -> Result<usize, String> {
             match captured_at.iter().find(|(n, _)| n == var) {
-                Some((_, at)) if *at < index => Ok(vars.iter().position(|v| v == var).unwrap_or(0)),
+                Some((_, at)) if *at < index || *at == usize::MAX => {
+                    Ok(vars.iter().position(|v| v == var).unwrap_or(0))
+                }
                 Some((_, at)) => Err(format!(
                     "`{{{{{var}}}}}` is used in step {} but only captured in step {} — capture it in an earlier step",
                     index + 1,

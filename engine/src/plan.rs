@@ -223,6 +223,9 @@ impl Plan {
 
         let journey = target.as_ref().map(|(_, path_and_query, host_header)| {
             if spec.steps.is_empty() {
+                if let Some((_, v)) = spec.vars.iter().next() {
+                    c.error(&v.span(), "[vars] apply to [[steps]]: add steps or drop [vars]");
+                }
                 single_request(&mut c, spec, source, path_and_query, host_header, &headers)
             } else {
                 for (field, span) in [
@@ -238,6 +241,7 @@ impl Plan {
                 journey::compile(
                     &mut c,
                     &spec.steps,
+                    &spec.vars,
                     &RequestBase {
                         base_path,
                         host_header,
@@ -276,6 +280,25 @@ impl Plan {
         })
     }
 
+    /// Shortens the run to about `total` for a smoke test: an open model keeps its rates and
+    /// shape over `total`; a closed model runs at most `total`.
+    pub fn smoke(&mut self, total: Duration) {
+        match &mut self.model {
+            LoadModel::Open { schedule, .. } => {
+                *schedule = schedule.scaled_to(total.as_nanos() as u64)
+            }
+            LoadModel::Closed { duration, .. } => {
+                *duration = Some(duration.map_or(total, |d| d.min(total)));
+            }
+        }
+        // Let an abort_on_fail threshold judge a smoke run, too.
+        for t in &mut self.thresholds {
+            if let Some(d) = t.abort_after_ns.as_mut() {
+                *d = (*d).min(total.as_nanos() as u64 / 2);
+            }
+        }
+    }
+
     /// Number of shards (one per CPU entry).
     pub fn shards(&self) -> usize {
         self.cpus.len()
@@ -286,10 +309,18 @@ impl Plan {
         matches!(self.model, LoadModel::Open { .. })
     }
 
-    /// Requested arrival rate, for open models with a constant rate (peak rate otherwise).
+    /// Requested arrival rate (iterations per second) averaged over the schedule: the constant
+    /// rate itself, or the mean of a ramping one.
     pub fn requested_rate_per_s(&self) -> Option<f64> {
         match &self.model {
-            LoadModel::Open { schedule, .. } => Some(schedule.peak_rate_per_s()),
+            LoadModel::Open { schedule, .. } => {
+                let secs = schedule.end_ns() as f64 / 1e9;
+                Some(if secs > 0.0 {
+                    (schedule.total() as f64 / secs * 1000.0).round() / 1000.0
+                } else {
+                    0.0
+                })
+            }
             LoadModel::Closed { .. } => None,
         }
     }
@@ -513,6 +544,7 @@ fn single_request(
             needs_head: false,
         }],
         vars: Vec::new(),
+        iteration_vars: Vec::new(),
     }
 }
 

@@ -193,6 +193,8 @@ pub struct RunFacts {
     pub warnings: Vec<String>,
     pub shards: usize,
     pub step_names: Vec<String>,
+    /// Mean requested iterations per second (open model).
+    pub requested_rate_per_s: Option<f64>,
 }
 
 impl Results {
@@ -234,7 +236,7 @@ impl Results {
             driver: facts.driver,
             shards: facts.shards,
             cpus: facts.cpus,
-            requested_rate_per_s: facts.model.rate_per_s,
+            requested_rate_per_s: facts.requested_rate_per_s,
             model: facts.model,
             elapsed_s: round3(facts.elapsed_s),
             requests: totals.requests,
@@ -295,15 +297,38 @@ impl Results {
             .requested_rate_per_s
             .map(|r| format!(" (requested {}/s)", trim_float(r)))
             .unwrap_or_default();
+        let journey = self.steps.len() > 1;
         let _ = writeln!(
             o,
-            "Requests   {} in {:.2}s: {:.1} req/s{requested}; {} in, {} out",
+            "Requests   {} in {:.2}s: {:.1} req/s{}; {} in, {} out",
             self.requests,
             self.elapsed_s,
             self.rate_per_s,
+            if journey { "" } else { &requested },
             format_bytes(self.bytes_in),
             format_bytes(self.bytes_out)
         );
+        if journey {
+            let basis_s = if self.rate_per_s > 0.0 {
+                self.requests as f64 / self.rate_per_s
+            } else {
+                self.elapsed_s
+            };
+            let rate = if basis_s > 0.0 {
+                self.iterations as f64 / basis_s
+            } else {
+                0.0
+            };
+            let requested = self
+                .requested_rate_per_s
+                .map(|r| format!(", requested {}/s", trim_float(r)))
+                .unwrap_or_default();
+            let _ = writeln!(
+                o,
+                "Iterations {} ({rate:.1}/s{requested}), {} cut short",
+                self.iterations, self.iterations_failed
+            );
+        }
         let status: Vec<String> = self
             .status
             .iter()
@@ -359,11 +384,12 @@ impl Results {
             }
             let _ = writeln!(
                 o,
-                "  iterations {} ({} cut short), duration p50 {} p99 {}",
+                "  whole iteration{:>21}{:>44} {:>8} {:>8} {:>8}",
                 self.iterations,
-                self.iterations_failed,
                 format_us(self.iteration_us.p50),
-                format_us(self.iteration_us.p99)
+                format_us(self.iteration_us.p90),
+                format_us(self.iteration_us.p99),
+                format_us(self.iteration_us.max)
             );
         }
         if self.checks_passed + self.checks_failed > 0 {
@@ -474,6 +500,7 @@ mod tests {
             warnings: vec![],
             shards: 1,
             step_names: vec!["GET /".into()],
+            requested_rate_per_s: open.then_some(100.0),
         }
     }
 

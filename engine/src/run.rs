@@ -322,6 +322,7 @@ fn build_results(
             warnings,
             shards: plan.shards(),
             step_names: plan.journey.steps.iter().map(|s| s.name.clone()).collect(),
+            requested_rate_per_s: plan.requested_rate_per_s(),
         },
     )
 }

@@ -85,6 +85,22 @@ impl Schedule {
         )
     }
 
+    /// The same shape and rates compressed (or stretched) to last `total_ns`: for smoke runs.
+    pub fn scaled_to(&self, total_ns: u64) -> Schedule {
+        let end = self.end_ns().max(1);
+        let factor = total_ns as f64 / end as f64;
+        let start = self.segments.first().map_or(0.0, |s| s.r0);
+        let stages: Vec<RateStage> = self
+            .segments
+            .iter()
+            .map(|s| RateStage {
+                duration_ns: ((s.duration_ns as f64 * factor) as u64).max(1),
+                target_rate_per_s: s.r1,
+            })
+            .collect();
+        Schedule::new(start, &stages)
+    }
+
     /// Total arrivals in the schedule.
     pub fn total(&self) -> u64 {
         self.total
@@ -220,6 +236,28 @@ mod tests {
         );
         assert_eq!(all_times(&down, 0, 1).len(), 100);
         assert_eq!(down.peak_rate_per_s(), 100.0);
+    }
+
+    #[test]
+    fn scaling_keeps_rates_and_shape() {
+        let s = Schedule::new(
+            0.0,
+            &[
+                RateStage {
+                    duration_ns: 60 * S,
+                    target_rate_per_s: 100.0,
+                },
+                RateStage {
+                    duration_ns: 60 * S,
+                    target_rate_per_s: 100.0,
+                },
+            ],
+        );
+        let small = s.scaled_to(2 * S);
+        assert_eq!(small.end_ns(), 2 * S);
+        assert_eq!(small.peak_rate_per_s(), 100.0);
+        // 1 s ramp 0→100 (50) + 1 s at 100 (100).
+        assert_eq!(small.total(), 150);
     }
 
     #[test]

@@ -25,6 +25,9 @@ pub struct ScenarioSpec {
     /// A journey: each iteration runs these steps in order (instead of the single `[request]`).
     #[serde(default)]
     pub steps: Vec<StepSpec>,
+    /// Values set at the start of each iteration from built-ins: `tenant = "t{{random(1,10)}}"`.
+    #[serde(default)]
+    pub vars: std::collections::BTreeMap<String, Spanned<String>>,
     /// Pass/fail criteria such as `"p95 < 200ms"`, `"error_rate < 1%"`, `"step(login).p99 < 1s"`.
     #[serde(default)]
     pub thresholds: Vec<Spanned<ThresholdSpec>>,
