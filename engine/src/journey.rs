@@ -474,7 +474,13 @@ fn compile_capture(
         match regex::bytes::Regex::new(r) {
             Ok(re) => CaptureSource::Regex(re),
             Err(e) => {
-                c.error(&spec.span(), format!("capture `{name}`: bad regex: {e}"));
+                // regex renders its error over several lines: keep to one.
+                let why = e
+                    .to_string()
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                c.error(&spec.span(), format!("capture `{name}`: bad regex: {why}"));
                 return None;
             }
         }

@@ -1,0 +1,198 @@
+//! Journeys against the sandbox: captures feed later steps, a wrong-tenant token shows up as
+//! errors, a failed capture cuts the iteration short, thresholds set the exit code (1 failed,
+//! 4 aborted early), and journey mistakes are refused with located messages before any traffic.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use testbed::{run_loadctl_timeout, Sandbox};
+
+fn write(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("loadd-journeys-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write scenario");
+    path
+}
+
+/// Runs a scenario file; returns (exit code, JSON results or Null, stderr).
+fn run(file: &PathBuf, extra: &[&str]) -> (Option<i32>, serde_json::Value, String) {
+    let mut args = vec![
+        "run".to_string(),
+        file.display().to_string(),
+        "--output".into(),
+        "json".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let out = run_loadctl_timeout(&args, Duration::from_secs(60));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let json = serde_json::from_str(stdout.trim()).unwrap_or(serde_json::Value::Null);
+    (
+        out.status.code(),
+        json,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn step<'a>(r: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    r["steps"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == name))
+        .unwrap_or_else(|| panic!("no step {name} in {}", r["steps"]))
+}
+
+#[test]
+fn a_wrong_tenant_token_is_refused_and_fails_the_thresholds() {
+    let _guard = testbed::serial();
+    let sandbox = Sandbox::start().expect("sandbox starts");
+    let file = write(
+        "cross_tenant.toml",
+        &format!(
+            r#"thresholds = ["error_rate < 1%", "step(own tenant).p99 < 5s"]
+[target]
+url = "{}"
+[load]
+connections = 2
+requests = 20
+[vars]
+user = "u{{{{vu}}}}-{{{{iteration}}}}-{{{{random(1,1000000000)}}}}"
+[[steps]]
+name = "register in a"
+method = "POST"
+path = "/api/t/alpha/register"
+json = {{ username = "{{{{user}}}}", password = "pw" }}
+capture = {{ token = {{ json = "/token" }} }}
+[[steps]]
+name = "own tenant"
+path = "/api/t/alpha/sessions"
+headers = ["Authorization: Bearer {{{{token}}}}"]
+check = {{ status = [200] }}
+[[steps]]
+name = "other tenant"
+path = "/api/t/beta/sessions"
+headers = ["Authorization: Bearer {{{{token}}}}"]
+check = {{ status = [200] }}
+"#,
+            sandbox.url("")
+        ),
+    );
+    let (code, r, stderr) = run(&file, &[]);
+    assert_eq!(code, Some(1), "thresholds failed → exit 1; {stderr}");
+    assert_eq!(step(&r, "register in a")["requests"], 20);
+    assert_eq!(step(&r, "own tenant")["errors_total"], 0, "{}", r["steps"]);
+    let other = step(&r, "other tenant");
+    assert_eq!(
+        other["errors"]["status_4xx"], 20,
+        "403 for a foreign token: {other}"
+    );
+    assert_eq!(other["checks_failed"], 20);
+    let verdicts = r["thresholds"].as_array().expect("thresholds");
+    assert_eq!(verdicts[0]["passed"], false, "{verdicts:?}");
+    assert_eq!(verdicts[1]["passed"], true, "{verdicts:?}");
+}
+
+#[test]
+fn a_failed_capture_cuts_the_iteration_short() {
+    let _guard = testbed::serial();
+    let sandbox = Sandbox::start().expect("sandbox starts");
+    let file = write(
+        "bad_capture.toml",
+        &format!(
+            r#"[target]
+url = "{}"
+[load]
+connections = 2
+requests = 10
+[[steps]]
+name = "first"
+path = "/"
+capture = {{ id = {{ regex = "id=(\\d+)" }} }}
+[[steps]]
+name = "second"
+path = "/bytes/{{{{id}}}}"
+"#,
+            sandbox.url("")
+        ),
+    );
+    let (code, r, stderr) = run(&file, &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(step(&r, "first")["errors"]["capture_failed"], 10);
+    assert_eq!(step(&r, "second")["requests"], 0);
+    assert_eq!(r["iterations"], 10);
+    assert_eq!(r["iterations_failed"], 10);
+}
+
+#[test]
+fn abort_on_fail_stops_a_failing_run_early_with_exit_4() {
+    let _guard = testbed::serial();
+    let sandbox = Sandbox::start().expect("sandbox starts");
+    let file = write(
+        "abort.toml",
+        &format!(
+            r#"thresholds = [{{ expr = "error_rate < 1%", abort_on_fail = true, delay = "1s" }}]
+[target]
+url = "{}"
+[load]
+rate = 100
+duration = "30s"
+"#,
+            sandbox.url("/status/503")
+        ),
+    );
+    let started = Instant::now();
+    let (code, r, stderr) = run(&file, &[]);
+    assert_eq!(code, Some(4), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(r["aborted_by"], "error_rate < 1%");
+    assert!(
+        r["elapsed_s"].as_f64().unwrap_or(99.0) < 10.0,
+        "{}",
+        r["elapsed_s"]
+    );
+}
+
+#[test]
+fn journey_mistakes_are_located_with_hints() {
+    let file = write(
+        "mistakes.toml",
+        r#"thresholds = ["p95 < 1s", "eror_rate < 1%", "step(logn).p99 < 1s"]
+[target]
+url = "http://127.0.0.1:9/"
+[[steps]]
+name = "login"
+path = "/login/{{tokn}}"
+capture = { token = { json = "/token" } }
+[[steps]]
+name = "use"
+path = "/x/{{later}}"
+[[steps]]
+name = "capture late"
+path = "/y"
+capture = { later = { regex = "(unclosed" } }
+"#,
+    );
+    for cmd in ["validate", "run"] {
+        let out = run_loadctl_timeout([cmd.as_ref(), file.as_os_str()], Duration::from_secs(20));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        let lines: Vec<&str> = stderr.lines().collect();
+        let expect = [
+            (":1:", "did you mean `error_rate`"),
+            (":1:", "did you mean `login`"),
+            (":6:16:", "did you mean `token`"),
+            (":10:", "only captured in step 3"),
+            (":14:", "bad regex"),
+        ];
+        assert_eq!(lines.len(), expect.len(), "{stderr}");
+        for (line, (at, words)) in lines.iter().zip(expect) {
+            assert!(
+                line.contains(at) && line.contains(words),
+                "want {at} … {words} in: {line}"
+            );
+        }
+    }
+}
