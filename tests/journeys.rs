@@ -16,7 +16,7 @@ fn write(name: &str, text: &str) -> PathBuf {
 }
 
 /// Runs a scenario file; returns (exit code, JSON results or Null, stderr).
-fn run(file: &PathBuf, extra: &[&str]) -> (Option<i32>, serde_json::Value, String) {
+fn run(file: &std::path::Path, extra: &[&str]) -> (Option<i32>, serde_json::Value, String) {
     let mut args = vec![
         "run".to_string(),
         file.display().to_string(),
