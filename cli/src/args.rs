@@ -28,6 +28,18 @@ pub enum Command {
         /// The scenario file.
         file: PathBuf,
     },
+    /// Send a scenario to loadd and tail it live until its result (or `--detach`).
+    Submit(crate::remote::SubmitArgs),
+    /// Follow a loadd run's live intervals, then print its summary.
+    Tail(crate::remote::TailArgs),
+    /// Show a loadd run (default: the newest).
+    Status(crate::remote::StatusArgs),
+    /// List loadd's runs, newest first.
+    List(crate::remote::ListArgs),
+    /// Stop a loadd run gracefully (in-flight requests finish; results are kept).
+    Stop(crate::remote::StopArgs),
+    /// Print a loadd run's report as JSON, CSV (per-interval series) or HTML.
+    Report(crate::remote::ReportArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

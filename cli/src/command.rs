@@ -26,6 +26,12 @@ pub fn dispatch(command: Command) -> u8 {
             }
             Err(code) => code,
         },
+        Command::Submit(a) => crate::remote::submit(&a),
+        Command::Tail(a) => crate::remote::tail(&a),
+        Command::Status(a) => crate::remote::status(&a),
+        Command::List(a) => crate::remote::list(&a),
+        Command::Stop(a) => crate::remote::stop(&a),
+        Command::Report(a) => crate::remote::report(&a),
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod args;
 pub mod command;
+pub mod remote;
 
 use std::process::ExitCode;
 

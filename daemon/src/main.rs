@@ -26,6 +26,8 @@ enum Command {
         #[arg(long, default_value = "1")]
         workers: NonZeroUsize,
     },
+    /// Serve the control API (runs, live events, reports) until SIGINT or SIGTERM.
+    Serve(daemon::api::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +36,7 @@ fn main() -> ExitCode {
             listen,
             workers: workers.get(),
         }),
+        Command::Serve(args) => daemon::api::serve_forever(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

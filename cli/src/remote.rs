@@ -1,0 +1,583 @@
+//! The commands that talk to a `loadd` daemon: `submit`, `tail`, `status`, `list`, `stop`, `report`.
+//!
+//! The daemon is `--daemon URL`, else `$LOADD_URL`, else `http://127.0.0.1:7070`; the bearer
+//! token is `$LOADD_TOKEN`, else the token file loadd generated in the local state directory
+//! (`$XDG_STATE_HOME/loadd/token` or `~/.local/state/loadd/token`). `tail` follows the run's
+//! Server-Sent Events, reconnecting with `Last-Event-ID` so no interval is missed, and prints
+//! the same progress line as `loadctl run`, then the summary.
+//! Exit codes (as `loadctl run`): 0 ok; 1 thresholds failed; 2 refused (bad scenario, auth,
+//! allowlist, limits, unknown run); 3 no result (the run was aborted or failed, or the daemon
+//! cannot be reached); 4 an `abort_on_fail` threshold stopped the run.
+//! It refuses to retry a refused request: only a dropped event stream is resumed.
+
+use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use engine::results::format_us;
+use serde_json::Value;
+
+use crate::{EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE};
+
+const DEFAULT_DAEMON: &str = "http://127.0.0.1:7070";
+/// Reconnection attempts when an event stream drops before the run's end.
+const TAIL_RECONNECTS: u32 = 10;
+
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// loadd's base URL (default: $LOADD_URL, else http://127.0.0.1:7070).
+    #[arg(long = "daemon", value_name = "URL")]
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    /// The scenario file.
+    pub file: PathBuf,
+    /// Print the run id and return instead of tailing the run.
+    #[arg(long)]
+    pub detach: bool,
+    /// Refuse (409) instead of queueing when another run is queued or running.
+    #[arg(long)]
+    pub no_queue: bool,
+    /// Override the scenario's duration, e.g. 30s (as `loadctl run -d`).
+    #[arg(short = 'd', long)]
+    pub duration: Option<String>,
+    /// Multiply the scenario's arrival rates, e.g. 0.5 for half the load.
+    #[arg(long)]
+    pub rate_scale: Option<f64>,
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TailArgs {
+    /// The run id.
+    pub id: String,
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The run id (default: the newest run).
+    pub id: Option<String>,
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// The run id.
+    pub id: String,
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Json,
+    Csv,
+    Html,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The run id.
+    pub id: String,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Json)]
+    pub format: ReportFormat,
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
+}
+
+/// `$XDG_STATE_HOME/loadd`, else `$HOME/.local/state/loadd` (loadd's default too).
+fn default_state_dir() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(x).join("loadd");
+    }
+    match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        Some(h) => PathBuf::from(h).join(".local/state/loadd"),
+        None => PathBuf::from("loadd-state"),
+    }
+}
+
+/// A failed exchange, already mapped to what the user sees and the exit code.
+struct Failure {
+    message: String,
+    code: u8,
+}
+
+impl Failure {
+    fn report(self) -> u8 {
+        eprintln!("{}", self.message);
+        self.code
+    }
+}
+
+struct Reply {
+    status: u16,
+    body: String,
+}
+
+struct Client {
+    base: String,
+    token: Option<String>,
+    agent: ureq::Agent,
+}
+
+impl Client {
+    fn new(args: &DaemonArgs) -> Self {
+        let base = args
+            .url
+            .clone()
+            .or_else(|| std::env::var("LOADD_URL").ok().filter(|u| !u.is_empty()))
+            .unwrap_or_else(|| DEFAULT_DAEMON.into())
+            .trim_end_matches('/')
+            .to_string();
+        let token = std::env::var("LOADD_TOKEN")
+            .ok()
+            .filter(|t| !t.trim().is_empty())
+            .or_else(|| std::fs::read_to_string(default_state_dir().join("token")).ok())
+            .map(|t| t.trim().to_string());
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(5)))
+            .build();
+        Self {
+            base,
+            token,
+            agent: ureq::Agent::new_with_config(config),
+        }
+    }
+
+    fn unreachable(&self, e: &ureq::Error) -> Failure {
+        Failure {
+            message: format!("error: cannot reach loadd at {}: {e}", self.base),
+            code: EXIT_RUN_FAILED,
+        }
+    }
+
+    fn auth(&self) -> Option<String> {
+        self.token.as_ref().map(|t| format!("Bearer {t}"))
+    }
+
+    fn get(&self, path: &str) -> Result<Reply, Failure> {
+        let mut req = self.agent.get(format!("{}{path}", self.base));
+        if let Some(a) = self.auth() {
+            req = req.header("Authorization", a);
+        }
+        let mut resp = req.call().map_err(|e| self.unreachable(&e))?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(256 * 1024 * 1024)
+            .read_to_string()
+            .map_err(|e| self.unreachable(&e))?;
+        Ok(Reply { status, body })
+    }
+
+    fn post(&self, path: &str, content_type: &str, body: &[u8]) -> Result<Reply, Failure> {
+        let mut req = self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .content_type(content_type);
+        if let Some(a) = self.auth() {
+            req = req.header("Authorization", a);
+        }
+        let mut resp = req.send(body).map_err(|e| self.unreachable(&e))?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| self.unreachable(&e))?;
+        Ok(Reply { status, body })
+    }
+}
+
+/// A non-2xx reply as one line per problem (`details` of an invalid scenario included).
+fn refused(reply: &Reply) -> Failure {
+    let v: Value = serde_json::from_str(&reply.body).unwrap_or(Value::Null);
+    let mut message = format!(
+        "error: loadd answered {}: {}",
+        reply.status,
+        v["error"].as_str().unwrap_or(reply.body.trim())
+    );
+    if let Some(details) = v["details"].as_array() {
+        message = details
+            .iter()
+            .filter_map(Value::as_str)
+            .map(|d| format!("error: {d}"))
+            .collect::<Vec<_>>()
+            .join("\n");
+    }
+    let code = if reply.status >= 500 {
+        EXIT_RUN_FAILED
+    } else {
+        EXIT_USAGE
+    };
+    Failure { message, code }
+}
+
+fn ok_json(reply: Reply) -> Result<Value, Failure> {
+    if !(200..300).contains(&reply.status) {
+        return Err(refused(&reply));
+    }
+    serde_json::from_str(&reply.body).map_err(|e| Failure {
+        message: format!("error: loadd sent a reply that is not JSON: {e}"),
+        code: EXIT_RUN_FAILED,
+    })
+}
+
+fn finish(result: Result<u8, Failure>) -> u8 {
+    result.unwrap_or_else(Failure::report)
+}
+
+pub fn submit(args: &SubmitArgs) -> u8 {
+    finish(submit_inner(args))
+}
+
+fn submit_inner(args: &SubmitArgs) -> Result<u8, Failure> {
+    let text = std::fs::read(&args.file).map_err(|e| Failure {
+        message: format!("error: {}: cannot read: {e}", args.file.display()),
+        code: EXIT_USAGE,
+    })?;
+    let name = args
+        .file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "scenario.toml".into());
+    let client = Client::new(&args.daemon);
+    let mut path = format!(
+        "/v1/runs?queue={}&name={}",
+        !args.no_queue,
+        percent_encode(&name)
+    );
+    if let Some(d) = &args.duration {
+        path.push_str(&format!("&duration={}", percent_encode(d)));
+    }
+    if let Some(s) = args.rate_scale {
+        path.push_str(&format!("&rate_scale={s}"));
+    }
+    let v = ok_json(client.post(&path, "application/toml", &text)?)?;
+    let id = v["id"].as_str().unwrap_or_default().to_string();
+    if args.detach {
+        println!("{id}");
+        return Ok(EXIT_OK);
+    }
+    eprintln!(
+        "submitted run {id} ({}) to {}",
+        v["state"].as_str().unwrap_or("?"),
+        client.base
+    );
+    tail_run(&client, &id)
+}
+
+/// Keeps unreserved characters; everything else as %XX (file names in a query string).
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+pub fn tail(args: &TailArgs) -> u8 {
+    finish(tail_run(&Client::new(&args.daemon), &args.id))
+}
+
+/// How a tail ended.
+enum Ending {
+    Finished(Value),
+    Ended(Value),
+}
+
+fn tail_run(client: &Client, id: &str) -> Result<u8, Failure> {
+    let mut last_id: Option<u64> = None;
+    let mut attempts = 0;
+    // On a terminal the progress line is redrawn in place; piped, one line per interval.
+    let live = std::io::stdout().is_terminal();
+    let ending = loop {
+        match follow(client, id, &mut last_id, live) {
+            Ok(Some(end)) => break end,
+            Ok(None) | Err(None) if attempts < TAIL_RECONNECTS => {
+                attempts += 1;
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            Ok(None) | Err(None) => {
+                return Err(Failure {
+                    message: format!("error: lost the event stream of run {id}"),
+                    code: EXIT_RUN_FAILED,
+                })
+            }
+            Err(Some(f)) => return Err(f),
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    if live && last_id.is_some() {
+        let _ = writeln!(out);
+    }
+    match ending {
+        Ending::Finished(result) => {
+            // The same verdict and exit code as `loadctl run`, so `submit` works as a CI gate.
+            match serde_json::from_value::<engine::Results>(result.clone()) {
+                Ok(r) => {
+                    let _ = writeln!(out, "{}", r.render_text());
+                    Ok(crate::command::exit_code(&r))
+                }
+                Err(_) => {
+                    let text = serde_json::to_string_pretty(&result).unwrap_or_default();
+                    let _ = writeln!(out, "{text}");
+                    Ok(if !result["aborted_by"].is_null() {
+                        crate::command::EXIT_ABORTED
+                    } else if result["thresholds_failed"].as_bool() == Some(true) {
+                        crate::command::EXIT_THRESHOLDS
+                    } else {
+                        EXIT_OK
+                    })
+                }
+            }
+        }
+        Ending::Ended(v) => {
+            let _ = out.flush();
+            eprintln!(
+                "run {id} {}{}",
+                v["state"].as_str().unwrap_or("ended"),
+                v["error"]
+                    .as_str()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            );
+            Ok(EXIT_RUN_FAILED)
+        }
+    }
+}
+
+/// Reads one connection's worth of events. `Ok(None)`/`Err(None)`: the stream dropped (resume);
+/// `Err(Some(_))`: refused (do not retry).
+fn follow(
+    client: &Client,
+    id: &str,
+    last_id: &mut Option<u64>,
+    live: bool,
+) -> Result<Option<Ending>, Option<Failure>> {
+    let mut req = client
+        .agent
+        .get(format!("{}/v1/runs/{id}/events", client.base))
+        .header("Accept", "text/event-stream");
+    if let Some(a) = client.auth() {
+        req = req.header("Authorization", a);
+    }
+    if let Some(n) = last_id {
+        req = req.header("Last-Event-ID", n.to_string());
+    }
+    let resp = match req.call() {
+        Ok(r) => r,
+        Err(e) if last_id.is_some() => {
+            eprintln!("loadctl: reconnecting to the event stream: {e}");
+            return Err(None);
+        }
+        Err(e) => return Err(Some(client.unreachable(&e))),
+    };
+    if resp.status().as_u16() != 200 {
+        let status = resp.status().as_u16();
+        let body = resp.into_body().read_to_string().unwrap_or_default();
+        return Err(Some(refused(&Reply { status, body })));
+    }
+    let reader = BufReader::new(resp.into_body().into_reader());
+    let (mut event, mut data, mut event_id) = (String::new(), String::new(), None::<u64>);
+    for line in reader.lines() {
+        let Ok(line) = line else {
+            return Ok(None);
+        };
+        if line.is_empty() {
+            if !data.is_empty() || !event.is_empty() {
+                let value: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
+                match event.as_str() {
+                    "interval" => {
+                        print_interval(&value, live);
+                        if event_id.is_some() {
+                            *last_id = event_id;
+                        }
+                    }
+                    "finished" => return Ok(Some(Ending::Finished(value))),
+                    "ended" => return Ok(Some(Ending::Ended(value))),
+                    _ => {}
+                }
+            }
+            event.clear();
+            data.clear();
+            event_id = None;
+            continue;
+        }
+        if line.starts_with(':') {
+            continue;
+        }
+        let (field, value) = line.split_once(':').unwrap_or((line.as_str(), ""));
+        let value = value.strip_prefix(' ').unwrap_or(value);
+        match field {
+            "event" => event = value.to_string(),
+            "id" => event_id = value.parse().ok(),
+            "data" => {
+                if !data.is_empty() {
+                    data.push('\n');
+                }
+                data.push_str(value);
+            }
+            _ => {}
+        }
+    }
+    Ok(None)
+}
+
+/// The same line `loadctl run` prints each second; redrawn in place when `live`.
+fn print_interval(s: &Value, live: bool) {
+    let n = |k: &str| s[k].as_f64().unwrap_or(0.0);
+    let u = |k: &str| s[k].as_u64().unwrap_or(0);
+    let (start, end) = if live { ("\r\x1b[2K", "") } else { ("", "\n") };
+    print!(
+        "{start}[{:>4}s] {:>9.0} req/s  p99 {:>9}  errors {:>6}  conns {}{end}",
+        n("t_s"),
+        n("rate_per_s"),
+        format_us(u("latency_p99_us")),
+        u("errors"),
+        u("active_connections")
+    );
+    let _ = std::io::stdout().flush();
+}
+
+pub fn status(args: &StatusArgs) -> u8 {
+    finish(status_inner(args))
+}
+
+fn status_inner(args: &StatusArgs) -> Result<u8, Failure> {
+    let client = Client::new(&args.daemon);
+    let run = match &args.id {
+        Some(id) => ok_json(client.get(&format!("/v1/runs/{id}"))?)?,
+        None => {
+            let list = ok_json(client.get("/v1/runs")?)?;
+            match list["runs"].as_array().and_then(|r| r.first()) {
+                Some(newest) => newest.clone(),
+                None => {
+                    println!("no runs");
+                    return Ok(EXIT_OK);
+                }
+            }
+        }
+    };
+    println!("{}", serde_json::to_string_pretty(&run).unwrap_or_default());
+    Ok(EXIT_OK)
+}
+
+pub fn list(args: &ListArgs) -> u8 {
+    finish(list_inner(args))
+}
+
+fn list_inner(args: &ListArgs) -> Result<u8, Failure> {
+    let client = Client::new(&args.daemon);
+    let v = ok_json(client.get("/v1/runs")?)?;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "{:<21} {:<9} {:>10} {:>9}  target",
+        "id", "state", "requests", "p99"
+    );
+    for r in v["runs"].as_array().into_iter().flatten() {
+        let requests = r["summary"]["requests"]
+            .as_u64()
+            .map_or("-".into(), |n| n.to_string());
+        let p99 = r["summary"]["latency_us"]["p99"]
+            .as_u64()
+            .map_or("-".into(), format_us);
+        let _ = writeln!(
+            out,
+            "{:<21} {:<9} {:>10} {:>9}  {}",
+            r["id"].as_str().unwrap_or("?"),
+            r["state"].as_str().unwrap_or("?"),
+            requests,
+            p99,
+            r["target"].as_str().unwrap_or("")
+        );
+    }
+    Ok(EXIT_OK)
+}
+
+pub fn stop(args: &StopArgs) -> u8 {
+    finish(stop_inner(args))
+}
+
+fn stop_inner(args: &StopArgs) -> Result<u8, Failure> {
+    let client = Client::new(&args.daemon);
+    let v = ok_json(client.post(&format!("/v1/runs/{}/stop", args.id), "text/plain", b"")?)?;
+    eprintln!(
+        "run {}: stop requested ({})",
+        args.id,
+        v["state"].as_str().unwrap_or("?")
+    );
+    Ok(EXIT_OK)
+}
+
+pub fn report(args: &ReportArgs) -> u8 {
+    finish(report_inner(args))
+}
+
+fn report_inner(args: &ReportArgs) -> Result<u8, Failure> {
+    let client = Client::new(&args.daemon);
+    let format = match args.format {
+        ReportFormat::Json => "json",
+        ReportFormat::Csv => "csv",
+        ReportFormat::Html => "html",
+    };
+    let reply = client.get(&format!("/v1/runs/{}/report?format={format}", args.id))?;
+    if !(200..300).contains(&reply.status) {
+        return Err(refused(&reply));
+    }
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(reply.body.as_bytes());
+    if !reply.body.ends_with('\n') {
+        let _ = writeln!(out);
+    }
+    Ok(EXIT_OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_names() {
+        assert_eq!(percent_encode("a b&c.toml"), "a%20b%26c.toml");
+    }
+
+    #[test]
+    fn refusals_list_details() {
+        let f = refused(&Reply {
+            status: 400,
+            body:
+                r#"{"error":"invalid scenario","details":["x.toml:1:2: bad","x.toml:3:4: worse"]}"#
+                    .into(),
+        });
+        assert_eq!(
+            f.message,
+            "error: x.toml:1:2: bad\nerror: x.toml:3:4: worse"
+        );
+        assert_eq!(f.code, EXIT_USAGE);
+        let f = refused(&Reply {
+            status: 403,
+            body: r#"{"error":"not allowed"}"#.into(),
+        });
+        assert_eq!(f.message, "error: loadd answered 403: not allowed");
+    }
+}

@@ -1,0 +1,190 @@
+//! `loadd serve`: resolve the state directory and the token, load stored runs, start the runner,
+//! and serve the API on a one-thread tokio runtime until SIGINT or SIGTERM.
+//!
+//! Safe by default: loopback listen, a generated token (file mode 0600, directory 0700), the
+//! loopback-only allowlist. It refuses a non-loopback listen address unless a token was given
+//! explicitly (`LOADD_TOKEN` or `--token-file`), so a generated secret is never the only guard
+//! on a network socket the operator did not think about.
+
+use std::fs;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use engine::units;
+
+use super::policy::{AllowRule, Limits, Policy};
+use super::{app, AppState};
+use crate::runner::{hex, Runs};
+use crate::store::Store;
+
+/// Flags of `loadd serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on (loopback by default; any other needs an explicit token).
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    pub listen: SocketAddr,
+    /// Where runs and the token live (default `$XDG_STATE_HOME/loadd` or `~/.local/state/loadd`).
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// Read the bearer token from this file instead of `STATE_DIR/token` (`LOADD_TOKEN` wins).
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// Also allow targets in this address block or with this exact host name (repeatable);
+    /// loopback is always allowed.
+    #[arg(long = "allow")]
+    pub allow: Vec<String>,
+    /// Most connections one scenario may open.
+    #[arg(long, default_value = "10000")]
+    pub max_connections: u32,
+    /// Highest arrival rate a scenario may ask for, e.g. 50k (default: no limit).
+    #[arg(long, value_parser = rate)]
+    pub max_rate: Option<f64>,
+    /// Longest run a scenario may ask for, e.g. 10m (default: no limit).
+    #[arg(long, value_parser = duration)]
+    pub max_duration: Option<Duration>,
+    /// Largest scenario body accepted, in bytes.
+    #[arg(long, default_value = "1048576")]
+    pub max_body_bytes: usize,
+}
+
+fn rate(s: &str) -> Result<f64, String> {
+    units::parse_scaled(s).map_err(|e| e.to_string())
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    units::parse_duration(s).map_err(|e| e.to_string())
+}
+
+/// `$XDG_STATE_HOME/loadd`, else `$HOME/.local/state/loadd`, else `./loadd-state`.
+pub fn default_state_dir() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(x).join("loadd");
+    }
+    match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        Some(h) => PathBuf::from(h).join(".local/state/loadd"),
+        None => PathBuf::from("loadd-state"),
+    }
+}
+
+/// Returns the token and whether the operator chose it (as opposed to loadd generating it).
+fn resolve_token(state_dir: &Path, token_file: Option<&Path>) -> Result<(String, bool)> {
+    if let Ok(t) = std::env::var("LOADD_TOKEN") {
+        let t = t.trim().to_string();
+        if t.is_empty() {
+            bail!("LOADD_TOKEN is set but empty");
+        }
+        return Ok((t, true));
+    }
+    if let Some(path) = token_file {
+        let t =
+            fs::read_to_string(path).with_context(|| format!("--token-file {}", path.display()))?;
+        let t = t.trim().to_string();
+        if t.is_empty() {
+            bail!("--token-file {} is empty", path.display());
+        }
+        return Ok((t, true));
+    }
+    let path = state_dir.join("token");
+    if let Ok(t) = fs::read_to_string(&path) {
+        let t = t.trim().to_string();
+        if !t.is_empty() {
+            return Ok((t, false));
+        }
+    }
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for a token: {e}"))?;
+    let token = hex(&bytes);
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("create {}", path.display()))?;
+    writeln!(file, "{token}").with_context(|| format!("write {}", path.display()))?;
+    eprintln!("loadd: generated a bearer token in {}", path.display());
+    Ok((token, false))
+}
+
+/// Runs `loadd serve` until a signal.
+pub fn serve_forever(args: ServeArgs) -> Result<()> {
+    let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&state_dir)
+        .with_context(|| format!("create state directory {}", state_dir.display()))?;
+    let (token, explicit) = resolve_token(&state_dir, args.token_file.as_deref())?;
+    if !args.listen.ip().is_loopback() && !explicit {
+        bail!(
+            "refusing to listen on {} without an explicit token: set LOADD_TOKEN or --token-file",
+            args.listen
+        );
+    }
+    let allow = args
+        .allow
+        .iter()
+        .map(|a| AllowRule::parse(a))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(anyhow::Error::msg)?;
+    let policy = Policy {
+        token,
+        allow,
+        limits: Limits {
+            max_connections: args.max_connections,
+            max_rate_per_s: args.max_rate,
+            max_duration: args.max_duration,
+            max_body_bytes: args.max_body_bytes,
+        },
+    };
+    let store = Store::open(&state_dir)
+        .with_context(|| format!("open {}", state_dir.join("runs").display()))?;
+    let (stored, problems) = store.load_all();
+    for p in &problems {
+        eprintln!("loadd: warning: {p}");
+    }
+    let runs = Runs::start(store, stored).context("start the runner thread")?;
+    let state = AppState {
+        runs,
+        policy: Arc::new(policy),
+    };
+    // One thread for the whole control plane: it must not compete with the shards.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("build the API runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("listen on {}", args.listen))?;
+        let addr = listener.local_addr()?;
+        println!("loadd listening on http://{addr}");
+        let _ = std::io::stdout().flush();
+        // On a signal, exit without waiting for live tails (they never end on their own); a run
+        // in progress is then listed as aborted at the next start.
+        tokio::select! {
+            served = axum::serve(listener, app(state)) => served.context("serve"),
+            () = shutdown_signal() => Ok(()),
+        }
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = ctrl_c.await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+}

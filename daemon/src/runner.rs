@@ -1,0 +1,328 @@
+//! The runs loadd knows about, and the one thread that executes them, one at a time.
+//!
+//! [`Runs`] is the registry the API reads (behind one mutex, held only to copy or update small
+//! things and write a small state file, never across a run or a network wait). The runner thread takes queued runs in submission order,
+//! starts each on the engine's own threads, and turns its `RunEvent`s into stored intervals,
+//! a result and a histogram, persisting each as it arrives and waking live tails.
+//! It refuses to run two loads at once: they would steal each other's CPUs.
+
+use std::collections::BTreeMap;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use engine::run::{RunEvent, Stopper};
+use engine::Plan;
+use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
+use tokio::sync::watch;
+
+use crate::store::{RunMeta, RunState, Store, StoredRun};
+
+/// One run, in memory.
+pub struct Run {
+    pub meta: RunMeta,
+    /// Interval summaries as the engine serialized them (opaque JSON objects).
+    pub intervals: Vec<serde_json::Value>,
+    /// The engine's `Results`, serialized.
+    pub result: Option<serde_json::Value>,
+    /// Corrected-latency histogram, V2+deflate.
+    pub histogram_v2: Option<Vec<u8>>,
+    plan: Option<Plan>,
+    stopper: Option<Stopper>,
+    /// Bumped on every change; live tails wait on it.
+    changed: watch::Sender<u64>,
+}
+
+impl Run {
+    fn new(meta: RunMeta) -> Self {
+        Self {
+            meta,
+            intervals: Vec::new(),
+            result: None,
+            histogram_v2: None,
+            plan: None,
+            stopper: None,
+            changed: watch::Sender::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        self.changed.send_modify(|v| *v += 1);
+    }
+
+    /// A receiver that wakes on every change of this run.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+}
+
+/// Why a submission was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error("a run is already queued or running (submit with ?queue=true to queue behind it)")]
+    Busy,
+    #[error("cannot store the run")]
+    Store(#[from] std::io::Error),
+}
+
+/// Why a stop was refused.
+#[derive(Debug)]
+pub enum StopError {
+    NotFound,
+    AlreadyOver(RunState),
+}
+
+/// Every run loadd knows about.
+pub struct Runs {
+    runs: Mutex<BTreeMap<String, Run>>,
+    store: Store,
+    queue: Mutex<mpsc::Sender<String>>,
+}
+
+impl Runs {
+    /// Loads the stored runs and starts the runner thread.
+    pub fn start(store: Store, stored: Vec<StoredRun>) -> std::io::Result<Arc<Runs>> {
+        let (tx, rx) = mpsc::channel();
+        let mut map = BTreeMap::new();
+        for s in stored {
+            let mut run = Run::new(s.meta);
+            run.intervals = s.intervals;
+            run.result = s.result;
+            run.histogram_v2 = s.histogram_v2;
+            map.insert(run.meta.id.clone(), run);
+        }
+        let runs = Arc::new(Runs {
+            runs: Mutex::new(map),
+            store,
+            queue: Mutex::new(tx),
+        });
+        let worker = Arc::clone(&runs);
+        std::thread::Builder::new()
+            .name("loadd-runner".into())
+            .spawn(move || runner_main(&worker, &rx))?;
+        Ok(runs)
+    }
+
+    /// The registry, locked. A panic elsewhere while holding it leaves plain data behind.
+    pub fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Run>> {
+        self.runs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Files a validated run: queued, or refused when `queue` is false and another is pending.
+    pub fn submit(&self, plan: Plan, scenario: &str, queue: bool) -> Result<RunMeta, SubmitError> {
+        let meta = {
+            let mut runs = self.lock();
+            if !queue && runs.values().any(|r| !r.meta.state.is_over()) {
+                return Err(SubmitError::Busy);
+            }
+            let meta = RunMeta {
+                id: next_id(runs.keys().next_back().map(String::as_str)),
+                state: RunState::Queued,
+                created_unix_ms: unix_ms(),
+                target: plan.target.url.clone(),
+                stop_requested: false,
+                error: None,
+            };
+            self.store.create(&meta, scenario)?;
+            let mut run = Run::new(meta.clone());
+            run.plan = Some(plan);
+            runs.insert(meta.id.clone(), run);
+            meta
+        };
+        let sent = self
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(meta.id.clone());
+        if sent.is_err() {
+            // The runner thread is gone: say so instead of leaving the run queued forever.
+            self.finish(
+                &meta.id,
+                RunState::Failed,
+                Some("the runner thread stopped".into()),
+            );
+        }
+        Ok(self.lock().get(&meta.id).map_or(meta, |r| r.meta.clone()))
+    }
+
+    /// Graceful stop: a queued run is aborted; a running one drains and keeps its results.
+    pub fn stop(&self, id: &str) -> Result<RunMeta, StopError> {
+        let mut runs = self.lock();
+        let run = runs.get_mut(id).ok_or(StopError::NotFound)?;
+        match run.meta.state {
+            RunState::Queued => {
+                run.meta.state = RunState::Aborted;
+                run.meta.stop_requested = true;
+                run.meta.error = Some("stopped before it started".into());
+                run.plan = None;
+                self.save_state(&run.meta);
+                run.touch();
+            }
+            RunState::Running => {
+                run.meta.stop_requested = true;
+                if let Some(s) = &run.stopper {
+                    s.stop();
+                }
+                self.save_state(&run.meta);
+                run.touch();
+            }
+            over => return Err(StopError::AlreadyOver(over)),
+        }
+        Ok(run.meta.clone())
+    }
+
+    fn save_state(&self, meta: &RunMeta) {
+        if let Err(e) = self.store.write_state(meta) {
+            eprintln!(
+                "loadd: warning: run {}: cannot save its state: {e}",
+                meta.id
+            );
+        }
+    }
+
+    fn finish(&self, id: &str, state: RunState, error: Option<String>) {
+        let mut runs = self.lock();
+        if let Some(run) = runs.get_mut(id) {
+            run.meta.state = state;
+            run.meta.error = error;
+            run.stopper = None;
+            self.save_state(&run.meta);
+            run.touch();
+        }
+    }
+}
+
+fn runner_main(runs: &Runs, queue: &mpsc::Receiver<String>) {
+    for id in queue.iter() {
+        let plan = {
+            let mut map = runs.lock();
+            let Some(run) = map.get_mut(&id) else {
+                continue;
+            };
+            // Stopped while queued.
+            let Some(plan) = run.plan.take() else {
+                continue;
+            };
+            run.meta.state = RunState::Running;
+            runs.save_state(&run.meta);
+            run.touch();
+            plan
+        };
+        execute(runs, &id, &plan);
+    }
+}
+
+fn execute(runs: &Runs, id: &str, plan: &Plan) {
+    let mut log = match runs.store.interval_log(id) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            eprintln!("loadd: warning: run {id}: cannot open its interval log: {e}");
+            None
+        }
+    };
+    let handle = match engine::start(plan) {
+        Ok(h) => h,
+        Err(e) => {
+            runs.finish(id, RunState::Failed, Some(e.to_string()));
+            return;
+        }
+    };
+    {
+        let mut map = runs.lock();
+        if let Some(run) = map.get_mut(id) {
+            let stopper = handle.stopper();
+            // A stop that arrived between dequeuing and starting.
+            if run.meta.stop_requested {
+                stopper.stop();
+            }
+            run.stopper = Some(stopper);
+        }
+    }
+    let mut finished = false;
+    for event in handle.events().iter() {
+        match event {
+            RunEvent::Started { .. } => {}
+            RunEvent::Interval(iv) => {
+                let Ok(value) = serde_json::to_value(&iv.summary) else {
+                    continue;
+                };
+                if let Some(l) = log.as_mut() {
+                    if let Err(e) = l.append(&value) {
+                        eprintln!("loadd: warning: run {id}: cannot append an interval: {e}");
+                    }
+                }
+                let mut map = runs.lock();
+                if let Some(run) = map.get_mut(id) {
+                    run.intervals.push(value);
+                    run.touch();
+                }
+            }
+            RunEvent::Finished(f) => {
+                let result = serde_json::to_value(&f.results).unwrap_or(serde_json::Value::Null);
+                let mut histogram = Vec::new();
+                let histogram = V2DeflateSerializer::new()
+                    .serialize(&f.totals.total().latency, &mut histogram)
+                    .ok()
+                    .map(|_| histogram);
+                if let Err(e) = runs.store.write_result(id, &result, histogram.as_deref()) {
+                    eprintln!("loadd: warning: run {id}: cannot save its result: {e}");
+                }
+                let mut map = runs.lock();
+                if let Some(run) = map.get_mut(id) {
+                    run.result = Some(result);
+                    run.histogram_v2 = histogram;
+                }
+                finished = true;
+            }
+        }
+    }
+    if finished {
+        runs.finish(id, RunState::Finished, None);
+    } else {
+        runs.finish(
+            id,
+            RunState::Failed,
+            Some("the run ended without a result".into()),
+        );
+    }
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// `{unix ms, 11 hex digits}-{8 random hex}`: sorts in submission order, because the time part
+/// is kept above the newest id's (two submissions in one millisecond), and does not collide.
+fn next_id(newest: Option<&str>) -> String {
+    let newest_ms = newest
+        .and_then(|id| id.get(..11))
+        .and_then(|t| u64::from_str_radix(t, 16).ok());
+    let ms = match newest_ms {
+        Some(n) if n >= unix_ms() => n + 1,
+        _ => unix_ms(),
+    };
+    let mut random = [0u8; 4];
+    // Without randomness the time part alone still orders and separates runs.
+    let _ = getrandom::fill(&mut random);
+    format!("{ms:011x}-{}", hex(&random))
+}
+
+/// Lowercase hex of some bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ids_sort_in_submission_order() {
+        let a = super::next_id(None);
+        let b = super::next_id(Some(&a));
+        let c = super::next_id(Some(&b));
+        assert!(a < b && b < c, "{a} {b} {c}");
+        let far = format!("{:011x}-00000000", super::unix_ms() + 10_000);
+        assert!(super::next_id(Some(&far)) > far);
+    }
+}

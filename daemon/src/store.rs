@@ -1,0 +1,311 @@
+//! The state directory: every run's files, written as the run goes, read back at start.
+//!
+//! Layout: `STATE_DIR/runs/{id}/` holds `scenario.toml` (as submitted), `state.json` (a
+//! [`RunMeta`], replaced atomically), `intervals.ndjson` (one JSON object per interval, appended
+//! and flushed to the OS each second), `result.json` and `histogram.hdr` (V2+deflate) at the end.
+//! Loading never fails on what it finds: a corrupt or partial file is reported and skipped, and a
+//! run that was queued or running when loadd died comes back `aborted`. It refuses to build a path
+//! from anything but an id loadd generated itself.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Where a run is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    Queued,
+    Running,
+    Finished,
+    Aborted,
+    Failed,
+}
+
+impl RunState {
+    pub const ALL: [RunState; 5] = [
+        RunState::Queued,
+        RunState::Running,
+        RunState::Finished,
+        RunState::Aborted,
+        RunState::Failed,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RunState::Queued => "queued",
+            RunState::Running => "running",
+            RunState::Finished => "finished",
+            RunState::Aborted => "aborted",
+            RunState::Failed => "failed",
+        }
+    }
+
+    /// True once nothing more will happen to the run.
+    pub fn is_over(self) -> bool {
+        matches!(
+            self,
+            RunState::Finished | RunState::Aborted | RunState::Failed
+        )
+    }
+}
+
+/// What `state.json` holds, and what a listing shows about a run.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RunMeta {
+    pub id: String,
+    pub state: RunState,
+    pub created_unix_ms: u64,
+    /// The target URL, as the plan normalized it.
+    pub target: String,
+    /// A graceful stop was asked for (the results are kept).
+    #[serde(default)]
+    pub stop_requested: bool,
+    /// Why the run failed or was aborted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A run as found on disk.
+#[derive(Debug)]
+pub struct StoredRun {
+    pub meta: RunMeta,
+    pub intervals: Vec<serde_json::Value>,
+    pub result: Option<serde_json::Value>,
+    pub histogram_v2: Option<Vec<u8>>,
+}
+
+/// The runs directory.
+#[derive(Clone, Debug)]
+pub struct Store {
+    runs_dir: PathBuf,
+}
+
+const SCENARIO: &str = "scenario.toml";
+const STATE: &str = "state.json";
+const INTERVALS: &str = "intervals.ndjson";
+const RESULT: &str = "result.json";
+const HISTOGRAM: &str = "histogram.hdr";
+
+impl Store {
+    /// Opens (creating) `state_dir/runs`.
+    pub fn open(state_dir: &Path) -> io::Result<Self> {
+        let runs_dir = state_dir.join("runs");
+        fs::create_dir_all(&runs_dir)?;
+        Ok(Self { runs_dir })
+    }
+
+    fn dir(&self, id: &str) -> PathBuf {
+        self.runs_dir.join(id)
+    }
+
+    /// Writes a new run's scenario and state.
+    pub fn create(&self, meta: &RunMeta, scenario: &str) -> io::Result<()> {
+        let dir = self.dir(&meta.id);
+        fs::create_dir_all(&dir)?;
+        fs::write(dir.join(SCENARIO), scenario)?;
+        self.write_state(meta)
+    }
+
+    /// Replaces `state.json` atomically (write, then rename).
+    pub fn write_state(&self, meta: &RunMeta) -> io::Result<()> {
+        write_atomic(&self.dir(&meta.id).join(STATE), &serde_json::to_vec(meta)?)
+    }
+
+    /// Opens the run's interval log for appending.
+    pub fn interval_log(&self, id: &str) -> io::Result<IntervalLog> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir(id).join(INTERVALS))?;
+        Ok(IntervalLog { file })
+    }
+
+    /// Writes the final result and histogram.
+    pub fn write_result(
+        &self,
+        id: &str,
+        result: &serde_json::Value,
+        histogram_v2: Option<&[u8]>,
+    ) -> io::Result<()> {
+        let dir = self.dir(id);
+        write_atomic(&dir.join(RESULT), &serde_json::to_vec(result)?)?;
+        if let Some(h) = histogram_v2 {
+            write_atomic(&dir.join(HISTOGRAM), h)?;
+        }
+        Ok(())
+    }
+
+    /// Reads every run back. A run left queued or running is marked aborted (and saved so).
+    /// Problems are returned as messages beside the runs, never as an error.
+    pub fn load_all(&self) -> (Vec<StoredRun>, Vec<String>) {
+        let mut runs = Vec::new();
+        let mut problems = Vec::new();
+        let entries = match fs::read_dir(&self.runs_dir) {
+            Ok(e) => e,
+            Err(e) => {
+                problems.push(format!("{}: {e}", self.runs_dir.display()));
+                return (runs, problems);
+            }
+        };
+        for entry in entries.flatten() {
+            let dir = entry.path();
+            if !dir.is_dir() {
+                continue;
+            }
+            match self.load_one(&dir, &mut problems) {
+                Ok(run) => runs.push(run),
+                Err(why) => problems.push(format!("{}: skipped: {why}", dir.display())),
+            }
+        }
+        runs.sort_by(|a, b| a.meta.id.cmp(&b.meta.id));
+        (runs, problems)
+    }
+
+    fn load_one(&self, dir: &Path, problems: &mut Vec<String>) -> Result<StoredRun, String> {
+        let state_path = dir.join(STATE);
+        let bytes = fs::read(&state_path).map_err(|e| format!("{STATE}: {e}"))?;
+        let mut meta: RunMeta =
+            serde_json::from_slice(&bytes).map_err(|e| format!("{STATE}: {e}"))?;
+        // The directory name is the id: never trust a path from inside a file.
+        if dir.file_name().and_then(|n| n.to_str()) != Some(meta.id.as_str()) {
+            return Err(format!(
+                "{STATE}: id {:?} does not match its directory",
+                meta.id
+            ));
+        }
+        let intervals = read_intervals(&dir.join(INTERVALS), problems);
+        let result = match fs::read(dir.join(RESULT)) {
+            Ok(b) => match serde_json::from_slice(&b) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    problems.push(format!("{}: {RESULT}: {e}", dir.display()));
+                    None
+                }
+            },
+            Err(_) => None,
+        };
+        let histogram_v2 = fs::read(dir.join(HISTOGRAM)).ok();
+        if !meta.state.is_over() {
+            meta.state = RunState::Aborted;
+            meta.error = Some("loadd stopped before the run ended".into());
+            if let Err(e) = self.write_state(&meta) {
+                problems.push(format!("{}: {STATE}: {e}", dir.display()));
+            }
+        } else if meta.state == RunState::Finished && result.is_none() {
+            meta.state = RunState::Aborted;
+            meta.error = Some("the result file is missing or unreadable".into());
+        }
+        Ok(StoredRun {
+            meta,
+            intervals,
+            result,
+            histogram_v2,
+        })
+    }
+}
+
+/// Interval lines; a torn or corrupt line (kill -9 mid-write) ends the log there.
+fn read_intervals(path: &Path, problems: &mut Vec<String>) -> Vec<serde_json::Value> {
+    let Ok(file) = File::open(path) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (n, line) in BufReader::new(file).lines().enumerate() {
+        let parsed = line
+            .map_err(|e| e.to_string())
+            .and_then(|l| serde_json::from_str(&l).map_err(|e| e.to_string()));
+        match parsed {
+            Ok(v) => out.push(v),
+            Err(e) => {
+                problems.push(format!(
+                    "{}:{}: {e}; later lines skipped",
+                    path.display(),
+                    n + 1
+                ));
+                break;
+            }
+        }
+    }
+    out
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, bytes)?;
+    fs::rename(&tmp, path)
+}
+
+/// A run's `intervals.ndjson`, open for appending.
+pub struct IntervalLog {
+    file: File,
+}
+
+impl IntervalLog {
+    /// Appends one line and hands it to the OS, so it survives the process being killed.
+    pub fn append(&mut self, interval: &serde_json::Value) -> io::Result<()> {
+        let mut line = serde_json::to_vec(interval)?;
+        line.push(b'\n');
+        self.file.write_all(&line)?;
+        self.file.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(id: &str, state: RunState) -> RunMeta {
+        RunMeta {
+            id: id.into(),
+            state,
+            created_unix_ms: 1,
+            target: "http://127.0.0.1:1/".into(),
+            stop_requested: false,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn round_trip_and_recovery() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        store
+            .create(&meta("a", RunState::Finished), "[target]\n")
+            .unwrap();
+        store
+            .write_result("a", &serde_json::json!({"requests": 3}), Some(b"hist"))
+            .unwrap();
+        store
+            .create(&meta("b", RunState::Running), "[target]\n")
+            .unwrap();
+        let mut log = store.interval_log("b").unwrap();
+        log.append(&serde_json::json!({"t_s": 1.0})).unwrap();
+        log.append(&serde_json::json!({"t_s": 2.0})).unwrap();
+        // A torn last line, as after kill -9.
+        fs::OpenOptions::new()
+            .append(true)
+            .open(tmp.path().join("runs/b/intervals.ndjson"))
+            .unwrap()
+            .write_all(b"{\"t_s\": 3")
+            .unwrap();
+        // Garbage that must be skipped, not fatal.
+        fs::create_dir_all(tmp.path().join("runs/c")).unwrap();
+        fs::write(tmp.path().join("runs/c/state.json"), "{not json").unwrap();
+        fs::create_dir_all(tmp.path().join("runs/d")).unwrap();
+
+        let (runs, problems) = store.load_all();
+        assert_eq!(runs.len(), 2, "{problems:?}");
+        assert_eq!(runs[0].meta.state, RunState::Finished);
+        assert_eq!(runs[0].result, Some(serde_json::json!({"requests": 3})));
+        assert_eq!(runs[0].histogram_v2.as_deref(), Some(&b"hist"[..]));
+        assert_eq!(runs[1].meta.state, RunState::Aborted);
+        assert_eq!(runs[1].intervals.len(), 2);
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        // The abort was saved.
+        let (again, _) = store.load_all();
+        assert_eq!(again[1].meta.state, RunState::Aborted);
+    }
+}

@@ -1,0 +1,502 @@
+//! The real `loadd serve` on a free loopback port with a temporary state directory, driven by the
+//! real `loadctl` and by raw HTTP: submit and tail, reports, stop, restart with runs preserved,
+//! kill -9 mid-run, and every refusal (401, 403, 400, 404, 409). Every wait is bounded.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use testbed::{raw_request, Sandbox};
+
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+const BANNER: &str = "loadd listening on http://";
+
+/// `loadd serve` as a child process; SIGKILLed on drop (which is also the "kill -9" case).
+struct Daemon {
+    child: Child,
+    addr: SocketAddr,
+    token: String,
+}
+
+impl Daemon {
+    fn start(state_dir: &Path) -> Daemon {
+        let mut child = Command::new(testbed::bin("loadd"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--state-dir"])
+            .arg(state_dir)
+            .env_remove("LOADD_TOKEN")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn loadd serve");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let _ = tx.send(lines.next());
+            for _ in lines {}
+        });
+        let line = match rx.recv_timeout(START_TIMEOUT) {
+            Ok(Some(Ok(line))) => line,
+            other => {
+                let _ = child.kill();
+                panic!("loadd serve printed no banner: {other:?}");
+            }
+        };
+        let addr: SocketAddr = line
+            .trim()
+            .strip_prefix(BANNER)
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected banner {line:?}"));
+        let token = std::fs::read_to_string(state_dir.join("token"))
+            .expect("token file")
+            .trim()
+            .to_string();
+        let daemon = Daemon { child, addr, token };
+        let deadline = Instant::now() + START_TIMEOUT;
+        while daemon.get_raw("/v1/health", None).0 != 200 {
+            assert!(Instant::now() < deadline, "/v1/health never answered 200");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        daemon
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn get_raw(&self, path: &str, token: Option<&str>) -> (u16, String) {
+        self.call("GET", path, token, b"")
+    }
+
+    fn call(&self, method: &str, path: &str, token: Option<&str>, body: &[u8]) -> (u16, String) {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = auth
+            .as_deref()
+            .map(|a| vec![("Authorization", a)])
+            .unwrap_or_default();
+        match raw_request(self.addr, method, path, &headers, body) {
+            Ok(r) => (r.status, r.body_text()),
+            Err(e) => (0, e.to_string()),
+        }
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        self.get_raw(path, Some(&self.token))
+    }
+
+    fn json(&self, path: &str) -> Value {
+        let (status, body) = self.get(path);
+        assert_eq!(status, 200, "{path}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
+    }
+
+    /// Polls a run until `done` says so, within `timeout`.
+    fn wait_run(&self, id: &str, timeout: Duration, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let run = self.json(&format!("/v1/runs/{id}"));
+            if done(&run) {
+                return run;
+            }
+            assert!(Instant::now() < deadline, "run {id} never got there: {run}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn loadctl(&self, args: &[&str]) -> Out {
+        loadctl(
+            args,
+            &self.url(),
+            Some(&self.token),
+            Duration::from_secs(60),
+        )
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Out {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `loadctl` against a daemon; killed (and the test failed) past `timeout`.
+fn loadctl(args: &[&str], url: &str, token: Option<&str>, timeout: Duration) -> Out {
+    let mut cmd = Command::new(testbed::bin("loadctl"));
+    cmd.args(args)
+        .env("LOADD_URL", url)
+        .env("XDG_STATE_HOME", "/nonexistent")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    match token {
+        Some(t) => cmd.env("LOADD_TOKEN", t),
+        None => cmd.env_remove("LOADD_TOKEN"),
+    };
+    let mut child = cmd.spawn().expect("spawn loadctl");
+    let drain = |r: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_string(&mut s);
+            }
+            s
+        })
+    };
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    );
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("loadctl {args:?} did not finish within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Out {
+        code: status.code(),
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    }
+}
+
+fn write_scenario(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write scenario");
+    path
+}
+
+fn closed_scenario(sandbox: &Sandbox, duration: &str) -> String {
+    format!(
+        "[target]\nurl = \"{}\"\n[load]\nmodel = \"closed\"\nconnections = 4\nduration = \"{duration}\"\n",
+        sandbox.url("/")
+    )
+}
+
+#[test]
+fn submit_tails_reports_and_survives_a_restart() {
+    let _serial = testbed::serial();
+    let sandbox = Sandbox::start().expect("sandbox");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let state = tmp.path().join("state");
+    let daemon = Daemon::start(&state);
+    let mode = std::fs::metadata(state.join("token"))
+        .expect("token")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "token file mode {mode:o}");
+
+    let file = write_scenario(
+        tmp.path(),
+        "two_seconds.toml",
+        &closed_scenario(&sandbox, "2s"),
+    );
+    let file = file.to_str().expect("utf-8 path");
+    let out = daemon.loadctl(&["submit", file]);
+    assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
+    let interval_lines = out
+        .stdout
+        .lines()
+        .filter(|l| l.contains(" req/s  p99 "))
+        .count();
+    assert!(interval_lines >= 1, "no interval lines:\n{}", out.stdout);
+    assert!(
+        out.stdout.contains("Requests"),
+        "no summary:\n{}",
+        out.stdout
+    );
+
+    let runs = daemon.json("/v1/runs");
+    let run = &runs["runs"][0];
+    assert_eq!(run["state"], "finished", "{runs}");
+    let id = run["id"].as_str().expect("id").to_string();
+    assert!(run["intervals"].as_u64().unwrap_or(0) >= 1, "{run}");
+
+    let report = daemon.json(&format!("/v1/runs/{id}/report?format=json"));
+    let requests = report["requests"].as_u64().expect("requests");
+    assert!(requests > 0, "{report}");
+    // The sandbox saw at least every request the report counts.
+    assert!(sandbox.requests().expect("stats") >= requests);
+    let csv = daemon.loadctl(&["report", &id, "--format", "csv"]);
+    assert_eq!(csv.code, Some(0), "{}", csv.stderr);
+    let mut lines = csv.stdout.lines();
+    assert!(
+        lines.next().is_some_and(|h| h.starts_with("interval,")),
+        "{}",
+        csv.stdout
+    );
+    assert!(lines.count() >= 1, "{}", csv.stdout);
+    let html = daemon.loadctl(&["report", &id, "--format", "html"]);
+    assert!(
+        html.stdout.contains("<html>") && html.stdout.contains("finished"),
+        "{}",
+        html.stdout
+    );
+    let (status, histogram) = daemon.get(&format!("/v1/runs/{id}/histogram"));
+    assert_eq!(status, 200);
+    assert!(!histogram.is_empty());
+    let (status, metrics) = daemon.get("/metrics");
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("loadd_runs{state=\"finished\"} 1"),
+        "{metrics}"
+    );
+
+    // Detached submit, then tail by id: the tail replays every interval and the result.
+    let out = daemon.loadctl(&["submit", "--detach", "-d", "1s", file]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let id2 = out.stdout.trim().to_string();
+    let tail = daemon.loadctl(&["tail", &id2]);
+    assert_eq!(tail.code, Some(0), "{}", tail.stderr);
+    assert!(
+        tail.stdout.contains(" req/s  p99 ") && tail.stdout.contains("Requests"),
+        "{}",
+        tail.stdout
+    );
+    let detached = daemon.json(&format!("/v1/runs/{id2}/report"));
+    assert_eq!(detached["model"]["duration_s"], 1.0, "{detached}");
+    let list = daemon.loadctl(&["list"]);
+    assert!(
+        list.stdout.contains(&id) && list.stdout.contains(&id2),
+        "{}",
+        list.stdout
+    );
+
+    // A failed threshold is `submit`'s exit code, as with `loadctl run`: a CI gate.
+    let gate = write_scenario(
+        tmp.path(),
+        "gate.toml",
+        &format!(
+            "thresholds = [\"requests > 100000000\"]\n{}",
+            closed_scenario(&sandbox, "1s")
+        ),
+    );
+    let out = daemon.loadctl(&["submit", gate.to_str().expect("utf-8")]);
+    assert_eq!(out.code, Some(1), "{}\n{}", out.stdout, out.stderr);
+
+    // Restart: every run is still listed and its report served.
+    drop(daemon);
+    let daemon = Daemon::start(&state);
+    let runs = daemon.json("/v1/runs");
+    let states: Vec<&str> = runs["runs"]
+        .as_array()
+        .expect("runs")
+        .iter()
+        .filter_map(|r| r["state"].as_str())
+        .collect();
+    assert_eq!(states, ["finished", "finished", "finished"], "{runs}");
+    let again = daemon.json(&format!("/v1/runs/{id}/report"));
+    assert_eq!(again, report);
+}
+
+#[test]
+fn stop_queue_conflict_and_kill_during_a_run() {
+    let _serial = testbed::serial();
+    let sandbox = Sandbox::start().expect("sandbox");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let state = tmp.path().join("state");
+    let daemon = Daemon::start(&state);
+    let long = write_scenario(tmp.path(), "long.toml", &closed_scenario(&sandbox, "60s"));
+    let long = long.to_str().expect("utf-8 path");
+
+    let out = daemon.loadctl(&["submit", "--detach", long]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let id = out.stdout.trim().to_string();
+    daemon.wait_run(&id, Duration::from_secs(20), |r| {
+        r["intervals"].as_u64().unwrap_or(0) >= 2
+    });
+
+    // One run at a time: refused when asked not to queue, queued otherwise.
+    let out = daemon.loadctl(&["submit", "--detach", "--no-queue", long]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("409"), "{}", out.stderr);
+    let (status, body) = daemon.call(
+        "POST",
+        "/v1/runs",
+        Some(&daemon.token),
+        std::fs::read(long).expect("read").as_slice(),
+    );
+    assert_eq!(status, 201, "{body}");
+    let queued: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(queued["state"], "queued");
+    let queued_id = queued["id"].as_str().expect("id").to_string();
+    assert_eq!(daemon.loadctl(&["stop", &queued_id]).code, Some(0));
+
+    // Graceful stop keeps the results.
+    let out = daemon.loadctl(&["stop", &id]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let run = daemon.wait_run(&id, Duration::from_secs(20), |r| r["state"] != "running");
+    assert_eq!(run["state"], "finished", "{run}");
+    assert_eq!(run["stop_requested"], true);
+    let report = daemon.json(&format!("/v1/runs/{id}/report"));
+    assert!(
+        report["elapsed_s"].as_f64().unwrap_or(99.0) < 30.0,
+        "{report}"
+    );
+    assert!(report["requests"].as_u64().unwrap_or(0) > 0, "{report}");
+    assert_eq!(
+        daemon.json(&format!("/v1/runs/{queued_id}"))["state"],
+        "aborted"
+    );
+
+    // kill -9 during a run: after a restart it is aborted, with the intervals flushed so far.
+    let out = daemon.loadctl(&["submit", "--detach", long]);
+    let killed = out.stdout.trim().to_string();
+    daemon.wait_run(&killed, Duration::from_secs(20), |r| {
+        r["intervals"].as_u64().unwrap_or(0) >= 2
+    });
+    drop(daemon);
+    let daemon = Daemon::start(&state);
+    let run = daemon.json(&format!("/v1/runs/{killed}"));
+    assert_eq!(run["state"], "aborted", "{run}");
+    assert!(run["intervals"].as_u64().unwrap_or(0) >= 2, "{run}");
+    let (status, csv) = daemon.get(&format!("/v1/runs/{killed}/report?format=csv"));
+    assert_eq!(status, 200);
+    assert!(csv.lines().count() >= 3, "{csv}");
+    let tail = daemon.loadctl(&["tail", &killed]);
+    assert_eq!(tail.code, Some(3), "{}\n{}", tail.stdout, tail.stderr);
+    assert!(tail.stderr.contains("aborted"), "{}", tail.stderr);
+    assert!(
+        tail.stdout
+            .lines()
+            .filter(|l| l.contains(" req/s "))
+            .count()
+            >= 2,
+        "{}",
+        tail.stdout
+    );
+    // Resuming: `Last-Event-ID: 1` (or `?from=2`) replays from interval 2 on, then the end.
+    let resume = |path: &str, headers: &[(&str, &str)]| {
+        let auth = format!("Bearer {}", daemon.token);
+        let mut all = vec![("Authorization", auth.as_str())];
+        all.extend_from_slice(headers);
+        raw_request(daemon.addr, "GET", path, &all, b"")
+            .expect("events")
+            .body_text()
+    };
+    let path = format!("/v1/runs/{killed}/events");
+    for body in [
+        resume(&path, &[("Last-Event-ID", "1")]),
+        resume(&format!("{path}?from=2"), &[]),
+    ] {
+        assert!(!body.contains("id: 1\n"), "{body}");
+        assert!(
+            body.contains("id: 2\n") && body.contains("event: ended"),
+            "{body}"
+        );
+    }
+    // The earlier runs are intact.
+    assert_eq!(daemon.json(&format!("/v1/runs/{id}"))["state"], "finished");
+}
+
+#[test]
+fn refusals() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let daemon = Daemon::start(&tmp.path().join("state"));
+    // Auth: health is open, everything else needs the token.
+    assert_eq!(daemon.get_raw("/v1/health", None).0, 200);
+    for token in [None, Some("wrong")] {
+        let (status, body) = daemon.get_raw("/v1/runs", token);
+        assert_eq!(status, 401, "{body}");
+        assert!(body.contains("\"error\""), "{body}");
+    }
+    let out = loadctl(
+        &["list"],
+        &daemon.url(),
+        Some("wrong"),
+        Duration::from_secs(20),
+    );
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("401"), "{}", out.stderr);
+
+    // Not on the allowlist: 403 before any traffic (10.255.255.1 is never contacted).
+    let far = write_scenario(
+        tmp.path(),
+        "far.toml",
+        "[target]\nurl = \"http://10.255.255.1/\"\n",
+    );
+    let out = daemon.loadctl(&["submit", far.to_str().expect("utf-8")]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("403") && out.stderr.contains("allowlist"),
+        "{}",
+        out.stderr
+    );
+
+    // Malformed: located messages, as `loadctl validate` prints them.
+    let bad = write_scenario(
+        tmp.path(),
+        "bad.toml",
+        "[target]\nurl = \"http://127.0.0.1:1/\"\n[load]\nconections = 3\n",
+    );
+    let out = daemon.loadctl(&["submit", bad.to_str().expect("utf-8")]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr.starts_with("error: bad.toml:4:1:"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+
+    // Unknown run.
+    let out = daemon.loadctl(&["status", "no-such-run"]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("404"), "{}", out.stderr);
+    let (status, body) = daemon.get("/v1/runs/no-such-run/events");
+    assert_eq!(
+        (status, body.contains("no such run")),
+        (404, true),
+        "{body}"
+    );
+    assert_eq!(daemon.json("/v1/runs")["runs"], serde_json::json!([]));
+
+    // Bad flags: one line, exit 2.
+    let out = daemon.loadctl(&["report", "x", "--format", "pdf"]);
+    assert_eq!(out.code, Some(2));
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+
+    // No daemon there: exit 3, one line.
+    let out = loadctl(
+        &["list"],
+        &format!("http://127.0.0.1:{}", testbed::free_port()),
+        Some("t"),
+        Duration::from_secs(20),
+    );
+    assert_eq!(out.code, Some(3), "{}", out.stderr);
+
+    // A non-loopback listen address needs an explicit token.
+    let out = Command::new(testbed::bin("loadd"))
+        .args(["serve", "--listen", "0.0.0.0:0", "--state-dir"])
+        .arg(tmp.path().join("other"))
+        .env_remove("LOADD_TOKEN")
+        .output()
+        .expect("run loadd");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("explicit token"));
+}
