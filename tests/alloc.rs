@@ -14,11 +14,7 @@ fn allocations_for(url: &str, requests: u64, driver: &str) -> u64 {
     let text = format!(
         "[target]\nurl = \"{url}\"\n[load]\nconnections = 4\nrequests = {requests}\n[engine]\nthreads = 1\ndriver = \"{driver}\"\n"
     );
-    let source = Source {
-        name: "alloc.toml".into(),
-        text,
-        base_dir: ".".into(),
-    };
+    let source = Source::in_memory("alloc.toml", text, spec::Files::Disk);
     let spec = spec::parse(&source).expect("valid spec");
     let plan = Plan::from_spec(&spec, &source).expect("valid plan");
     let before = dhat::HeapStats::get().total_blocks;

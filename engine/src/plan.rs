@@ -7,7 +7,6 @@
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::ops::Range;
-use std::path::Path;
 use std::time::Duration;
 
 use toml::Spanned;
@@ -555,16 +554,10 @@ fn check_body(c: &mut Checker<'_>, spec: &ScenarioSpec, source: &Source) -> Vec<
             Vec::new()
         }
         (Some(b), None) => b.get_ref().as_bytes().to_vec(),
-        (None, Some(f)) => {
-            let path = source.base_dir.join(Path::new(f.get_ref()));
-            std::fs::read(&path).unwrap_or_else(|e| {
-                c.error(
-                    &f.span(),
-                    format!("cannot read body file `{}`: {e}", path.display()),
-                );
-                Vec::new()
-            })
-        }
+        (None, Some(f)) => source.read_file(f.get_ref()).unwrap_or_else(|e| {
+            c.error(&f.span(), format!("body_file: {e}"));
+            Vec::new()
+        }),
         (None, None) => Vec::new(),
     }
 }
@@ -748,11 +741,7 @@ mod tests {
     use crate::spec;
 
     fn plan(text: &str) -> Result<Plan, PlanErrors> {
-        let source = Source {
-            name: "t.toml".into(),
-            text: text.into(),
-            base_dir: ".".into(),
-        };
+        let source = Source::in_memory("t.toml", text, crate::spec::Files::Disk);
         let spec = spec::parse(&source).map_err(|e| {
             PlanErrors(vec![PlanError {
                 location: String::new(),

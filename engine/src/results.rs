@@ -41,6 +41,19 @@ pub struct IntervalSummary {
     pub service_p99_us: u64,
     pub lag_p99_us: u64,
     pub active_connections: u32,
+    /// The same second per journey step, in journey order (names are in `Results.steps`).
+    #[serde(default)]
+    pub steps: Vec<StepInterval>,
+}
+
+/// One step's figures for one second.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct StepInterval {
+    pub requests: u64,
+    pub errors: u64,
+    pub checks_failed: u64,
+    pub latency_p50_us: u64,
+    pub latency_p99_us: u64,
 }
 
 impl IntervalSummary {
@@ -65,6 +78,17 @@ impl IntervalSummary {
             service_p99_us: q(&stats.service, 0.99),
             lag_p99_us: q(&stats.lag, 0.99),
             active_connections,
+            steps: set
+                .steps
+                .iter()
+                .map(|st| StepInterval {
+                    requests: st.requests,
+                    errors: st.errors_total(),
+                    checks_failed: st.checks_failed,
+                    latency_p50_us: q(&st.latency, 0.5),
+                    latency_p99_us: q(&st.latency, 0.99),
+                })
+                .collect(),
         }
     }
 }

@@ -189,6 +189,19 @@ pub struct Source {
     pub text: String,
     /// Directory relative paths in the file are resolved against.
     pub base_dir: PathBuf,
+    /// Where files the scenario names (body files, feeders, uploads) may come from.
+    pub files: Files,
+}
+
+/// Where a scenario's files are read from.
+#[derive(Clone, Debug, Default)]
+pub enum Files {
+    /// The local disk, relative to `base_dir` (loadctl run, validate).
+    #[default]
+    Disk,
+    /// Only these, by the relative name the scenario uses: files that travelled with a
+    /// submission, so a daemon runs exactly what was validated and never reads its own disk.
+    Bundle(std::collections::BTreeMap<String, Vec<u8>>),
 }
 
 impl Source {
@@ -197,6 +210,30 @@ impl Source {
             name: "command line".into(),
             text: String::new(),
             base_dir: PathBuf::from("."),
+            files: Files::Disk,
+        }
+    }
+
+    /// A scenario held in memory whose files, if any, come from `files` only.
+    pub fn in_memory(name: impl Into<String>, text: impl Into<String>, files: Files) -> Self {
+        Self {
+            name: name.into(),
+            text: text.into(),
+            base_dir: PathBuf::from("."),
+            files,
+        }
+    }
+
+    /// Reads a file the scenario names; the error says what was looked for.
+    pub fn read_file(&self, name: &str) -> Result<Vec<u8>, String> {
+        match &self.files {
+            Files::Disk => {
+                let path = self.base_dir.join(name);
+                std::fs::read(&path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))
+            }
+            Files::Bundle(files) => files.get(name).cloned().ok_or_else(|| {
+                format!("`{name}` was not sent with the scenario (submit it alongside the file)")
+            }),
         }
     }
 
@@ -251,6 +288,7 @@ pub fn load(path: &Path) -> Result<(ScenarioSpec, Source), LoadError> {
         base_dir: path
             .parent()
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+        files: Files::Disk,
     };
     let spec = parse(&source)?;
     Ok((spec, source))
@@ -298,11 +336,7 @@ mod tests {
     use super::*;
 
     fn src(text: &str) -> Source {
-        Source {
-            name: "t.toml".into(),
-            text: text.into(),
-            base_dir: ".".into(),
-        }
+        Source::in_memory("t.toml", text, Files::Disk)
     }
 
     #[test]

@@ -5,8 +5,6 @@
 //! They refuse a scenario that reads local files (`body_file`): a remote client must not make
 //! the daemon send its own files; bundles are future work.
 
-use std::path::PathBuf;
-
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -138,12 +136,8 @@ fn scale_count(value: &mut Spanned<CountSpec>, scale: f64) {
 }
 
 fn plan_scenario(name: String, text: String, overrides: Overrides) -> Result<Plan, ApiError> {
-    let source = Source {
-        name,
-        text,
-        // Nothing relative is read (body_file is refused below); point nowhere useful.
-        base_dir: PathBuf::from("/nonexistent"),
-    };
+    // Files come only from what was submitted (nothing yet), never from the daemon's disk.
+    let source = Source::in_memory(name, text, spec::Files::Bundle(Default::default()));
     let mut spec =
         spec::parse(&source).map_err(|e| ApiError::InvalidScenario(vec![e.to_string()]))?;
     if let Some(d) = overrides.duration {
