@@ -180,6 +180,22 @@ pub struct EngineSpec {
     pub driver: Option<Spanned<String>>,
 }
 
+impl ScenarioSpec {
+    /// Relative names of the files this scenario reads (body files today; feeders and upload
+    /// payload files as the language grows), so a client can send them with the scenario.
+    pub fn referenced_files(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .request
+            .body_file
+            .iter()
+            .map(|f| f.get_ref().clone())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
 /// Where a spec came from: needed to turn spans into `file:line:col`.
 #[derive(Clone, Debug)]
 pub struct Source {
