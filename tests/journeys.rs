@@ -196,3 +196,58 @@ capture = { later = { regex = "(unclosed" } }
         }
     }
 }
+
+#[test]
+fn uploads_arrive_whole_and_tasks_split_by_weight() {
+    let _guard = testbed::serial();
+    let sandbox = Sandbox::start().expect("sandbox starts");
+    let file = write(
+        "mix.toml",
+        &format!(
+            r#"[target]
+url = "{}"
+[load]
+connections = 4
+requests = 400
+[[tasks]]
+name = "upload"
+weight = 1
+[[tasks.steps]]
+name = "sign up"
+method = "POST"
+path = "/api/t/up/register"
+json = {{ username = "u{{{{uuid}}}}", password = "pw" }}
+capture = {{ token = {{ json = "/token" }} }}
+[[tasks.steps]]
+name = "send"
+method = "POST"
+path = "/api/t/up/uploads"
+headers = ["Authorization: Bearer {{{{token}}}}"]
+upload = {{ size = "100KiB", filename = "f{{{{vu}}}}.bin" }}
+check = {{ status = [201], json = {{ "/bytes" = 102400 }} }}
+[[tasks]]
+name = "browse"
+weight = 3
+[[tasks.steps]]
+name = "home"
+path = "/"
+check = {{ status = [200] }}
+"#,
+            sandbox.url("")
+        ),
+    );
+    let (code, r, stderr) = run(&file, &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let sends = step(&r, "send")["requests"].as_u64().unwrap_or(0);
+    let homes = step(&r, "home")["requests"].as_u64().unwrap_or(0);
+    assert_eq!(sends + homes, 400, "{}", r["steps"]);
+    // 1:3 weights over 400 draws: 100 expected, sd ≈ 8.7; ±45 is over 5 sd.
+    assert!(
+        (55..=145).contains(&sends),
+        "upload task drawn {sends} times of 400"
+    );
+    // The server measured every file part at exactly the configured size.
+    assert_eq!(step(&r, "send")["checks_failed"], 0, "{}", r["steps"]);
+    assert_eq!(step(&r, "send")["checks_passed"], sends * 2);
+    assert_eq!(r["errors_total"], 0);
+}

@@ -51,6 +51,8 @@ fn run(args: &RunArgs) -> u8 {
             request: RequestSpec::default(),
             engine: EngineSpec::default(),
             steps: Vec::new(),
+            tasks: Vec::new(),
+            task_choice: None,
             vars: Default::default(),
             thresholds: Vec::new(),
         };

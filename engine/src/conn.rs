@@ -114,6 +114,8 @@ struct Conn {
     iteration: u64,
     vars: Vec<Vec<u8>>,
     rng: fastrand::Rng,
+    /// With `task_choice = "vu"`: the task this user drew once.
+    task: Option<usize>,
 }
 
 /// The connection task: runs until its permits stop.
@@ -131,6 +133,7 @@ pub(crate) async fn run(shard: Rc<ShardState>, id: usize, stream: Option<TcpStre
         iteration: 0,
         vars: vec![Vec::new(); shard.plan.journey.vars.len()],
         rng: fastrand::Rng::new(),
+        task: None,
     };
     while let Permit::Go(intended) = shard.permit(id).await {
         conn.iterate(&shard, id, intended).await;
@@ -204,7 +207,17 @@ impl Conn {
                 v.extend_from_slice(&self.scratch);
             }
         }
-        for (i, step) in steps.iter().enumerate() {
+        let journey = &shard.plan.journey;
+        let task = if journey.task_per_vu {
+            *self
+                .task
+                .get_or_insert_with(|| journey.pick_task(&mut self.rng))
+        } else {
+            journey.pick_task(&mut self.rng)
+        };
+        let range = journey.tasks.get(task).map_or(0..0, |t| t.steps.clone());
+        for i in range.clone() {
+            let step = &steps[i];
             let now_ms = now_ms();
             step.request.encode(
                 &mut RenderContext {
@@ -218,7 +231,7 @@ impl Conn {
                 &mut self.scratch,
             );
             // Only the first step has a scheduled start; later ones start when the user gets there.
-            let step_intended = if i == 0 { intended } else { None };
+            let step_intended = if i == range.start { intended } else { None };
             let Some((status, latency_ns)) = self.exchange(shard, id, i, step, step_intended).await
             else {
                 failed = true;
@@ -243,7 +256,7 @@ impl Conn {
             }
             // Think between steps; after the last one only in the closed model (arrivals pace
             // the open model).
-            if step.think != Think::None && (i + 1 < steps.len() || !open) {
+            if step.think != Think::None && (i + 1 < range.end || !open) {
                 let pause = step.think.sample_ns(&mut self.rng);
                 monoio::time::sleep(Duration::from_nanos(pause)).await;
             }

@@ -221,7 +221,7 @@ impl Plan {
         };
 
         let journey = target.as_ref().map(|(_, path_and_query, host_header)| {
-            if spec.steps.is_empty() {
+                        if spec.steps.is_empty() && spec.tasks.is_empty() {
                 if let Some((_, v)) = spec.vars.iter().next() {
                     c.error(&v.span(), "[vars] apply to [[steps]]: add steps or drop [vars]");
                 }
@@ -239,8 +239,7 @@ impl Plan {
                 let base_path = path_and_query.split('?').next().unwrap_or("");
                 journey::compile(
                     &mut c,
-                    &spec.steps,
-                    &spec.vars,
+                    spec,
                     &RequestBase {
                         base_path,
                         host_header,
@@ -531,20 +530,16 @@ fn single_request(
         },
         &mut request,
     );
-    Journey {
-        steps: vec![StepPlan {
-            name: format!("{method} {path_and_query}"),
-            head_request: method == "HEAD",
-            request: StepRequest::Static(request),
-            captures: Vec::new(),
-            checks: Vec::new(),
-            think: Think::None,
-            needs_body: false,
-            needs_head: false,
-        }],
-        vars: Vec::new(),
-        iteration_vars: Vec::new(),
-    }
+    Journey::single(vec![StepPlan {
+        name: format!("{method} {path_and_query}"),
+        head_request: method == "HEAD",
+        request: StepRequest::Static(request),
+        captures: Vec::new(),
+        checks: Vec::new(),
+        think: Think::None,
+        needs_body: false,
+        needs_head: false,
+    }])
 }
 
 fn check_body(c: &mut Checker<'_>, spec: &ScenarioSpec, source: &Source) -> Vec<u8> {

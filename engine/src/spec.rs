@@ -25,6 +25,12 @@ pub struct ScenarioSpec {
     /// A journey: each iteration runs these steps in order (instead of the single `[request]`).
     #[serde(default)]
     pub steps: Vec<StepSpec>,
+    /// Weighted alternatives (Locust's `@task(weight)`): each iteration runs one task's steps.
+    #[serde(default)]
+    pub tasks: Vec<TaskSpec>,
+    /// "iteration" (default): a task is drawn for every iteration; "vu": each virtual user
+    /// draws once and keeps its task — a user-type mix.
+    pub task_choice: Option<Spanned<String>>,
     /// Values set at the start of each iteration from built-ins: `tenant = "t{{random(1,10)}}"`.
     #[serde(default)]
     pub vars: std::collections::BTreeMap<String, Spanned<String>>,
@@ -48,6 +54,16 @@ pub enum ThresholdSpec {
     },
 }
 
+/// A weighted group of steps.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskSpec {
+    pub name: Spanned<String>,
+    /// Relative weight (default 1).
+    pub weight: Option<Spanned<u64>>,
+    pub steps: Vec<StepSpec>,
+}
+
 /// One request of a journey.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -63,12 +79,36 @@ pub struct StepSpec {
     pub body: Option<Spanned<String>>,
     /// Body as JSON written as a TOML table; string values are templated.
     pub json: Option<Spanned<toml::Value>>,
+    /// A multipart/form-data upload of a generated payload.
+    pub upload: Option<Spanned<UploadSpec>>,
     /// Values to keep for later steps: `capture = { token = { json = "/token" } }`.
     #[serde(default)]
     pub capture: std::collections::BTreeMap<String, Spanned<CaptureSpec>>,
     pub check: Option<CheckSpec>,
     /// Pause after this step: `"1s"`, `{ uniform = ["1s", "3s"] }`, `{ exponential = "2s" }`.
     pub think: Option<Spanned<ThinkSpec>>,
+}
+
+/// A generated file upload: one size, or a weighted mix of sizes.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadSpec {
+    /// Form field name (default "file").
+    pub field: Option<String>,
+    /// Templated file name (default "upload.bin").
+    pub filename: Option<String>,
+    pub content_type: Option<String>,
+    /// e.g. "200KB"
+    pub size: Option<String>,
+    /// e.g. [{ size = "50KB", weight = 26 }, { size = "2MB", weight = 5 }]
+    pub sizes: Option<Vec<SizeWeight>>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SizeWeight {
+    pub size: String,
+    pub weight: u64,
 }
 
 /// Where a captured value comes from: exactly one of these.

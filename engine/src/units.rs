@@ -93,6 +93,32 @@ pub fn parse_count(text: &str) -> Result<u64, UnitError> {
     Ok(value as u64)
 }
 
+/// Parses a size in bytes: `512`, `50KB` (10³), `2MB` (10⁶), `64KiB` (2¹⁰), `1MiB` (2²⁰).
+pub fn parse_bytes(text: &str) -> Result<u64, UnitError> {
+    let s = text.trim();
+    let bad = || UnitError::Count(text.to_string());
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (digits, unit) = s.split_at(split);
+    let value: f64 = digits.parse().map_err(|_| bad())?;
+    let scale = match unit.trim() {
+        "" | "B" => 1.0,
+        "KB" | "kB" | "k" => 1e3,
+        "MB" | "M" => 1e6,
+        "GB" | "G" => 1e9,
+        "KiB" => 1024.0,
+        "MiB" => 1_048_576.0,
+        "GiB" => 1_073_741_824.0,
+        _ => return Err(bad()),
+    };
+    let bytes = value * scale;
+    if !bytes.is_finite() || bytes < 0.0 || bytes.fract() != 0.0 {
+        return Err(bad());
+    }
+    Ok(bytes as u64)
+}
+
 /// Formats a duration the way the parser reads it back (used in summaries).
 pub fn format_duration(d: Duration) -> String {
     let us = d.as_micros();
@@ -138,6 +164,18 @@ mod tests {
         assert_eq!(parse_scaled("1.5k").unwrap(), 1500.0);
         for bad in ["", "k", "-1", "+1", "1.5", "abc", "1e400"] {
             assert!(parse_count(bad).is_err(), "{bad} should be refused");
+        }
+    }
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(parse_bytes("50KB").unwrap(), 50_000);
+        assert_eq!(parse_bytes("2MB").unwrap(), 2_000_000);
+        assert_eq!(parse_bytes("64KiB").unwrap(), 65_536);
+        assert_eq!(parse_bytes("1.5MiB").unwrap(), 1_572_864);
+        assert_eq!(parse_bytes("512").unwrap(), 512);
+        for bad in ["", "KB", "5XB", "-1KB", "0.5B"] {
+            assert!(parse_bytes(bad).is_err(), "{bad}");
         }
     }
 
