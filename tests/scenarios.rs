@@ -89,7 +89,7 @@ fn malformed_scenarios_are_located_and_refused() {
         (
             "[target]\nurl = \"http://127.0.0.1:1/\"\n[request]\nbody_file = \"missing.bin\"\n",
             ":4:13:",
-            "cannot read body file",
+            "body_file: cannot read",
         ),
         ("[target\nurl = 1\n", ":1:", ""),
     ];
