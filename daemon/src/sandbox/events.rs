@@ -12,12 +12,27 @@ use serde::{Deserialize, Serialize};
 
 use super::api::{check_text, lock, ApiError, Caller, Id, JsonBody};
 
-#[derive(Default)]
 pub(super) struct Events {
     by_id: BTreeMap<u64, Event>,
     /// Each user's topics, with the subscription id given on the first subscribe.
     subscriptions: BTreeMap<u64, BTreeMap<String, u64>>,
     next_subscription_id: u64,
+}
+
+/// Every tenant starts with event 1, "launch", so a flash crowd has one shared event to RSVP
+/// to without a setup step.
+impl Default for Events {
+    fn default() -> Self {
+        let launch = Event {
+            name: "launch".into(),
+            rsvps: HashSet::new(),
+        };
+        Self {
+            by_id: BTreeMap::from([(1, launch)]),
+            subscriptions: BTreeMap::new(),
+            next_subscription_id: 0,
+        }
+    }
 }
 
 struct Event {
