@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The main job, end to end, on a fresh machine with only the Rust toolchain:
 # build, start the built-in sandbox target on a free loopback port, run a closed-model load
-# (wrk-style) and an open-model load (wrk2-style, coordinated-omission corrected) against it,
-# during which the target stalls for one second, then stop the sandbox.
+# (wrk-style), an open-model load (wrk2-style, coordinated-omission corrected) during which the
+# target stalls for one second, and a multi-step user journey with thresholds; stop the sandbox.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,5 +29,11 @@ echo
 echo "== open model: 2000 req/s for 6s over 20 connections; the target stalls 1s at t=3s"
 ( sleep 3; host=${url#http://}; exec 3<>"/dev/tcp/${host%:*}/${host##*:}" 2>/dev/null && \
   printf 'POST /control/stall?ms=1000 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n' >&3 ) &
+stall=$!
 "$bin/loadctl" run "$url/" -c 20 -R 2000 -d 6s
-wait
+# Only the stall helper: a bare `wait` would also wait for the sandbox, which never exits.
+wait "$stall" || true
+
+echo
+echo "== a user journey across 10 tenants (scenarios/quiz_multitenant.toml) for 5s, with thresholds"
+"$bin/loadctl" run scenarios/quiz_multitenant.toml --base-url "$url" -d 5s

@@ -1,6 +1,7 @@
 //! The real `loadd serve` on a free loopback port with a temporary state directory, driven by the
 //! real `loadctl` and by raw HTTP: submit and tail, reports, stop, restart with runs preserved,
-//! kill -9 mid-run, and every refusal (401, 403, 400, 404, 409). Every wait is bounded.
+//! kill -9 mid-run, SIGTERM mid-run (graceful), files travelling with a scenario, per-step live
+//! data, and every refusal (401, 403, 400, 404, 409). Every wait is bounded.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -25,9 +26,13 @@ struct Daemon {
 
 impl Daemon {
     fn start(state_dir: &Path) -> Daemon {
+        let cwd = state_dir.parent().unwrap_or(state_dir);
+        std::fs::create_dir_all(cwd).expect("daemon directory");
         let mut child = Command::new(testbed::bin("loadd"))
             .args(["serve", "--listen", "127.0.0.1:0", "--state-dir"])
             .arg(state_dir)
+            // Its own directory: a scenario's relative file names must never resolve here.
+            .current_dir(cwd)
             .env_remove("LOADD_TOKEN")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -64,6 +69,26 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(50));
         }
         daemon
+    }
+
+    /// SIGTERM, then the exit status (bounded).
+    fn terminate(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let killed = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(killed.success());
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.child.try_wait().expect("try_wait") {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "loadd did not exit within {timeout:?} of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     fn url(&self) -> String {
@@ -458,11 +483,29 @@ fn refusals() {
     let out = daemon.loadctl(&["submit", bad.to_str().expect("utf-8")]);
     assert_eq!(out.code, Some(2), "{}", out.stderr);
     assert!(
-        out.stderr.starts_with("error: bad.toml:4:1:"),
+        out.stderr.starts_with("error: ") && out.stderr.contains("bad.toml:4:1:"),
         "{}",
         out.stderr
     );
     assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    // It was refused locally, before contacting any daemon (none listens here: still exit 2).
+    let out = loadctl(
+        &["submit", bad.to_str().expect("utf-8")],
+        &format!("http://127.0.0.1:{}", testbed::free_port()),
+        Some("t"),
+        Duration::from_secs(20),
+    );
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("bad.toml:4:1:"), "{}", out.stderr);
+    // The daemon locates the same error for a raw TOML body.
+    let (status, body) = daemon.call(
+        "POST",
+        "/v1/runs?name=bad.toml",
+        Some(&daemon.token),
+        &std::fs::read(&bad).expect("read"),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("bad.toml:4:1:"), "{body}");
 
     // Unknown run.
     let out = daemon.loadctl(&["status", "no-such-run"]);
@@ -499,4 +542,148 @@ fn refusals() {
         .expect("run loadd");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("explicit token"));
+}
+
+#[test]
+fn files_travel_with_the_scenario() {
+    let _serial = testbed::serial();
+    let sandbox = Sandbox::start().expect("sandbox");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let daemon = Daemon::start(&tmp.path().join("daemon").join("state"));
+    // The scenario and its payload live in a directory the daemon never looks at.
+    let project = tmp.path().join("project");
+    std::fs::create_dir_all(project.join("payload")).expect("mkdir");
+    const PAYLOAD_LEN: u64 = 20_000;
+    let payload: Vec<u8> = (0..PAYLOAD_LEN).map(|i| b'a' + (i % 26) as u8).collect();
+    std::fs::write(project.join("payload/body.bin"), &payload).expect("payload");
+    let text = format!(
+        "[target]\nurl = \"{}\"\n[load]\nmodel = \"closed\"\nconnections = 2\nduration = \"1s\"\n\
+         [request]\nmethod = \"POST\"\nbody_file = \"payload/body.bin\"\n",
+        sandbox.url("/echo")
+    );
+    let file = write_scenario(&project, "upload.toml", &text);
+    let out = daemon.loadctl(&["submit", file.to_str().expect("utf-8")]);
+    assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
+    let id = daemon.json("/v1/runs")["runs"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let report = daemon.json(&format!("/v1/runs/{id}/report"));
+    let requests = report["requests"].as_u64().expect("requests");
+    assert!(requests > 0, "{report}");
+    assert_eq!(report["errors_total"], 0, "{report}");
+    // Every request carried the file, and /echo sent it back.
+    let per_request = |k: &str| report[k].as_u64().unwrap_or(0) / requests;
+    assert!(per_request("bytes_out") >= PAYLOAD_LEN, "{report}");
+    assert!(per_request("bytes_in") >= PAYLOAD_LEN, "{report}");
+    // The daemon kept what it ran.
+    let stored = tmp
+        .path()
+        .join("daemon/state/runs")
+        .join(&id)
+        .join("files")
+        .join(hex(b"payload/body.bin"));
+    assert_eq!(std::fs::read(stored).expect("stored file"), payload);
+
+    // Without the file (a raw TOML body), the daemon refuses with a location, not its disk.
+    let (status, body) = daemon.call(
+        "POST",
+        "/v1/runs?name=upload.toml",
+        Some(&daemon.token),
+        text.as_bytes(),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("upload.toml:9:") && body.contains("was not sent with the scenario"),
+        "{body}"
+    );
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn journeys_show_per_step_live_data() {
+    let _serial = testbed::serial();
+    let sandbox = Sandbox::start().expect("sandbox");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let daemon = Daemon::start(&tmp.path().join("state"));
+    let text = format!(
+        "[target]\nurl = \"{}\"\n[load]\nmodel = \"closed\"\nconnections = 2\nduration = \"4s\"\n\
+         [[steps]]\nname = \"home\"\npath = \"/\"\ncheck = {{ status = [200] }}\n\
+         [[steps]]\nname = \"bytes\"\npath = \"/bytes/100\"\n",
+        sandbox.url("/")
+    );
+    let file = write_scenario(tmp.path(), "journey.toml", &text);
+    let out = daemon.loadctl(&["submit", "--detach", file.to_str().expect("utf-8")]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let id = out.stdout.trim().to_string();
+    let run = daemon.wait_run(&id, Duration::from_secs(20), |r| {
+        r["intervals"].as_u64().unwrap_or(0) >= 1 || r["state"] != "running"
+    });
+    assert_eq!(run["state"], "running", "{run}");
+    assert_eq!(run["steps"], serde_json::json!(["home", "bytes"]), "{run}");
+    let (status, metrics) = daemon.get("/metrics");
+    assert_eq!(status, 200);
+    for step in ["home", "bytes"] {
+        assert!(
+            metrics.contains(&format!(
+                "loadd_run_step_requests{{run=\"{id}\",step=\"{step}\"}}"
+            )),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains(&format!(
+                "loadd_run_step_latency_us{{run=\"{id}\",step=\"{step}\",quantile=\"0.99\"}}"
+            )),
+            "{metrics}"
+        );
+    }
+    // Piped, the tail prints a line per step under each interval line.
+    let tail = daemon.loadctl(&["tail", &id]);
+    assert_eq!(tail.code, Some(0), "{}\n{}", tail.stdout, tail.stderr);
+    assert!(
+        tail.stdout.contains("step home: ") && tail.stdout.contains("step bytes: "),
+        "{}",
+        tail.stdout
+    );
+    let (status, csv) = daemon.get(&format!("/v1/runs/{id}/report?format=csv"));
+    assert_eq!(status, 200);
+    let header = csv.lines().next().unwrap_or("");
+    assert!(
+        header.contains(",step_0_requests,") && header.contains(",step_1_latency_p99_us"),
+        "{csv}"
+    );
+    let row: Vec<&str> = csv.lines().nth(1).unwrap_or("").split(',').collect();
+    assert_eq!(row.len(), header.split(',').count(), "{csv}");
+}
+
+#[test]
+fn sigterm_stops_the_run_and_keeps_its_result() {
+    let _serial = testbed::serial();
+    let sandbox = Sandbox::start().expect("sandbox");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let state = tmp.path().join("state");
+    let mut daemon = Daemon::start(&state);
+    let long = write_scenario(tmp.path(), "long.toml", &closed_scenario(&sandbox, "60s"));
+    let out = daemon.loadctl(&["submit", "--detach", long.to_str().expect("utf-8")]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let id = out.stdout.trim().to_string();
+    daemon.wait_run(&id, Duration::from_secs(20), |r| {
+        r["intervals"].as_u64().unwrap_or(0) >= 2
+    });
+    let status = daemon.terminate(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    drop(daemon);
+    let daemon = Daemon::start(&state);
+    let run = daemon.json(&format!("/v1/runs/{id}"));
+    assert_eq!(run["state"], "finished", "{run}");
+    assert_eq!(run["stop_requested"], true, "{run}");
+    let report = daemon.json(&format!("/v1/runs/{id}/report"));
+    assert!(report["requests"].as_u64().unwrap_or(0) > 0, "{report}");
+    assert!(
+        report["elapsed_s"].as_f64().unwrap_or(99.0) < 30.0,
+        "{report}"
+    );
 }

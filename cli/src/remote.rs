@@ -2,15 +2,17 @@
 //!
 //! The daemon is `--daemon URL`, else `$LOADD_URL`, else `http://127.0.0.1:7070`; the bearer
 //! token is `$LOADD_TOKEN`, else the token file loadd generated in the local state directory
-//! (`$XDG_STATE_HOME/loadd/token` or `~/.local/state/loadd/token`). `tail` follows the run's
-//! Server-Sent Events, reconnecting with `Last-Event-ID` so no interval is missed, and prints
-//! the same progress line as `loadctl run`, then the summary.
+//! (`$XDG_STATE_HOME/loadd/token` or `~/.local/state/loadd/token`). `submit` validates the
+//! scenario locally and sends it with its files (`bundle`); `tail` follows the run live (`tail`).
 //! Exit codes (as `loadctl run`): 0 ok; 1 thresholds failed; 2 refused (bad scenario, auth,
 //! allowlist, limits, unknown run); 3 no result (the run was aborted or failed, or the daemon
 //! cannot be reached); 4 an `abort_on_fail` threshold stopped the run.
 //! It refuses to retry a refused request: only a dropped event stream is resumed.
 
-use std::io::{BufRead, BufReader, IsTerminal, Write};
+mod bundle;
+mod tail;
+
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -20,9 +22,10 @@ use serde_json::Value;
 
 use crate::{EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE};
 
+use self::bundle::Bundle;
+use self::tail::tail_run;
+
 const DEFAULT_DAEMON: &str = "http://127.0.0.1:7070";
-/// Reconnection attempts when an event stream drops before the run's end.
-const TAIL_RECONNECTS: u32 = 10;
 
 #[derive(Debug, Args)]
 pub struct DaemonArgs {
@@ -47,6 +50,9 @@ pub struct SubmitArgs {
     /// Multiply the scenario's arrival rates, e.g. 0.5 for half the load.
     #[arg(long)]
     pub rate_scale: Option<f64>,
+    /// Send to this origin instead of the file's, keeping its paths (as `loadctl run --base-url`).
+    #[arg(long)]
+    pub base_url: Option<String>,
     #[command(flatten)]
     pub daemon: DaemonArgs,
 }
@@ -111,6 +117,7 @@ fn default_state_dir() -> PathBuf {
 }
 
 /// A failed exchange, already mapped to what the user sees and the exit code.
+#[derive(Debug)]
 struct Failure {
     message: String,
     code: u8,
@@ -247,28 +254,25 @@ pub fn submit(args: &SubmitArgs) -> u8 {
 }
 
 fn submit_inner(args: &SubmitArgs) -> Result<u8, Failure> {
-    let text = std::fs::read(&args.file).map_err(|e| Failure {
-        message: format!("error: {}: cannot read: {e}", args.file.display()),
-        code: EXIT_USAGE,
-    })?;
-    let name = args
-        .file
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "scenario.toml".into());
+    // Validated here first: a scenario that does not plan never reaches the daemon.
+    let bundle = Bundle::collect(
+        &args.file,
+        args.duration.as_deref(),
+        args.base_url.as_deref(),
+    )?;
     let client = Client::new(&args.daemon);
-    let mut path = format!(
-        "/v1/runs?queue={}&name={}",
-        !args.no_queue,
-        percent_encode(&name)
-    );
+    let mut path = format!("/v1/runs?queue={}", !args.no_queue);
     if let Some(d) = &args.duration {
         path.push_str(&format!("&duration={}", percent_encode(d)));
     }
     if let Some(s) = args.rate_scale {
         path.push_str(&format!("&rate_scale={s}"));
     }
-    let v = ok_json(client.post(&path, "application/toml", &text)?)?;
+    if let Some(b) = &args.base_url {
+        path.push_str(&format!("&base_url={}", percent_encode(b)));
+    }
+    let (content_type, body) = bundle.encode();
+    let v = ok_json(client.post(&path, &content_type, &body)?)?;
     let id = v["id"].as_str().unwrap_or_default().to_string();
     if args.detach {
         println!("{id}");
@@ -296,166 +300,6 @@ fn percent_encode(s: &str) -> String {
 
 pub fn tail(args: &TailArgs) -> u8 {
     finish(tail_run(&Client::new(&args.daemon), &args.id))
-}
-
-/// How a tail ended.
-enum Ending {
-    Finished(Value),
-    Ended(Value),
-}
-
-fn tail_run(client: &Client, id: &str) -> Result<u8, Failure> {
-    let mut last_id: Option<u64> = None;
-    let mut attempts = 0;
-    // On a terminal the progress line is redrawn in place; piped, one line per interval.
-    let live = std::io::stdout().is_terminal();
-    let ending = loop {
-        match follow(client, id, &mut last_id, live) {
-            Ok(Some(end)) => break end,
-            Ok(None) | Err(None) if attempts < TAIL_RECONNECTS => {
-                attempts += 1;
-                std::thread::sleep(Duration::from_millis(500));
-            }
-            Ok(None) | Err(None) => {
-                return Err(Failure {
-                    message: format!("error: lost the event stream of run {id}"),
-                    code: EXIT_RUN_FAILED,
-                })
-            }
-            Err(Some(f)) => return Err(f),
-        }
-    };
-    let mut out = std::io::stdout().lock();
-    if live && last_id.is_some() {
-        let _ = writeln!(out);
-    }
-    match ending {
-        Ending::Finished(result) => {
-            // The same verdict and exit code as `loadctl run`, so `submit` works as a CI gate.
-            match serde_json::from_value::<engine::Results>(result.clone()) {
-                Ok(r) => {
-                    let _ = writeln!(out, "{}", r.render_text());
-                    Ok(crate::command::exit_code(&r))
-                }
-                Err(_) => {
-                    let text = serde_json::to_string_pretty(&result).unwrap_or_default();
-                    let _ = writeln!(out, "{text}");
-                    Ok(if !result["aborted_by"].is_null() {
-                        crate::command::EXIT_ABORTED
-                    } else if result["thresholds_failed"].as_bool() == Some(true) {
-                        crate::command::EXIT_THRESHOLDS
-                    } else {
-                        EXIT_OK
-                    })
-                }
-            }
-        }
-        Ending::Ended(v) => {
-            let _ = out.flush();
-            eprintln!(
-                "run {id} {}{}",
-                v["state"].as_str().unwrap_or("ended"),
-                v["error"]
-                    .as_str()
-                    .map(|e| format!(": {e}"))
-                    .unwrap_or_default()
-            );
-            Ok(EXIT_RUN_FAILED)
-        }
-    }
-}
-
-/// Reads one connection's worth of events. `Ok(None)`/`Err(None)`: the stream dropped (resume);
-/// `Err(Some(_))`: refused (do not retry).
-fn follow(
-    client: &Client,
-    id: &str,
-    last_id: &mut Option<u64>,
-    live: bool,
-) -> Result<Option<Ending>, Option<Failure>> {
-    let mut req = client
-        .agent
-        .get(format!("{}/v1/runs/{id}/events", client.base))
-        .header("Accept", "text/event-stream");
-    if let Some(a) = client.auth() {
-        req = req.header("Authorization", a);
-    }
-    if let Some(n) = last_id {
-        req = req.header("Last-Event-ID", n.to_string());
-    }
-    let resp = match req.call() {
-        Ok(r) => r,
-        Err(e) if last_id.is_some() => {
-            eprintln!("loadctl: reconnecting to the event stream: {e}");
-            return Err(None);
-        }
-        Err(e) => return Err(Some(client.unreachable(&e))),
-    };
-    if resp.status().as_u16() != 200 {
-        let status = resp.status().as_u16();
-        let body = resp.into_body().read_to_string().unwrap_or_default();
-        return Err(Some(refused(&Reply { status, body })));
-    }
-    let reader = BufReader::new(resp.into_body().into_reader());
-    let (mut event, mut data, mut event_id) = (String::new(), String::new(), None::<u64>);
-    for line in reader.lines() {
-        let Ok(line) = line else {
-            return Ok(None);
-        };
-        if line.is_empty() {
-            if !data.is_empty() || !event.is_empty() {
-                let value: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
-                match event.as_str() {
-                    "interval" => {
-                        print_interval(&value, live);
-                        if event_id.is_some() {
-                            *last_id = event_id;
-                        }
-                    }
-                    "finished" => return Ok(Some(Ending::Finished(value))),
-                    "ended" => return Ok(Some(Ending::Ended(value))),
-                    _ => {}
-                }
-            }
-            event.clear();
-            data.clear();
-            event_id = None;
-            continue;
-        }
-        if line.starts_with(':') {
-            continue;
-        }
-        let (field, value) = line.split_once(':').unwrap_or((line.as_str(), ""));
-        let value = value.strip_prefix(' ').unwrap_or(value);
-        match field {
-            "event" => event = value.to_string(),
-            "id" => event_id = value.parse().ok(),
-            "data" => {
-                if !data.is_empty() {
-                    data.push('\n');
-                }
-                data.push_str(value);
-            }
-            _ => {}
-        }
-    }
-    Ok(None)
-}
-
-/// The same line `loadctl run` prints each second; redrawn in place when `live`.
-fn print_interval(s: &Value, live: bool) {
-    let n = |k: &str| s[k].as_f64().unwrap_or(0.0);
-    let u = |k: &str| s[k].as_u64().unwrap_or(0);
-    let (start, end) = if live { ("\r\x1b[2K", "") } else { ("", "\n") };
-    print!(
-        "{start}[{:>4}s] {:>9.0} req/s  p99 {:>9}  errors {:>6}  conns {}{end}",
-        n("t_s"),
-        n("rate_per_s"),
-        format_us(u("latency_p99_us")),
-        u("errors"),
-        u("active_connections")
-    );
-    let _ = std::io::stdout().flush();
 }
 
 pub fn status(args: &StatusArgs) -> u8 {

@@ -5,14 +5,23 @@
 //! starts each on the engine's own threads, and turns its `RunEvent`s into stored intervals,
 //! a result and a histogram, persisting each as it arrives and waking live tails.
 //! It refuses to run two loads at once: they would steal each other's CPUs.
+//!
+//! Each stored interval is the engine's `IntervalSummary` plus what the live table needs and the
+//! summary leaves out, computed here from the interval's merged histograms (once a second, on
+//! this thread, never on a shard): `latency_p999_us`, `errors_by_kind` and, in the open model,
+//! `requested_per_s` (arrivals the schedule asked for in that second).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use engine::collector::RunInterval;
+use engine::plan::LoadModel;
 use engine::run::{RunEvent, Stopper};
-use engine::Plan;
+use engine::schedule::{Cursor, Schedule};
+use engine::{ErrorKind, Plan};
 use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 use tokio::sync::watch;
 
@@ -63,6 +72,8 @@ pub enum SubmitError {
     Busy,
     #[error("cannot store the run")]
     Store(#[from] std::io::Error),
+    #[error("loadd is shutting down")]
+    ShuttingDown,
 }
 
 /// Why a stop was refused.
@@ -77,6 +88,8 @@ pub struct Runs {
     runs: Mutex<BTreeMap<String, Run>>,
     store: Store,
     queue: Mutex<mpsc::Sender<String>>,
+    /// Set by [`Runs::shutdown`]: no new runs are accepted.
+    closing: AtomicBool,
 }
 
 impl Runs {
@@ -95,6 +108,7 @@ impl Runs {
             runs: Mutex::new(map),
             store,
             queue: Mutex::new(tx),
+            closing: AtomicBool::new(false),
         });
         let worker = Arc::clone(&runs);
         std::thread::Builder::new()
@@ -108,10 +122,20 @@ impl Runs {
         self.runs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Files a validated run: queued, or refused when `queue` is false and another is pending.
-    pub fn submit(&self, plan: Plan, scenario: &str, queue: bool) -> Result<RunMeta, SubmitError> {
+    /// Files a validated run (with the files that came with it): queued, or refused when
+    /// `queue` is false and another is pending.
+    pub fn submit(
+        &self,
+        plan: Plan,
+        scenario: &str,
+        files: &BTreeMap<String, Vec<u8>>,
+        queue: bool,
+    ) -> Result<RunMeta, SubmitError> {
         let meta = {
             let mut runs = self.lock();
+            if self.closing.load(Ordering::SeqCst) {
+                return Err(SubmitError::ShuttingDown);
+            }
             if !queue && runs.values().any(|r| !r.meta.state.is_over()) {
                 return Err(SubmitError::Busy);
             }
@@ -122,8 +146,10 @@ impl Runs {
                 target: plan.target.url.clone(),
                 stop_requested: false,
                 error: None,
+                steps: plan.journey.steps.iter().map(|s| s.name.clone()).collect(),
+                requested_rate_per_s: plan.requested_rate_per_s(),
             };
-            self.store.create(&meta, scenario)?;
+            self.store.create(&meta, scenario, files)?;
             let mut run = Run::new(meta.clone());
             run.plan = Some(plan);
             runs.insert(meta.id.clone(), run);
@@ -169,6 +195,50 @@ impl Runs {
             over => return Err(StopError::AlreadyOver(over)),
         }
         Ok(run.meta.clone())
+    }
+
+    /// For a daemon that is going away: refuses new runs, aborts queued ones, stops the
+    /// running one gracefully and waits (up to `grace`) until its result is stored.
+    /// Returns the run it waited for and whether it ended in time.
+    pub fn shutdown(&self, grace: Duration) -> Option<(String, bool)> {
+        self.closing.store(true, Ordering::SeqCst);
+        let running = {
+            let mut runs = self.lock();
+            let mut running = None;
+            for run in runs.values_mut() {
+                match run.meta.state {
+                    RunState::Queued => {
+                        run.meta.state = RunState::Aborted;
+                        run.meta.error = Some("loadd was shut down before the run started".into());
+                        run.plan = None;
+                        self.save_state(&run.meta);
+                        run.touch();
+                    }
+                    RunState::Running => {
+                        run.meta.stop_requested = true;
+                        if let Some(s) = &run.stopper {
+                            s.stop();
+                        }
+                        self.save_state(&run.meta);
+                        run.touch();
+                        running = Some(run.meta.id.clone());
+                    }
+                    _ => {}
+                }
+            }
+            running
+        }?;
+        let deadline = Instant::now() + grace;
+        loop {
+            let over = self
+                .lock()
+                .get(&running)
+                .is_none_or(|r| r.meta.state.is_over());
+            if over || Instant::now() >= deadline {
+                return Some((running, over));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     fn save_state(&self, meta: &RunMeta) {
@@ -239,11 +309,15 @@ fn execute(runs: &Runs, id: &str, plan: &Plan) {
         }
     }
     let mut finished = false;
+    let mut requested = match &plan.model {
+        LoadModel::Open { schedule, .. } => Some(Requested::new(schedule)),
+        LoadModel::Closed { .. } => None,
+    };
     for event in handle.events().iter() {
         match event {
             RunEvent::Started { .. } => {}
             RunEvent::Interval(iv) => {
-                let Ok(value) = serde_json::to_value(&iv.summary) else {
+                let Some(value) = interval_value(&iv, requested.as_mut()) else {
                     continue;
                 };
                 if let Some(l) = log.as_mut() {
@@ -285,6 +359,69 @@ fn execute(runs: &Runs, id: &str, plan: &Plan) {
             Some("the run ended without a result".into()),
         );
     }
+}
+
+/// Counts the arrivals an open-model schedule asks for, one second at a time.
+struct Requested<'a> {
+    schedule: &'a Schedule,
+    cursor: Cursor,
+    /// Arrivals counted so far, and the end (ns) of what was counted.
+    upto_ns: u64,
+}
+
+impl<'a> Requested<'a> {
+    fn new(schedule: &'a Schedule) -> Self {
+        Self {
+            schedule,
+            cursor: schedule.cursor(0, 1),
+            upto_ns: 0,
+        }
+    }
+
+    /// Arrivals intended before `end_ns` that were not counted yet.
+    fn until(&mut self, end_ns: u64) -> u64 {
+        let mut n = 0;
+        while let Some(t) = self.cursor.peek(self.schedule) {
+            if t >= end_ns {
+                break;
+            }
+            self.cursor.advance();
+            n += 1;
+        }
+        self.upto_ns = self.upto_ns.max(end_ns);
+        n
+    }
+}
+
+/// The engine's interval summary plus `latency_p999_us`, `errors_by_kind` and `requested_per_s`.
+fn interval_value(
+    iv: &RunInterval,
+    requested: Option<&mut Requested>,
+) -> Option<serde_json::Value> {
+    let mut value = serde_json::to_value(&iv.summary).ok()?;
+    let total = iv.stats.total();
+    let p999 = if total.latency.is_empty() {
+        0
+    } else {
+        total.latency.value_at_quantile(0.999)
+    };
+    let by_kind: serde_json::Map<String, serde_json::Value> = ErrorKind::ALL
+        .iter()
+        .filter(|k| total.errors[k.index()] > 0)
+        .map(|k| (k.name().to_string(), total.errors[k.index()].into()))
+        .collect();
+    let o = value.as_object_mut()?;
+    o.insert("latency_p999_us".into(), p999.into());
+    o.insert("errors_by_kind".into(), by_kind.into());
+    if let Some(r) = requested {
+        let end_ns = (iv.summary.t_s * 1e9) as u64;
+        let start_ns = r.upto_ns.min(end_ns);
+        let n = r.until(end_ns);
+        let secs = (end_ns - start_ns) as f64 / 1e9;
+        let rate = if secs > 0.0 { n as f64 / secs } else { 0.0 };
+        o.insert("requested_per_s".into(), rate.into());
+    }
+    Some(value)
 }
 
 fn unix_ms() -> u64 {

@@ -1,12 +1,14 @@
 //! The state directory: every run's files, written as the run goes, read back at start.
 //!
-//! Layout: `STATE_DIR/runs/{id}/` holds `scenario.toml` (as submitted), `state.json` (a
-//! [`RunMeta`], replaced atomically), `intervals.ndjson` (one JSON object per interval, appended
+//! Layout: `STATE_DIR/runs/{id}/` holds `scenario.toml` (as submitted), `files/` (the files
+//! that travelled with it, each named by the hex of its relative name, so no submitted name
+//! ever becomes a path), `state.json` (a [`RunMeta`], replaced atomically), `intervals.ndjson` (one JSON object per interval, appended
 //! and flushed to the OS each second), `result.json` and `histogram.hdr` (V2+deflate) at the end.
 //! Loading never fails on what it finds: a corrupt or partial file is reported and skipped, and a
 //! run that was queued or running when loadd died comes back `aborted`. It refuses to build a path
 //! from anything but an id loadd generated itself.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -66,6 +68,12 @@ pub struct RunMeta {
     /// Why the run failed or was aborted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Journey step names, in order: what `steps[i]` of an interval refers to.
+    #[serde(default)]
+    pub steps: Vec<String>,
+    /// Mean requested arrival rate (open model only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_rate_per_s: Option<f64>,
 }
 
 /// A run as found on disk.
@@ -84,6 +92,7 @@ pub struct Store {
 }
 
 const SCENARIO: &str = "scenario.toml";
+const FILES: &str = "files";
 const STATE: &str = "state.json";
 const INTERVALS: &str = "intervals.ndjson";
 const RESULT: &str = "result.json";
@@ -101,11 +110,23 @@ impl Store {
         self.runs_dir.join(id)
     }
 
-    /// Writes a new run's scenario and state.
-    pub fn create(&self, meta: &RunMeta, scenario: &str) -> io::Result<()> {
+    /// Writes a new run's scenario, its files and its state.
+    pub fn create(
+        &self,
+        meta: &RunMeta,
+        scenario: &str,
+        files: &BTreeMap<String, Vec<u8>>,
+    ) -> io::Result<()> {
         let dir = self.dir(&meta.id);
         fs::create_dir_all(&dir)?;
         fs::write(dir.join(SCENARIO), scenario)?;
+        if !files.is_empty() {
+            let files_dir = dir.join(FILES);
+            fs::create_dir_all(&files_dir)?;
+            for (name, bytes) in files {
+                fs::write(files_dir.join(crate::runner::hex(name.as_bytes())), bytes)?;
+            }
+        }
         self.write_state(meta)
     }
 
@@ -265,6 +286,8 @@ mod tests {
             target: "http://127.0.0.1:1/".into(),
             stop_requested: false,
             error: None,
+            steps: Vec::new(),
+            requested_rate_per_s: None,
         }
     }
 
@@ -273,13 +296,21 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::open(tmp.path()).unwrap();
         store
-            .create(&meta("a", RunState::Finished), "[target]\n")
+            .create(
+                &meta("a", RunState::Finished),
+                "[target]\n",
+                &BTreeMap::new(),
+            )
             .unwrap();
         store
             .write_result("a", &serde_json::json!({"requests": 3}), Some(b"hist"))
             .unwrap();
         store
-            .create(&meta("b", RunState::Running), "[target]\n")
+            .create(
+                &meta("b", RunState::Running),
+                "[target]\n",
+                &BTreeMap::from([("x/y.bin".to_string(), b"12".to_vec())]),
+            )
             .unwrap();
         let mut log = store.interval_log("b").unwrap();
         log.append(&serde_json::json!({"t_s": 1.0})).unwrap();
@@ -303,6 +334,11 @@ mod tests {
         assert_eq!(runs[0].histogram_v2.as_deref(), Some(&b"hist"[..]));
         assert_eq!(runs[1].meta.state, RunState::Aborted);
         assert_eq!(runs[1].intervals.len(), 2);
+        let stored = tmp
+            .path()
+            .join("runs/b/files")
+            .join(crate::runner::hex(b"x/y.bin"));
+        assert_eq!(fs::read(stored).unwrap(), b"12");
         assert_eq!(problems.len(), 3, "{problems:?}");
         // The abort was saved.
         let (again, _) = store.load_all();

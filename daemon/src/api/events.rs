@@ -1,5 +1,7 @@
 //! `GET /v1/runs/{id}/events`: a run's intervals as Server-Sent Events, then its end.
 //!
+//! The stream opens with `event: run` (no id): the run's meta, whose `steps` names what
+//! `steps[i]` of each interval refers to, and `requested_rate_per_s`.
 //! Each interval is `event: interval` with `id: N` (1-based interval index) and the engine's
 //! interval summary as JSON; the last event is `event: finished` (the result) or `event: ended`
 //! (`{"state", "error"}` for an aborted or failed run). Every interval is kept, so a tail that
@@ -51,18 +53,20 @@ pub async fn events(
         (None, Some(from)) => from.saturating_sub(1),
         (None, None) => 0,
     };
-    let changes = {
+    let (changes, meta) = {
         let runs = state.runs.lock();
-        runs.get(&id)
-            .ok_or(ApiError::NotFound("no such run"))?
-            .subscribe()
+        let run = runs.get(&id).ok_or(ApiError::NotFound("no such run"))?;
+        (run.subscribe(), run.meta.clone())
     };
+    let opening = Event::default()
+        .event("run")
+        .data(serde_json::to_string(&meta).unwrap_or_else(|_| "{}".into()));
     let tail = Tail {
         state,
         id,
         next: usize::try_from(next).unwrap_or(usize::MAX),
         changes,
-        ready: VecDeque::new(),
+        ready: VecDeque::from([opening]),
         ended: false,
     };
     let stream = stream::unfold(tail, |mut t| async move {

@@ -11,11 +11,21 @@ use serde_json::Value;
 
 use crate::store::{RunMeta, RunState};
 
-/// Per-interval time series: a header from the first interval's scalar fields, one row each.
+/// The per-step figures of an interval, as CSV columns `step_<i>_<field>`.
+const STEP_FIELDS: [&str; 5] = [
+    "requests",
+    "errors",
+    "checks_failed",
+    "latency_p50_us",
+    "latency_p99_us",
+];
+
+/// Per-interval time series, wide: a header from the first interval's scalar fields, then
+/// `step_<i>_<field>` for each journey step `i` (0-based, the order of the report's `steps`),
+/// one row per interval.
 pub fn render_csv(intervals: &[Value]) -> String {
-    let columns: Vec<String> = intervals
-        .first()
-        .and_then(Value::as_object)
+    let first = intervals.first().and_then(Value::as_object);
+    let columns: Vec<String> = first
         .map(|o| {
             o.iter()
                 .filter(|(_, v)| !v.is_object() && !v.is_array())
@@ -23,20 +33,39 @@ pub fn render_csv(intervals: &[Value]) -> String {
                 .collect()
         })
         .unwrap_or_default();
+    let steps = intervals
+        .iter()
+        .filter_map(|iv| iv.get("steps").and_then(Value::as_array))
+        .map(Vec::len)
+        .max()
+        .unwrap_or(0);
     let mut out = String::from("interval");
     for c in &columns {
         out.push(',');
         out.push_str(&csv_field(c));
     }
+    for i in 0..steps {
+        for f in STEP_FIELDS {
+            let _ = write!(out, ",step_{i}_{f}");
+        }
+    }
     out.push('\n');
-    for (i, iv) in intervals.iter().enumerate() {
-        let _ = write!(out, "{}", i + 1);
+    let cell = |out: &mut String, v: Option<&Value>| match v {
+        Some(Value::String(s)) => out.push_str(&csv_field(s)),
+        Some(Value::Null) | None => {}
+        Some(v) => out.push_str(&v.to_string()),
+    };
+    for (n, iv) in intervals.iter().enumerate() {
+        let _ = write!(out, "{}", n + 1);
         for c in &columns {
             out.push(',');
-            match iv.get(c) {
-                Some(Value::String(s)) => out.push_str(&csv_field(s)),
-                Some(Value::Null) | None => {}
-                Some(v) => out.push_str(&v.to_string()),
+            cell(&mut out, iv.get(c));
+        }
+        for i in 0..steps {
+            let step = iv.get("steps").and_then(|s| s.get(i));
+            for f in STEP_FIELDS {
+                out.push(',');
+                cell(&mut out, step.and_then(|s| s.get(f)));
             }
         }
         out.push('\n');
@@ -123,8 +152,24 @@ pub fn render_html(meta: &RunMeta, intervals: &[Value], result: Option<&Value>) 
 /// What `/metrics` needs about the registry, copied out under the lock.
 pub struct MetricsSnapshot {
     pub runs_by_state: Vec<(RunState, u64)>,
-    /// The running run's id and its last interval, if any.
-    pub current: Option<(String, Option<Value>)>,
+    /// The running run, if any.
+    pub current: Option<CurrentRun>,
+}
+
+/// The running run as `/metrics` shows it.
+pub struct CurrentRun {
+    pub id: String,
+    /// Its last interval, if one arrived.
+    pub last: Option<Value>,
+    /// Journey step names (label `step`).
+    pub steps: Vec<String>,
+}
+
+/// A Prometheus label value: backslash, double quote and newline escaped.
+fn label(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Prometheus text exposition format 0.0.4.
@@ -134,9 +179,10 @@ pub fn render_metrics(s: &MetricsSnapshot) -> String {
     for (state, n) in &s.runs_by_state {
         let _ = writeln!(o, "loadd_runs{{state=\"{}\"}} {n}", state.name());
     }
-    let Some((id, last)) = &s.current else {
+    let Some(CurrentRun { id, last, steps }) = &s.current else {
         return o;
     };
+    let id = label(id);
     let num = |k: &str| last.as_ref().and_then(|v| v.get(k)).and_then(Value::as_f64);
     let gauges = [
         (
@@ -159,10 +205,28 @@ pub fn render_metrics(s: &MetricsSnapshot) -> String {
             );
         }
     }
+    if let Some(kinds) = last
+        .as_ref()
+        .and_then(|v| v.get("errors_by_kind"))
+        .and_then(Value::as_object)
+        .filter(|k| !k.is_empty())
+    {
+        o.push_str("# HELP loadd_run_errors_by_kind Errors in the last interval, by kind.\n# TYPE loadd_run_errors_by_kind gauge\n");
+        for (kind, n) in kinds {
+            let _ = writeln!(
+                o,
+                "loadd_run_errors_by_kind{{run=\"{id}\",kind=\"{}\"}} {n}",
+                label(kind)
+            );
+        }
+    }
+    render_step_metrics(&mut o, &id, steps, last.as_ref());
     let quantiles = [
         ("0.5", "latency_p50_us"),
         ("0.9", "latency_p90_us"),
         ("0.99", "latency_p99_us"),
+        ("0.999", "latency_p999_us"),
+        ("1", "latency_max_us"),
     ];
     let present: Vec<_> = quantiles
         .iter()
@@ -180,6 +244,54 @@ pub fn render_metrics(s: &MetricsSnapshot) -> String {
     o
 }
 
+/// Per-step series of the last interval: `step="name"` beside `run`.
+fn render_step_metrics(o: &mut String, id: &str, names: &[String], last: Option<&Value>) {
+    let Some(steps) = last.and_then(|v| v.get("steps")).and_then(Value::as_array) else {
+        return;
+    };
+    if steps.is_empty() {
+        return;
+    }
+    let name = |i: usize| label(names.get(i).map_or("", String::as_str));
+    let series = [
+        (
+            "loadd_run_step_requests",
+            "Requests of each journey step in the last interval.",
+            "requests",
+        ),
+        (
+            "loadd_run_step_errors",
+            "Errors of each journey step in the last interval.",
+            "errors",
+        ),
+        (
+            "loadd_run_step_checks_failed",
+            "Failed checks of each journey step in the last interval.",
+            "checks_failed",
+        ),
+    ];
+    for (metric, help, key) in series {
+        let _ = write!(o, "# HELP {metric} {help}\n# TYPE {metric} gauge\n");
+        for (i, s) in steps.iter().enumerate() {
+            if let Some(v) = s.get(key).and_then(Value::as_f64) {
+                let _ = writeln!(o, "{metric}{{run=\"{id}\",step=\"{}\"}} {v}", name(i));
+            }
+        }
+    }
+    o.push_str("# HELP loadd_run_step_latency_us Corrected latency quantiles of each journey step in the last interval, microseconds.\n# TYPE loadd_run_step_latency_us gauge\n");
+    for (i, s) in steps.iter().enumerate() {
+        for (q, key) in [("0.5", "latency_p50_us"), ("0.99", "latency_p99_us")] {
+            if let Some(v) = s.get(key).and_then(Value::as_f64) {
+                let _ = writeln!(
+                    o,
+                    "loadd_run_step_latency_us{{run=\"{id}\",step=\"{}\",quantile=\"{q}\"}} {v}",
+                    name(i)
+                );
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,7 +300,7 @@ mod tests {
     #[test]
     fn csv_follows_the_first_interval() {
         let ivs = [
-            json!({"t_s": 1.0, "requests": 10, "steps": [1], "name": "a,b"}),
+            json!({"t_s": 1.0, "requests": 10, "other": [1], "name": "a,b"}),
             json!({"t_s": 2.0, "requests": 12, "name": "c"}),
         ];
         let csv = render_csv(&ivs);
@@ -197,6 +309,16 @@ mod tests {
             "interval,name,requests,t_s\n1,\"a,b\",10,1.0\n2,c,12,2.0\n"
         );
         assert_eq!(render_csv(&[]), "interval\n");
+        let steps = [json!({"t_s": 1.0, "steps": [
+            {"requests": 3, "errors": 0, "checks_failed": 0, "latency_p50_us": 5, "latency_p99_us": 9},
+            {"requests": 2, "errors": 1, "checks_failed": 1, "latency_p50_us": 6, "latency_p99_us": 8}
+        ]})];
+        assert_eq!(
+            render_csv(&steps),
+            "interval,t_s,step_0_requests,step_0_errors,step_0_checks_failed,step_0_latency_p50_us,step_0_latency_p99_us,\
+             step_1_requests,step_1_errors,step_1_checks_failed,step_1_latency_p50_us,step_1_latency_p99_us\n\
+             1,1.0,3,0,0,5,9,2,1,1,6,8\n"
+        );
     }
 
     #[test]
@@ -208,6 +330,8 @@ mod tests {
             target: "http://h/<script>".into(),
             stop_requested: false,
             error: None,
+            steps: Vec::new(),
+            requested_rate_per_s: None,
         };
         let page = render_html(&meta, &[json!({"t_s": 1.0})], None);
         assert!(page.contains("&lt;script&gt;"));
@@ -218,12 +342,35 @@ mod tests {
     fn metrics_text() {
         let s = MetricsSnapshot {
             runs_by_state: vec![(RunState::Finished, 2)],
-            current: Some((
-                "r1".into(),
-                Some(json!({"rate_per_s": 100.0, "latency_p99_us": 900})),
-            )),
+            current: Some(CurrentRun {
+                id: "r1".into(),
+                last: Some(json!({
+                    "rate_per_s": 100.0,
+                    "latency_p99_us": 900,
+                    "errors_by_kind": {"timeout": 2},
+                    "steps": [
+                        {"requests": 7, "errors": 1, "checks_failed": 0, "latency_p50_us": 10, "latency_p99_us": 20},
+                        {"requests": 5, "errors": 0, "checks_failed": 1, "latency_p50_us": 30, "latency_p99_us": 40}
+                    ]
+                })),
+                steps: vec!["log \"in\"".into(), "read".into()],
+            }),
         };
         let t = render_metrics(&s);
+        assert!(
+            t.contains("loadd_run_step_requests{run=\"r1\",step=\"log \\\"in\\\"\"} 7\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains(
+                "loadd_run_step_latency_us{run=\"r1\",step=\"read\",quantile=\"0.99\"} 40\n"
+            ),
+            "{t}"
+        );
+        assert!(
+            t.contains("loadd_run_errors_by_kind{run=\"r1\",kind=\"timeout\"} 2\n"),
+            "{t}"
+        );
         assert!(t.contains("loadd_runs{state=\"finished\"} 2\n"), "{t}");
         assert!(t.contains("loadd_run_rate_per_s{run=\"r1\"} 100\n"), "{t}");
         assert!(

@@ -2,12 +2,17 @@
 //!
 //! Handlers copy what they need out of the registry under its lock and render after releasing
 //! it. Parsing and planning a scenario (which may resolve a host name) runs on the blocking pool.
-//! They refuse a scenario that reads local files (`body_file`): a remote client must not make
-//! the daemon send its own files; bundles are future work.
+//! A submission is the scenario TOML as the body, or a `multipart/form-data` bundle: a
+//! `scenario` part and one `file` part per file the scenario reads, its `filename` being the
+//! relative name the scenario uses. The daemon reads those files only from the bundle, never
+//! from its own disk: a file the scenario names but the bundle lacks is a located 400.
+
+use std::collections::BTreeMap;
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::multipart::MultipartError;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -18,7 +23,7 @@ use serde_json::{json, Value};
 use toml::Spanned;
 
 use super::policy::Refusal;
-use super::report::{self, MetricsSnapshot};
+use super::report::{self, CurrentRun, MetricsSnapshot};
 use super::{ApiError, AppState};
 use crate::runner::{Run, StopError, SubmitError};
 use crate::store::RunState;
@@ -38,6 +43,15 @@ pub struct SubmitQuery {
     duration: Option<String>,
     /// Multiplies every open-model rate (rate, start_rate, stage targets), e.g. 0.5.
     rate_scale: Option<f64>,
+    /// Sends to this origin instead of the scenario's, keeping its paths (`loadctl run --base-url`).
+    base_url: Option<String>,
+}
+
+/// What a client sent: the scenario text, the name it came with, and its files.
+struct Submission {
+    text: String,
+    name: Option<String>,
+    files: BTreeMap<String, Vec<u8>>,
 }
 
 fn yes() -> bool {
@@ -47,25 +61,54 @@ fn yes() -> bool {
 pub async fn submit(
     State(state): State<AppState>,
     query: Result<Query<SubmitQuery>, QueryRejection>,
-    body: Result<Bytes, BytesRejection>,
+    request: Request,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::TooLarge(format!(
-                "scenario is over this daemon's limit of {} bytes",
-                state.policy.limits.max_body_bytes
-            ))
-        } else {
-            ApiError::BadRequest(e.body_text())
+    let limit = state.policy.limits.max_body_bytes;
+    let too_large = || {
+        ApiError::TooLarge(format!(
+            "the submission is over this daemon's limit of {limit} bytes (scenario and files together)"
+        ))
+    };
+    let multipart = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("multipart/")
+        });
+    let submission = if multipart {
+        let form = Multipart::from_request(request, &state)
+            .await
+            .map_err(|e| ApiError::BadRequest(e.body_text()))?;
+        read_bundle(form).await.map_err(|e| match e {
+            BundleError::Multipart(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => too_large(),
+            BundleError::Multipart(e) => ApiError::BadRequest(e.body_text()),
+            BundleError::Invalid(m) => ApiError::BadRequest(m),
+        })?
+    } else {
+        let body = Bytes::from_request(request, &state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                too_large()
+            } else {
+                ApiError::BadRequest(e.body_text())
+            }
+        })?;
+        Submission {
+            text: String::from_utf8(body.to_vec())
+                .map_err(|_| ApiError::BadRequest("the scenario is not UTF-8 text".into()))?,
+            name: None,
+            files: BTreeMap::new(),
         }
-    })?;
-    let text = String::from_utf8(body.to_vec())
-        .map_err(|_| ApiError::BadRequest("the scenario is not UTF-8 text".into()))?;
+    };
+    let Submission { text, name, files } = submission;
     // Only a file name: it labels messages and is never opened.
     let name = query
         .name
         .as_deref()
+        .or(name.as_deref())
         .and_then(|n| std::path::Path::new(n).file_name())
         .and_then(|n| n.to_str())
         .unwrap_or("scenario.toml")
@@ -92,8 +135,10 @@ pub async fn submit(
     let overrides = Overrides {
         duration: query.duration.clone(),
         rate_scale: query.rate_scale,
+        base_url: query.base_url.clone(),
     };
-    let planned = tokio::task::spawn_blocking(move || plan_scenario(name, text, overrides))
+    let bundle = files.clone();
+    let planned = tokio::task::spawn_blocking(move || plan_scenario(name, text, bundle, overrides))
         .await
         .map_err(|e| ApiError::Internal(format!("planning task: {e}")))??;
     state.policy.check(&planned).map_err(|r| match r {
@@ -102,9 +147,9 @@ pub async fn submit(
     })?;
     let meta = state
         .runs
-        .submit(planned, &scenario, query.queue)
+        .submit(planned, &scenario, &files, query.queue)
         .map_err(|e| match e {
-            SubmitError::Busy => ApiError::Conflict(e.to_string()),
+            SubmitError::Busy | SubmitError::ShuttingDown => ApiError::Conflict(e.to_string()),
             SubmitError::Store(io) => ApiError::Internal(format!("store: {io}")),
         })?;
     let location = format!("/v1/runs/{}", meta.id);
@@ -116,10 +161,65 @@ pub async fn submit(
         .into_response())
 }
 
+/// Why a multipart bundle was refused.
+enum BundleError {
+    Multipart(MultipartError),
+    Invalid(String),
+}
+
+impl From<MultipartError> for BundleError {
+    fn from(e: MultipartError) -> Self {
+        BundleError::Multipart(e)
+    }
+}
+
+/// Reads a bundle: exactly one `scenario` part, any number of `file` parts named by `filename`.
+async fn read_bundle(mut form: Multipart) -> Result<Submission, BundleError> {
+    let mut text = None;
+    let mut name = None;
+    let mut files = BTreeMap::new();
+    while let Some(field) = form.next_field().await? {
+        match field.name() {
+            Some("scenario") => {
+                if text.is_some() {
+                    return Err(BundleError::Invalid("more than one `scenario` part".into()));
+                }
+                name = field.file_name().map(str::to_string);
+                let bytes = field.bytes().await?;
+                text =
+                    Some(String::from_utf8(bytes.to_vec()).map_err(|_| {
+                        BundleError::Invalid("the scenario is not UTF-8 text".into())
+                    })?);
+            }
+            Some("file") => {
+                let Some(file) = field.file_name().map(str::to_string) else {
+                    return Err(BundleError::Invalid(
+                        "a `file` part needs a filename (the name the scenario uses)".into(),
+                    ));
+                };
+                let bytes = field.bytes().await?;
+                if files.insert(file.clone(), bytes.to_vec()).is_some() {
+                    return Err(BundleError::Invalid(format!("`{file}` was sent twice")));
+                }
+            }
+            other => {
+                return Err(BundleError::Invalid(format!(
+                    "unexpected part {:?}: a bundle has a `scenario` part and `file` parts",
+                    other.unwrap_or("")
+                )))
+            }
+        }
+    }
+    let text =
+        text.ok_or_else(|| BundleError::Invalid("the bundle has no `scenario` part".into()))?;
+    Ok(Submission { text, name, files })
+}
+
 /// Submission-time changes to a scenario, applied to the spec before planning.
 struct Overrides {
     duration: Option<String>,
     rate_scale: Option<f64>,
+    base_url: Option<String>,
 }
 
 /// `rate × scale`, keeping the span so plan errors still point into the file. A value that does
@@ -135,11 +235,19 @@ fn scale_count(value: &mut Spanned<CountSpec>, scale: f64) {
     }
 }
 
-fn plan_scenario(name: String, text: String, overrides: Overrides) -> Result<Plan, ApiError> {
-    // Files come only from what was submitted (nothing yet), never from the daemon's disk.
-    let source = Source::in_memory(name, text, spec::Files::Bundle(Default::default()));
+fn plan_scenario(
+    name: String,
+    text: String,
+    files: BTreeMap<String, Vec<u8>>,
+    overrides: Overrides,
+) -> Result<Plan, ApiError> {
+    // Files come only from what was submitted, never from the daemon's disk.
+    let source = Source::in_memory(name, text, spec::Files::Bundle(files));
     let mut spec =
         spec::parse(&source).map_err(|e| ApiError::InvalidScenario(vec![e.to_string()]))?;
+    if let Some(base) = &overrides.base_url {
+        spec.target.url = spec::unspanned(spec::rebase(spec.target.url.get_ref(), base));
+    }
     if let Some(d) = overrides.duration {
         spec.load.duration = Some(spec::unspanned(d));
     }
@@ -154,12 +262,6 @@ fn plan_scenario(name: String, text: String, overrides: Overrides) -> Result<Pla
         for stage in load.stages.iter_mut().flatten() {
             scale_count(&mut stage.target, scale);
         }
-    }
-    if let Some(f) = &spec.request.body_file {
-        return Err(ApiError::InvalidScenario(vec![format!(
-            "{}: body_file is not supported by loadd yet (files do not travel with the scenario); put the body inline with `body = ...`",
-            source.locate(&f.span())
-        )]));
     }
     Plan::from_spec(&spec, &source).map_err(|errors| {
         ApiError::InvalidScenario(errors.0.iter().map(|e| e.to_string()).collect())
@@ -294,7 +396,11 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         let current = runs
             .values()
             .find(|r| r.meta.state == RunState::Running)
-            .map(|r| (r.meta.id.clone(), r.intervals.last().cloned()));
+            .map(|r| CurrentRun {
+                id: r.meta.id.clone(),
+                last: r.intervals.last().cloned(),
+                steps: r.meta.steps.clone(),
+            });
         MetricsSnapshot {
             runs_by_state,
             current,

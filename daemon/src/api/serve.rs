@@ -1,5 +1,7 @@
 //! `loadd serve`: resolve the state directory and the token, load stored runs, start the runner,
-//! and serve the API on a one-thread tokio runtime until SIGINT or SIGTERM.
+//! and serve the API on a one-thread tokio runtime until SIGINT or SIGTERM. On the signal it
+//! stops listening, stops the current run gracefully and waits (at most [`SHUTDOWN_GRACE`]) for
+//! its final result to be stored, so the run is listed as finished after a restart.
 //!
 //! Safe by default: loopback listen, a generated token (file mode 0600, directory 0700), the
 //! loopback-only allowlist. It refuses a non-loopback listen address unless a token was given
@@ -21,6 +23,9 @@ use super::policy::{AllowRule, Limits, Policy};
 use super::{app, AppState};
 use crate::runner::{hex, Runs};
 use crate::store::Store;
+
+/// How long a signalled `loadd serve` waits for the current run's final result.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Flags of `loadd serve`.
 #[derive(Debug, clap::Args)]
@@ -149,6 +154,7 @@ pub fn serve_forever(args: ServeArgs) -> Result<()> {
         eprintln!("loadd: warning: {p}");
     }
     let runs = Runs::start(store, stored).context("start the runner thread")?;
+    let registry = Arc::clone(&runs);
     let state = AppState {
         runs,
         policy: Arc::new(policy),
@@ -165,12 +171,28 @@ pub fn serve_forever(args: ServeArgs) -> Result<()> {
         let addr = listener.local_addr()?;
         println!("loadd listening on http://{addr}");
         let _ = std::io::stdout().flush();
-        // On a signal, exit without waiting for live tails (they never end on their own); a run
-        // in progress is then listed as aborted at the next start.
+        // On a signal, stop accepting connections (open ones, such as live tails, keep being
+        // served while the run drains, so they receive its result) and end the run gracefully.
         tokio::select! {
-            served = axum::serve(listener, app(state)) => served.context("serve"),
-            () = shutdown_signal() => Ok(()),
+            served = axum::serve(listener, app(state)) => return served.context("serve"),
+            () = shutdown_signal() => {}
         }
+        let waited = tokio::task::spawn_blocking(move || registry.shutdown(SHUTDOWN_GRACE))
+            .await
+            .context("wait for the current run")?;
+        match waited {
+            Some((id, true)) => {
+                eprintln!("loadd: run {id} stopped and its result saved");
+                // Let live tails receive the final event before the process goes.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Some((id, false)) => eprintln!(
+                "loadd: run {id} did not end within {}s; it will be listed as aborted",
+                SHUTDOWN_GRACE.as_secs()
+            ),
+            None => {}
+        }
+        Ok(())
     })
 }
 

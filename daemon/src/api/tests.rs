@@ -70,6 +70,74 @@ async fn call_json(
     (status, value)
 }
 
+/// `POST /v1/runs` with a multipart bundle of (part name, filename, content).
+async fn call_bundle(app: &Router, parts: &[(&str, Option<&str>, &str)]) -> (StatusCode, Value) {
+    const BOUNDARY: &str = "test-boundary-7f3a";
+    let mut body = String::new();
+    for (name, file, content) in parts {
+        body.push_str(&format!(
+            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\""
+        ));
+        if let Some(f) = file {
+            body.push_str(&format!("; filename=\"{f}\""));
+        }
+        body.push_str(&format!("\r\n\r\n{content}\r\n"));
+    }
+    body.push_str(&format!("--{BOUNDARY}--\r\n"));
+    let req = Request::builder()
+        .method("POST")
+        .uri("/v1/runs")
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(Body::from(body))
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    (status, value)
+}
+
+#[tokio::test]
+async fn a_bundle_carries_the_files_and_they_are_stored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = test_app(tmp.path());
+    let scenario = "[target]\nurl = \"http://127.0.0.1:1/\"\n[load]\nduration = \"1s\"\n[request]\nmethod = \"POST\"\nbody_file = \"data/body.json\"\n";
+    let (s, v) = call_bundle(
+        &app,
+        &[
+            ("scenario", Some("dir/with_file.toml"), scenario),
+            ("file", Some("data/body.json"), "{\"a\": 1}"),
+        ],
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let id = v["id"].as_str().unwrap();
+    let stored = tmp
+        .path()
+        .join("runs")
+        .join(id)
+        .join("files")
+        .join(crate::runner::hex(b"data/body.json"));
+    assert_eq!(std::fs::read(stored).unwrap(), b"{\"a\": 1}");
+    let (s, _) = call_json(
+        &app,
+        "POST",
+        &format!("/v1/runs/{id}/stop"),
+        Some(TOKEN),
+        "",
+    )
+    .await;
+    assert!(
+        s == StatusCode::ACCEPTED || s == StatusCode::CONFLICT,
+        "{s}"
+    );
+}
+
 #[tokio::test]
 async fn health_is_open_everything_else_needs_the_token() {
     let tmp = tempfile::tempdir().unwrap();
@@ -129,20 +197,46 @@ async fn refusals_are_stable_json() {
             .starts_with("scenario.toml:2:7:"),
         "{v}"
     );
-    // body_file would read the daemon's files.
-    let (s, v) = call_json(
-        &app,
-        "POST",
-        "/v1/runs",
-        t,
-        "[target]\nurl = \"http://127.0.0.1:1/\"\n[request]\nbody_file = \"/etc/passwd\"\n",
-    )
-    .await;
+    // A file the scenario names must travel with it: the daemon never reads its own disk.
+    let reads_passwd =
+        "[target]\nurl = \"http://127.0.0.1:1/\"\n[request]\nbody_file = \"/etc/passwd\"\n";
+    let (s, v) = call_json(&app, "POST", "/v1/runs", t, reads_passwd).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
+    let d = v["details"][0].as_str().unwrap();
     assert!(
-        v["details"][0].as_str().unwrap().contains("body_file"),
+        d.starts_with("scenario.toml:4:") && d.contains("was not sent with the scenario"),
         "{v}"
     );
+    // The same in a bundle that lacks the file; then bundles that are malformed.
+    let (s, v) = call_bundle(&app, &[("scenario", Some("b.toml"), reads_passwd)]).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(
+        v["details"][0].as_str().unwrap().starts_with("b.toml:4:"),
+        "{v}"
+    );
+    let (s, v) = call_bundle(&app, &[("file", Some("x"), "1")]).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(
+        v["error"].as_str().unwrap().contains("no `scenario` part"),
+        "{v}"
+    );
+    let (s, v) = call_bundle(&app, &[("extra", None, "1")]).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(
+        v["error"].as_str().unwrap().contains("unexpected part"),
+        "{v}"
+    );
+    // The size limit covers the whole bundle, files included.
+    let big = "x".repeat(5000);
+    let (s, v) = call_bundle(
+        &app,
+        &[
+            ("scenario", None, reads_passwd),
+            ("file", Some("/etc/passwd"), &big),
+        ],
+    )
+    .await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
     // Not on the allowlist: refused before any traffic.
     let (s, v) = call_json(
         &app,

@@ -1,0 +1,170 @@
+//! What `loadctl submit` sends: the scenario, validated here first, and every file it reads,
+//! as one `multipart/form-data` body (a `scenario` part, then one `file` part per file whose
+//! `filename` is the relative name the scenario uses). So a remote daemon runs exactly what was
+//! validated locally, and never reads its own disk for it.
+//!
+//! It refuses to send anything that does not plan locally (exit 2, the messages of
+//! `loadctl validate`), and file names that cannot travel in a part header.
+
+use std::path::Path;
+
+use engine::spec::{self, unspanned};
+use engine::Plan;
+
+use super::Failure;
+use crate::EXIT_USAGE;
+
+/// A scenario and its files, ready to send.
+pub struct Bundle {
+    /// The file name shown in the daemon's error locations.
+    pub name: String,
+    pub text: String,
+    /// (relative name as the scenario writes it, bytes), in name order.
+    pub files: Vec<(String, Vec<u8>)>,
+}
+
+fn usage(message: String) -> Failure {
+    Failure {
+        message,
+        code: EXIT_USAGE,
+    }
+}
+
+impl Bundle {
+    /// Loads and validates `path` (with the overrides the daemon will apply) and reads its files
+    /// relative to the file's directory.
+    pub fn collect(
+        path: &Path,
+        duration: Option<&str>,
+        base_url: Option<&str>,
+    ) -> Result<Bundle, Failure> {
+        let (mut scenario, source) = spec::load(path).map_err(|e| usage(format!("error: {e}")))?;
+        let files = scenario.referenced_files();
+        if let Some(d) = duration {
+            scenario.load.duration = Some(unspanned(d.to_string()));
+        }
+        if let Some(base) = base_url {
+            scenario.target.url = unspanned(spec::rebase(scenario.target.url.get_ref(), base));
+        }
+        Plan::from_spec(&scenario, &source).map_err(|errors| {
+            let lines: Vec<String> = errors.0.iter().map(|e| format!("error: {e}")).collect();
+            usage(lines.join("\n"))
+        })?;
+        let files = files
+            .into_iter()
+            .map(|name| {
+                if name.contains(['"', '\\', '\r', '\n']) {
+                    return Err(usage(format!(
+                        "error: {}: the file name {name:?} cannot be sent to loadd (quote, backslash or line break)",
+                        path.display()
+                    )));
+                }
+                let bytes = std::fs::read(source.base_dir.join(&name)).map_err(|e| {
+                    usage(format!("error: {}: cannot read `{name}`: {e}", path.display()))
+                })?;
+                Ok((name, bytes))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().replace(['"', '\\', '\r', '\n'], "_"))
+            .unwrap_or_else(|| "scenario.toml".into());
+        Ok(Bundle {
+            name,
+            text: source.text,
+            files,
+        })
+    }
+
+    /// The `Content-Type` (with its boundary) and the body.
+    pub fn encode(&self) -> (String, Vec<u8>) {
+        let boundary = self.boundary();
+        let mut body = Vec::with_capacity(
+            self.text.len() + self.files.iter().map(|(_, b)| b.len() + 128).sum::<usize>() + 256,
+        );
+        let mut part = |name: &str, file: &str, kind: &str, bytes: &[u8]| {
+            body.extend_from_slice(
+                format!(
+                    "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{file}\"\r\nContent-Type: {kind}\r\n\r\n"
+                )
+                .as_bytes(),
+            );
+            body.extend_from_slice(bytes);
+            body.extend_from_slice(b"\r\n");
+        };
+        part(
+            "scenario",
+            &self.name,
+            "application/toml",
+            self.text.as_bytes(),
+        );
+        for (file, bytes) in &self.files {
+            part("file", file, "application/octet-stream", bytes);
+        }
+        body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+        (format!("multipart/form-data; boundary={boundary}"), body)
+    }
+
+    /// A boundary that occurs in no part.
+    fn boundary(&self) -> String {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+            ^ u64::from(std::process::id());
+        (0u64..)
+            .map(|n| {
+                format!(
+                    "loadctl-{:016x}",
+                    seed.wrapping_add(n.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+                )
+            })
+            .find(|b| {
+                let b = b.as_bytes();
+                let contains = |hay: &[u8]| hay.windows(b.len()).any(|w| w == b);
+                !contains(self.text.as_bytes()) && !self.files.iter().any(|(_, f)| contains(f))
+            })
+            .unwrap_or_else(|| "loadctl-boundary".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_every_part() {
+        let b = Bundle {
+            name: "s.toml".into(),
+            text: "[target]\n".into(),
+            files: vec![("data/a.bin".into(), vec![0, 1, 2])],
+        };
+        let (ct, body) = b.encode();
+        let boundary = ct.strip_prefix("multipart/form-data; boundary=").unwrap();
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.starts_with(&format!("--{boundary}\r\nContent-Disposition: form-data; name=\"scenario\"; filename=\"s.toml\"\r\n")));
+        assert!(text.contains("name=\"file\"; filename=\"data/a.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n\u{0}\u{1}\u{2}\r\n"));
+        assert!(text.ends_with(&format!("--{boundary}--\r\n")));
+    }
+
+    #[test]
+    fn refuses_what_does_not_plan_and_reads_files_beside_the_scenario() {
+        let tmp = tempfile::tempdir().unwrap();
+        let bad = tmp.path().join("bad.toml");
+        std::fs::write(
+            &bad,
+            "[target]\nurl = \"http://127.0.0.1:1/\"\n[load]\nconections = 3\n",
+        )
+        .unwrap();
+        let f = Bundle::collect(&bad, None, None).err().unwrap();
+        assert_eq!(f.code, EXIT_USAGE);
+        assert!(f.message.contains("bad.toml:4:1:"), "{}", f.message);
+        let ok = tmp.path().join("ok.toml");
+        std::fs::write(&ok, "[target]\nurl = \"http://127.0.0.1:1/\"\n[request]\nmethod = \"POST\"\nbody_file = \"body.bin\"\n").unwrap();
+        let f = Bundle::collect(&ok, None, None).err().unwrap();
+        assert!(f.message.contains("body.bin"), "{}", f.message);
+        std::fs::write(tmp.path().join("body.bin"), b"payload").unwrap();
+        let b = Bundle::collect(&ok, Some("1s"), Some("http://127.0.0.1:2")).unwrap();
+        assert_eq!(b.name, "ok.toml");
+        assert_eq!(b.files, vec![("body.bin".to_string(), b"payload".to_vec())]);
+    }
+}

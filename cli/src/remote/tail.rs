@@ -1,0 +1,367 @@
+//! `loadctl tail` (and `submit` without `--detach`): follows a run's Server-Sent Events,
+//! reconnecting with `Last-Event-ID` so no interval is missed, then prints the summary with its
+//! threshold verdicts and returns `loadctl run`'s exit code.
+//!
+//! On a terminal it redraws a compact table in place once per interval (elapsed, rate against
+//! the requested rate, corrected p50/p90/p99/p99.9/max, errors by kind, connections, schedule
+//! lag, one line per journey step); piped, it prints plain lines (one per interval, plus one per
+//! step when the journey has several). Rendering is pure (`table`, `plain`) so it is unit-tested.
+
+use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::time::Duration;
+
+use engine::results::format_us;
+use serde_json::Value;
+
+use super::{refused, Client, Failure, Reply};
+use crate::{EXIT_OK, EXIT_RUN_FAILED};
+
+/// Reconnection attempts when an event stream drops before the run's end.
+const TAIL_RECONNECTS: u32 = 10;
+
+/// How a tail ended.
+enum Ending {
+    Finished(Value),
+    Ended(Value),
+}
+
+/// What the tail knows about the run and the screen.
+struct View {
+    /// Redraw in place (a terminal) or print lines (piped).
+    live: bool,
+    /// Journey step names, from the stream's opening `run` event.
+    steps: Vec<String>,
+    /// Lines of the table last drawn, to move back over.
+    drawn: usize,
+}
+
+impl View {
+    fn interval(&mut self, s: &Value) {
+        let mut out = std::io::stdout().lock();
+        if self.live {
+            let lines = table(s, &self.steps);
+            if self.drawn > 0 {
+                let _ = write!(out, "\x1b[{}A\x1b[J", self.drawn);
+            }
+            for l in &lines {
+                let _ = writeln!(out, "{l}");
+            }
+            self.drawn = lines.len();
+        } else {
+            for l in plain(s, &self.steps) {
+                let _ = writeln!(out, "{l}");
+            }
+        }
+        let _ = out.flush();
+    }
+}
+
+pub(super) fn tail_run(client: &Client, id: &str) -> Result<u8, Failure> {
+    let mut last_id: Option<u64> = None;
+    let mut attempts = 0;
+    let mut view = View {
+        live: std::io::stdout().is_terminal(),
+        steps: Vec::new(),
+        drawn: 0,
+    };
+    let ending = loop {
+        match follow(client, id, &mut last_id, &mut view) {
+            Ok(Some(end)) => break end,
+            Ok(None) | Err(None) if attempts < TAIL_RECONNECTS => {
+                attempts += 1;
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            Ok(None) | Err(None) => {
+                return Err(Failure {
+                    message: format!("error: lost the event stream of run {id}"),
+                    code: EXIT_RUN_FAILED,
+                })
+            }
+            Err(Some(f)) => return Err(f),
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    if view.drawn > 0 {
+        // The table stays on screen; the summary starts below it.
+        let _ = writeln!(out);
+    }
+    match ending {
+        Ending::Finished(result) => {
+            // The same verdict and exit code as `loadctl run`, so `submit` works as a CI gate.
+            match serde_json::from_value::<engine::Results>(result.clone()) {
+                Ok(r) => {
+                    let _ = writeln!(out, "{}", r.render_text());
+                    Ok(crate::command::exit_code(&r))
+                }
+                Err(_) => {
+                    let text = serde_json::to_string_pretty(&result).unwrap_or_default();
+                    let _ = writeln!(out, "{text}");
+                    Ok(if !result["aborted_by"].is_null() {
+                        crate::command::EXIT_ABORTED
+                    } else if result["thresholds_failed"].as_bool() == Some(true) {
+                        crate::command::EXIT_THRESHOLDS
+                    } else {
+                        EXIT_OK
+                    })
+                }
+            }
+        }
+        Ending::Ended(v) => {
+            let _ = out.flush();
+            eprintln!(
+                "run {id} {}{}",
+                v["state"].as_str().unwrap_or("ended"),
+                v["error"]
+                    .as_str()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            );
+            Ok(EXIT_RUN_FAILED)
+        }
+    }
+}
+
+/// Reads one connection's worth of events. `Ok(None)`/`Err(None)`: the stream dropped (resume);
+/// `Err(Some(_))`: refused (do not retry).
+fn follow(
+    client: &Client,
+    id: &str,
+    last_id: &mut Option<u64>,
+    view: &mut View,
+) -> Result<Option<Ending>, Option<Failure>> {
+    let mut req = client
+        .agent
+        .get(format!("{}/v1/runs/{id}/events", client.base))
+        .header("Accept", "text/event-stream");
+    if let Some(a) = client.auth() {
+        req = req.header("Authorization", a);
+    }
+    if let Some(n) = last_id {
+        req = req.header("Last-Event-ID", n.to_string());
+    }
+    let resp = match req.call() {
+        Ok(r) => r,
+        Err(e) if last_id.is_some() => {
+            eprintln!("loadctl: reconnecting to the event stream: {e}");
+            return Err(None);
+        }
+        Err(e) => return Err(Some(client.unreachable(&e))),
+    };
+    if resp.status().as_u16() != 200 {
+        let status = resp.status().as_u16();
+        let body = resp.into_body().read_to_string().unwrap_or_default();
+        return Err(Some(refused(&Reply { status, body })));
+    }
+    let reader = BufReader::new(resp.into_body().into_reader());
+    let (mut event, mut data, mut event_id) = (String::new(), String::new(), None::<u64>);
+    for line in reader.lines() {
+        let Ok(line) = line else {
+            return Ok(None);
+        };
+        if line.is_empty() {
+            if !data.is_empty() || !event.is_empty() {
+                let value: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
+                match event.as_str() {
+                    "run" => {
+                        view.steps = value["steps"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|s| s.as_str().map(str::to_string))
+                            .collect();
+                    }
+                    "interval" => {
+                        view.interval(&value);
+                        if event_id.is_some() {
+                            *last_id = event_id;
+                        }
+                    }
+                    "finished" => return Ok(Some(Ending::Finished(value))),
+                    "ended" => return Ok(Some(Ending::Ended(value))),
+                    _ => {}
+                }
+            }
+            event.clear();
+            data.clear();
+            event_id = None;
+            continue;
+        }
+        if line.starts_with(':') {
+            continue;
+        }
+        let (field, value) = line.split_once(':').unwrap_or((line.as_str(), ""));
+        let value = value.strip_prefix(' ').unwrap_or(value);
+        match field {
+            "event" => event = value.to_string(),
+            "id" => event_id = value.parse().ok(),
+            "data" => {
+                if !data.is_empty() {
+                    data.push('\n');
+                }
+                data.push_str(value);
+            }
+            _ => {}
+        }
+    }
+    Ok(None)
+}
+
+fn num(v: &Value, k: &str) -> f64 {
+    v[k].as_f64().unwrap_or(0.0)
+}
+
+fn us(v: &Value, k: &str) -> String {
+    format_us(v[k].as_u64().unwrap_or(0))
+}
+
+/// The step's name, or its position when the stream did not name it.
+fn step_name(names: &[String], i: usize) -> String {
+    names
+        .get(i)
+        .cloned()
+        .unwrap_or_else(|| format!("#{}", i + 1))
+}
+
+/// Piped: the line `loadctl run` prints each second, then one line per step of a journey.
+fn plain(s: &Value, names: &[String]) -> Vec<String> {
+    let mut lines = vec![format!(
+        "[{:>4}s] {:>9.0} req/s  p99 {:>9}  errors {:>6}  conns {}",
+        num(s, "t_s"),
+        num(s, "rate_per_s"),
+        us(s, "latency_p99_us"),
+        num(s, "errors"),
+        num(s, "active_connections")
+    )];
+    let steps = s["steps"].as_array().map_or(&[][..], Vec::as_slice);
+    if steps.len() > 1 {
+        for (i, st) in steps.iter().enumerate() {
+            lines.push(format!(
+                "        step {}: {} req  p50 {}  p99 {}  errors {}  checks failed {}",
+                step_name(names, i),
+                num(st, "requests"),
+                us(st, "latency_p50_us"),
+                us(st, "latency_p99_us"),
+                num(st, "errors"),
+                num(st, "checks_failed")
+            ));
+        }
+    }
+    lines
+}
+
+/// On a terminal: the compact table, redrawn each second.
+fn table(s: &Value, names: &[String]) -> Vec<String> {
+    let requested = s["requested_per_s"].as_f64();
+    let rate = match requested {
+        Some(r) => format!("{:.0} req/s of {:.0} requested", num(s, "rate_per_s"), r),
+        None => format!("{:.0} req/s (closed model)", num(s, "rate_per_s")),
+    };
+    let basis = if requested.is_some() {
+        "corrected"
+    } else {
+        "service time"
+    };
+    let kinds: Vec<String> = s["errors_by_kind"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    let errors = match num(s, "errors") as u64 {
+        0 => "none".to_string(),
+        n if kinds.is_empty() => n.to_string(),
+        n => format!("{n}: {}", kinds.join(", ")),
+    };
+    let mut lines = vec![
+        format!(
+            "elapsed {:>5}s   rate {rate}   conns {}   schedule lag p99 {}",
+            num(s, "t_s"),
+            num(s, "active_connections"),
+            us(s, "lag_p99_us")
+        ),
+        format!(
+            "latency ({basis})  p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
+            us(s, "latency_p50_us"),
+            us(s, "latency_p90_us"),
+            us(s, "latency_p99_us"),
+            us(s, "latency_p999_us"),
+            us(s, "latency_max_us")
+        ),
+        format!("errors  {errors}"),
+    ];
+    let steps = s["steps"].as_array().map_or(&[][..], Vec::as_slice);
+    if steps.len() > 1 {
+        let width = (0..steps.len())
+            .map(|i| step_name(names, i).chars().count())
+            .max()
+            .unwrap_or(0);
+        for (i, st) in steps.iter().enumerate() {
+            lines.push(format!(
+                "  {:<width$}  {:>7} req  p50 {:>9}  p99 {:>9}  errors {}  checks failed {}",
+                step_name(names, i),
+                num(st, "requests"),
+                us(st, "latency_p50_us"),
+                us(st, "latency_p99_us"),
+                num(st, "errors"),
+                num(st, "checks_failed")
+            ));
+        }
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn interval() -> Value {
+        json!({
+            "t_s": 3.0, "rate_per_s": 4990.0, "requested_per_s": 5000.0, "errors": 3,
+            "errors_by_kind": {"timeout": 2, "status_5xx": 1},
+            "latency_p50_us": 900, "latency_p90_us": 1500, "latency_p99_us": 2500,
+            "latency_p999_us": 4000, "latency_max_us": 9000, "lag_p99_us": 120,
+            "active_connections": 12,
+            "steps": [
+                {"requests": 10, "errors": 0, "checks_failed": 0, "latency_p50_us": 800, "latency_p99_us": 2000},
+                {"requests": 9, "errors": 3, "checks_failed": 1, "latency_p50_us": 1000, "latency_p99_us": 3000}
+            ]
+        })
+    }
+
+    #[test]
+    fn table_shows_every_figure_and_each_step() {
+        let t = table(&interval(), &["login".into(), "read".into()]);
+        assert_eq!(t.len(), 5, "{t:#?}");
+        assert!(
+            t[0].contains("4990 req/s of 5000 requested") && t[0].contains("conns 12"),
+            "{}",
+            t[0]
+        );
+        assert!(t[0].contains("schedule lag p99 120µs"), "{}", t[0]);
+        assert!(
+            t[1].contains("(corrected)")
+                && t[1].contains("p99.9 4.00ms")
+                && t[1].contains("max 9.00ms"),
+            "{}",
+            t[1]
+        );
+        assert_eq!(t[2], "errors  3: status_5xx 1, timeout 2");
+        assert!(
+            t[3].starts_with("  login") && t[4].contains("checks failed 1"),
+            "{t:#?}"
+        );
+    }
+
+    #[test]
+    fn plain_lines_keep_the_run_format_and_add_steps() {
+        let p = plain(&interval(), &[]);
+        assert_eq!(p.len(), 3);
+        assert!(p[0].contains(" req/s  p99 "), "{}", p[0]);
+        assert!(p[2].contains("step #2: 9 req"), "{}", p[2]);
+        let mut one = interval();
+        one["steps"] = json!([]);
+        assert_eq!(plain(&one, &[]).len(), 1);
+        assert_eq!(table(&one, &[]).len(), 3);
+    }
+}
