@@ -251,3 +251,43 @@ check = {{ status = [200] }}
     assert_eq!(step(&r, "send")["checks_passed"], sends * 2);
     assert_eq!(r["errors_total"], 0);
 }
+
+#[test]
+fn ramping_users_follow_their_stages() {
+    let _guard = testbed::serial();
+    let sandbox = Sandbox::start().expect("sandbox starts");
+    // Each request takes ≥ 20 ms, so throughput follows the number of active users.
+    let file = write(
+        "ramp.toml",
+        &format!(
+            r#"[target]
+url = "{}"
+[load]
+model = "closed"
+stages = [{{ duration = "2s", target = 0 }}, {{ duration = "2s", target = 6 }}]
+"#,
+            sandbox.url("/delay/20")
+        ),
+    );
+    let (code, r, stderr) = run(&file, &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        r["model"]["connections"], 6,
+        "one connection per user at the peak"
+    );
+    let per_second: Vec<u64> = r["intervals"]
+        .as_array()
+        .expect("intervals")
+        .iter()
+        .map(|i| i["requests"].as_u64().unwrap_or(0))
+        .collect();
+    // No user in the first two seconds; then the ramp to 6 users of ≤ 50 requests/s each.
+    assert!(per_second.len() >= 4, "{per_second:?}");
+    assert_eq!(per_second[0], 0, "{per_second:?}");
+    assert!(per_second[1] <= 2, "{per_second:?}");
+    assert!(
+        per_second[3] > per_second[2] && per_second[3] > 100,
+        "{per_second:?}"
+    );
+    assert!(per_second[3] <= 6 * 50 + 10, "{per_second:?}");
+}

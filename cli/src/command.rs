@@ -143,7 +143,9 @@ pub fn exit_code(results: &engine::Results) -> u8 {
 
 fn describe(plan: &Plan) -> String {
     match &plan.model {
-        engine::plan::LoadModel::Closed { duration, requests } => match (duration, requests) {
+        engine::plan::LoadModel::Closed {
+            duration, requests, ..
+        } => match (duration, requests) {
             (_, Some(n)) => format!("{n} requests (closed model)"),
             (Some(d), None) => format!("{} (closed model)", format_duration(*d)),
             (None, None) => "closed model".into(),

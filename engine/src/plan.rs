@@ -56,6 +56,9 @@ pub enum LoadModel {
     Closed {
         duration: Option<Duration>,
         requests: Option<u64>,
+        /// Ramping virtual users: how many are active over time (stage targets are user
+        /// counts); `None`: all connections, all the time.
+        vus: Option<Schedule>,
     },
     /// Arrivals follow a schedule (wrk2, k6 arrival-rate executors).
     Open {
@@ -208,6 +211,22 @@ impl Plan {
             None => DEFAULT_CONNECTIONS,
         };
         let model = check_model(&mut c, spec);
+        // Ramping users: one connection per user at the peak, unless the file says more.
+        let mut connections = connections;
+        if let Some(LoadModel::Closed { vus: Some(v), .. }) = &model {
+            let peak = v.peak_rate_per_s().ceil() as u32;
+            match &spec.load.connections {
+                None => connections = peak,
+                Some(n) if (*n.get_ref() as u32) < peak => c.error(
+                    &n.span(),
+                    format!(
+                        "connections ({}) is below the stages' peak of {peak} virtual users",
+                        n.get_ref()
+                    ),
+                ),
+                Some(_) => {}
+            }
+        }
         let cpus = check_cpus(&mut c, spec, connections);
         let driver = match &spec.engine.driver {
             Some(d) => DriverChoice::parse(d.get_ref()).unwrap_or_else(|| {
@@ -285,8 +304,11 @@ impl Plan {
             LoadModel::Open { schedule, .. } => {
                 *schedule = schedule.scaled_to(total.as_nanos() as u64)
             }
-            LoadModel::Closed { duration, .. } => {
+            LoadModel::Closed { duration, vus, .. } => {
                 *duration = Some(duration.map_or(total, |d| d.min(total)));
+                if let Some(v) = vus {
+                    *v = v.scaled_to(total.as_nanos() as u64);
+                }
             }
         }
         // Let an abort_on_fail threshold judge a smoke run, too.
@@ -332,9 +354,14 @@ impl Plan {
                 let share =
                     |total: u64| total / n as u64 + u64::from((i as u64) < total % n as u64);
                 let work = match &self.model {
-                    LoadModel::Closed { duration, requests } => LoadModel::Closed {
+                    LoadModel::Closed {
+                        duration,
+                        requests,
+                        vus,
+                    } => LoadModel::Closed {
                         duration: *duration,
                         requests: requests.map(share),
+                        vus: vus.clone(),
                     },
                     LoadModel::Open {
                         schedule,
@@ -595,12 +622,58 @@ fn check_model(c: &mut Checker<'_>, spec: &ScenarioSpec) -> Option<LoadModel> {
             },
             None => None,
         };
-        let duration = match duration {
-            Some(d) => d,
-            None if requests.is_some() => None,
-            None => Some(DEFAULT_DURATION),
+        let vus = match &load.stages {
+            Some(stages) => {
+                if let Some(d) = &load.duration {
+                    c.error(
+                        &d.span(),
+                        "duration does not apply with stages: their durations add up to the run's",
+                    );
+                }
+                let start = load.start_vus.as_ref().map_or(0.0, |v| *v.get_ref() as f64);
+                let mut out = Vec::with_capacity(stages.len());
+                for s in stages {
+                    let d = c.duration(&s.duration, "stage duration");
+                    let t = c.scaled(&s.target, "stage target (virtual users)");
+                    if let (Some(d), Some(t)) = (d, t) {
+                        out.push(RateStage {
+                            duration_ns: d.as_nanos() as u64,
+                            target_rate_per_s: t.floor(),
+                        });
+                    }
+                }
+                if out.is_empty() {
+                    return None;
+                }
+                let v = Schedule::new(start, &out);
+                if v.peak_rate_per_s() < 1.0 {
+                    let at = stages.first().map_or(0..0, |s| s.target.span());
+                    c.error(
+                        &at,
+                        "the stages never have a virtual user: give a stage a target of at least 1",
+                    );
+                    return None;
+                }
+                Some(v)
+            }
+            None => {
+                if let Some(v) = &load.start_vus {
+                    c.error(&v.span(), "start_vus only applies with stages");
+                }
+                None
+            }
         };
-        return Some(LoadModel::Closed { duration, requests });
+        let duration = match (duration, &vus) {
+            (_, Some(v)) => Some(Duration::from_nanos(v.end_ns())),
+            (Some(d), None) => d,
+            (None, None) if requests.is_some() => None,
+            (None, None) => Some(DEFAULT_DURATION),
+        };
+        return Some(LoadModel::Closed {
+            duration,
+            requests,
+            vus,
+        });
     }
 
     if let Some(r) = &load.requests {

@@ -274,7 +274,9 @@ fn build_results(
         })
         .collect();
     let (model, planned_s) = match &plan.model {
-        LoadModel::Closed { duration, requests } => (
+        LoadModel::Closed {
+            duration, requests, ..
+        } => (
             ModelSummary {
                 kind: "closed".into(),
                 connections: plan.connections,

@@ -101,6 +101,18 @@ impl Schedule {
         Schedule::new(start, &stages)
     }
 
+    /// The schedule's value (a rate, or a number of virtual users) at `t_ns` from the origin;
+    /// the last stage's target after the end.
+    pub fn value_at(&self, t_ns: u64) -> f64 {
+        for s in &self.segments {
+            if t_ns < s.start_ns + s.duration_ns {
+                let into = t_ns.saturating_sub(s.start_ns) as f64 / s.duration_ns.max(1) as f64;
+                return s.r0 + (s.r1 - s.r0) * into;
+            }
+        }
+        self.segments.last().map_or(0.0, |s| s.r1)
+    }
+
     /// Total arrivals in the schedule.
     pub fn total(&self) -> u64 {
         self.total
@@ -258,6 +270,32 @@ mod tests {
         assert_eq!(small.peak_rate_per_s(), 100.0);
         // 1 s ramp 0→100 (50) + 1 s at 100 (100).
         assert_eq!(small.total(), 150);
+    }
+
+    #[test]
+    fn value_follows_the_stages() {
+        let s = Schedule::new(
+            0.0,
+            &[
+                RateStage {
+                    duration_ns: 10 * S,
+                    target_rate_per_s: 100.0,
+                },
+                RateStage {
+                    duration_ns: 10 * S,
+                    target_rate_per_s: 100.0,
+                },
+                RateStage {
+                    duration_ns: 10 * S,
+                    target_rate_per_s: 0.0,
+                },
+            ],
+        );
+        assert_eq!(s.value_at(0), 0.0);
+        assert_eq!(s.value_at(5 * S), 50.0);
+        assert_eq!(s.value_at(15 * S), 100.0);
+        assert_eq!(s.value_at(25 * S), 50.0);
+        assert_eq!(s.value_at(99 * S), 0.0);
     }
 
     #[test]

@@ -30,6 +30,8 @@ const PACER_TICK: Duration = Duration::from_millis(1);
 /// beats releasing up to a tick late on every request.
 const RELEASE_AHEAD_NS: u64 = 2_000_000;
 const SECOND_NS: u64 = 1_000_000_000;
+/// How often an inactive ramping user checks whether it is wanted.
+const VU_RECHECK: Duration = Duration::from_millis(50);
 
 /// Messages from the run to a shard.
 #[derive(Debug)]
@@ -69,6 +71,16 @@ impl ShardState {
     pub async fn permit(&self, id: usize) -> Permit {
         if let Some(d) = &self.dispatch {
             return d.next(id).await;
+        }
+        if let LoadModel::Closed { vus: Some(vus), .. } = &self.plan.work {
+            // Ramping users: this one runs while its number is below the current target.
+            let number = (id * self.plan.shards + self.plan.index) as f64;
+            while number >= vus.value_at(self.now_ns()).floor() {
+                if self.stopping.get() {
+                    return Permit::Stop;
+                }
+                monoio::time::sleep(VU_RECHECK).await;
+            }
         }
         if self.stopping.get() {
             return Permit::Stop;

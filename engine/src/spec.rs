@@ -175,6 +175,8 @@ pub struct LoadSpec {
     pub start_rate: Option<Spanned<CountSpec>>,
     /// Open model: ramping arrival rate.
     pub stages: Option<Vec<StageSpec>>,
+    /// Closed model with stages: virtual users at the start (stage targets are user counts).
+    pub start_vus: Option<Spanned<u64>>,
     /// Open model: arrivals that may wait for a free connection before being dropped.
     pub max_queue: Option<Spanned<u64>>,
 }
