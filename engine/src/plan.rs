@@ -826,7 +826,8 @@ mod tests {
             p.model,
             LoadModel::Closed {
                 duration: None,
-                requests: Some(101)
+                requests: Some(101),
+                vus: None,
             }
         );
         let StepRequest::Static(bytes) = &p.journey.steps[0].request else {
