@@ -291,3 +291,62 @@ stages = [{{ duration = "2s", target = 0 }}, {{ duration = "2s", target = 6 }}]
     );
     assert!(per_second[3] <= 6 * 50 + 10, "{per_second:?}");
 }
+
+#[test]
+fn a_unique_feeder_uses_each_row_once_then_ends_the_run() {
+    let _guard = testbed::serial();
+    let sandbox = Sandbox::start().expect("sandbox starts");
+    let rows: String = (0..40).map(|i| format!("user{i},pw{i}\n")).collect();
+    write("people.csv", &format!("username,password\n{rows}"));
+    let file = write(
+        "feed.toml",
+        &format!(
+            r#"[target]
+url = "{}"
+[load]
+model = "closed"
+connections = 4
+duration = "20s"
+[feeders.people]
+file = "people.csv"
+mode = "unique"
+[[steps]]
+name = "register"
+method = "POST"
+path = "/api/t/feeders/register"
+json = {{ username = "{{{{people.username}}}}", password = "{{{{people.password}}}}" }}
+check = {{ status = [201] }}
+"#,
+            sandbox.url("")
+        ),
+    );
+    let (code, r, stderr) = run(&file, &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    // 40 rows, each registered exactly once: a reused row would be a 409 and a failed check.
+    assert_eq!(r["requests"], 40, "{r}");
+    assert_eq!(r["checks_failed"], 0, "{}", r["steps"]);
+    assert!(
+        r["elapsed_s"].as_f64().unwrap_or(99.0) < 10.0,
+        "ended when the rows ran out"
+    );
+    assert!(
+        r["warnings"].to_string().contains("ran out of rows"),
+        "{}",
+        r["warnings"]
+    );
+
+    let missing = write(
+        "feed_missing.toml",
+        "[target]\nurl = \"http://127.0.0.1:9/\"\n[feeders.x]\nfile = \"nope.csv\"\n[[steps]]\npath = \"/{{x.a}}\"\n",
+    );
+    let out = run_loadctl_timeout(
+        ["validate".as_ref(), missing.as_os_str()],
+        Duration::from_secs(20),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("feed_missing.toml:3:1") && stderr.contains("nope.csv"),
+        "{stderr}"
+    );
+}

@@ -7,9 +7,7 @@ use std::time::Duration;
 use engine::plan::Plan;
 use engine::results::format_us;
 use engine::run::RunEvent;
-use engine::spec::{
-    self, unspanned, CountSpec, EngineSpec, LoadSpec, RequestSpec, ScenarioSpec, Source, TargetSpec,
-};
+use engine::spec::{self, unspanned, CountSpec, ScenarioSpec, Source};
 use engine::units::format_duration;
 
 use crate::args::{Command, Output, RunArgs};
@@ -43,19 +41,7 @@ fn run(args: &RunArgs) -> u8 {
     let plan = if is_scenario_file(&args.target) {
         plan_from_file(Path::new(&args.target), Some(args))
     } else {
-        let mut spec = ScenarioSpec {
-            target: TargetSpec {
-                url: unspanned(args.target.clone()),
-            },
-            load: LoadSpec::default(),
-            request: RequestSpec::default(),
-            engine: EngineSpec::default(),
-            steps: Vec::new(),
-            tasks: Vec::new(),
-            task_choice: None,
-            vars: Default::default(),
-            thresholds: Vec::new(),
-        };
+        let mut spec = ScenarioSpec::for_url(args.target.clone());
         apply_flags(&mut spec, args);
         plan_from(&spec, &Source::command_line())
     };

@@ -142,6 +142,7 @@ mod tests {
             driver: "legacy",
             cpu: None,
             failure: None,
+            feeder_exhausted: false,
         })
     }
 

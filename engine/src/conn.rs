@@ -190,6 +190,18 @@ impl Conn {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64)
         };
+        for (f, feeder) in shard.plan.journey.feeders.iter().enumerate() {
+            let Some(row) = shard.next_row(f, &mut self.rng) else {
+                // A unique feeder ran out: the run is stopping; this iteration never starts.
+                return;
+            };
+            for (slot, cell) in feeder.slots.iter().zip(&feeder.rows[row]) {
+                if let Some(v) = self.vars.get_mut(*slot) {
+                    v.clear();
+                    v.extend_from_slice(cell);
+                }
+            }
+        }
         for (slot, template) in &shard.plan.journey.iteration_vars {
             self.scratch.clear();
             template.render(

@@ -29,9 +29,34 @@ pub struct Journey {
     pub iteration_vars: Vec<(usize, Template)>,
     /// Weighted alternatives; a journey without `[[tasks]]` has one task of every step.
     pub tasks: Vec<TaskPlan>,
+    /// CSV feeders: each iteration takes a row of each into its column slots.
+    pub feeders: Vec<Feeder>,
     /// Each virtual user draws its task once (a user-type mix) instead of every iteration.
     pub task_per_vu: bool,
 }
+
+/// How a feeder's rows are handed out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FeedMode {
+    /// In order, wrapping around; shard i starts at row i and steps by the shard count.
+    Sequential,
+    Random,
+    /// Each row once across all shards; iterations stop when a shard's share runs out.
+    Unique,
+}
+
+/// A CSV feeder, parsed when the plan is built.
+#[derive(Clone, Debug)]
+pub struct Feeder {
+    pub name: String,
+    pub mode: FeedMode,
+    /// Variable slot of each column.
+    pub slots: Vec<usize>,
+    pub rows: Vec<Row>,
+}
+
+/// One CSV row: each cell's bytes.
+pub type Row = Vec<Vec<u8>>;
 
 /// A weighted group of consecutive steps.
 #[derive(Clone, Debug)]
@@ -49,6 +74,7 @@ impl Journey {
             steps,
             vars: Vec::new(),
             iteration_vars: Vec::new(),
+            feeders: Vec::new(),
             tasks: vec![TaskPlan {
                 name: "default".into(),
                 weight: 1,
@@ -242,6 +268,8 @@ impl Think {
 
 /// What a compiled journey needs from the rest of the plan.
 pub struct RequestBase<'a> {
+    /// Where the scenario's files come from (feeders).
+    pub source: &'a crate::spec::Source,
     pub base_path: &'a str,
     pub host_header: &'a str,
     pub default_headers: &'a [(String, String)],
@@ -307,6 +335,44 @@ pub(crate) fn compile(c: &mut Checker<'_>, spec: &ScenarioSpec, base: &RequestBa
     let mut vars: Vec<String> = Vec::new();
     // (name, flat step index that sets it, its task); `[vars]` are set before any step.
     let mut captured_at: Vec<(String, usize, usize)> = Vec::new();
+    let mut feeders = Vec::new();
+    for (name, f) in &spec.feeders {
+        if !template::is_identifier(name) {
+            c.error(
+                &f.span(),
+                format!("feeder name `{name}` must be an identifier"),
+            );
+            continue;
+        }
+        let Some((columns, rows)) = load_feeder(c, f, base.source) else {
+            continue;
+        };
+        let mode = match f.get_ref().mode.as_deref() {
+            None | Some("sequential") => FeedMode::Sequential,
+            Some("random") => FeedMode::Random,
+            Some("unique") => FeedMode::Unique,
+            Some(other) => {
+                c.error(
+                    &f.span(),
+                    format!("feeder mode `{other}`: use \"sequential\", \"random\" or \"unique\""),
+                );
+                FeedMode::Sequential
+            }
+        };
+        let mut slots = Vec::with_capacity(columns.len());
+        for col in columns {
+            let var = format!("{name}.{col}");
+            slots.push(vars.len());
+            vars.push(var.clone());
+            captured_at.push((var, usize::MAX, usize::MAX));
+        }
+        feeders.push(Feeder {
+            name: name.clone(),
+            mode,
+            slots,
+            rows,
+        });
+    }
     let mut iteration_vars = Vec::new();
     for (name, text) in var_specs {
         if !template::is_identifier(name) || template::BUILTINS.contains(&name.as_str()) {
@@ -386,6 +452,7 @@ pub(crate) fn compile(c: &mut Checker<'_>, spec: &ScenarioSpec, base: &RequestBa
         steps,
         vars,
         iteration_vars,
+        feeders,
         tasks,
         task_per_vu,
     }
@@ -628,6 +695,68 @@ fn freeze_if_static(request: StepRequest) -> StepRequest {
     let (mut out, mut scratch) = (Vec::new(), Vec::new());
     request.encode(&mut cx, &mut out, &mut scratch);
     StepRequest::Static(out)
+}
+
+/// Most rows a feeder may hold.
+const MAX_FEEDER_ROWS: usize = 10_000_000;
+
+/// Reads a feeder's CSV: (column names, rows of cell bytes).
+fn load_feeder(
+    c: &mut Checker<'_>,
+    f: &Spanned<crate::spec::FeederSpec>,
+    source: &crate::spec::Source,
+) -> Option<(Vec<String>, Vec<Row>)> {
+    let spec = f.get_ref();
+    let bytes = match source.read_file(&spec.file) {
+        Ok(b) => b,
+        Err(e) => {
+            c.error(&f.span(), format!("feeder: {e}"));
+            return None;
+        }
+    };
+    let mut reader = csv::ReaderBuilder::new().from_reader(bytes.as_slice());
+    let columns: Vec<String> = match reader.headers() {
+        Ok(h) => h.iter().map(|s| s.trim().to_string()).collect(),
+        Err(e) => {
+            c.error(&f.span(), format!("feeder `{}`: {e}", spec.file));
+            return None;
+        }
+    };
+    if let Some(bad) = columns.iter().find(|col| !template::is_identifier(col)) {
+        c.error(
+            &f.span(),
+            format!(
+                "feeder `{}`: column `{bad}` must be an identifier (it becomes a variable)",
+                spec.file
+            ),
+        );
+        return None;
+    }
+    let mut rows = Vec::new();
+    for record in reader.byte_records() {
+        match record {
+            Ok(r) => rows.push(r.iter().map(<[u8]>::to_vec).collect()),
+            Err(e) => {
+                c.error(&f.span(), format!("feeder `{}`: {e}", spec.file));
+                return None;
+            }
+        }
+        if rows.len() > MAX_FEEDER_ROWS {
+            c.error(
+                &f.span(),
+                format!(
+                    "feeder `{}` has more than {MAX_FEEDER_ROWS} rows",
+                    spec.file
+                ),
+            );
+            return None;
+        }
+    }
+    if rows.is_empty() {
+        c.error(&f.span(), format!("feeder `{}` has no rows", spec.file));
+        return None;
+    }
+    Some((columns, rows))
 }
 
 /// Largest generated upload.

@@ -240,7 +240,10 @@ impl Plan {
         };
 
         let journey = target.as_ref().map(|(_, path_and_query, host_header)| {
-                        if spec.steps.is_empty() && spec.tasks.is_empty() {
+                                    if spec.steps.is_empty() && spec.tasks.is_empty() {
+                if let Some((_, f)) = spec.feeders.iter().next() {
+                    c.error(&f.span(), "[feeders] apply to [[steps]]: add steps or drop the feeder");
+                }
                 if let Some((_, v)) = spec.vars.iter().next() {
                     c.error(&v.span(), "[vars] apply to [[steps]]: add steps or drop [vars]");
                 }
@@ -259,7 +262,8 @@ impl Plan {
                 journey::compile(
                     &mut c,
                     spec,
-                    &RequestBase {
+                                        &RequestBase {
+                        source,
                         base_path,
                         host_header,
                         default_headers: &headers,

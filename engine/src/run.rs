@@ -265,7 +265,7 @@ fn build_results(
         .map(|f| f.driver)
         .collect();
     drivers.dedup();
-    let warnings: Vec<String> = finals
+    let mut warnings: Vec<String> = finals
         .iter()
         .filter_map(|f| {
             f.failure
@@ -273,6 +273,12 @@ fn build_results(
                 .map(|why| format!("shard {} could not start: {why}", f.shard))
         })
         .collect();
+    if finals.iter().any(|f| f.feeder_exhausted) {
+        warnings.push(
+            "a unique data feeder ran out of rows, which ended the run before its planned end"
+                .into(),
+        );
+    }
     let (model, planned_s) = match &plan.model {
         LoadModel::Closed {
             duration, requests, ..

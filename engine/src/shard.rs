@@ -17,6 +17,7 @@ use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
 
 use crate::conn::{self, Slot};
 use crate::dispatch::{Dispatch, Offer, Permit};
+use crate::journey::FeedMode;
 use crate::plan::{DriverChoice, LoadModel, ShardPlan};
 use crate::schedule::Schedule;
 use crate::stats::{ShardEvent, ShardFinal, ShardInterval, StatsSet};
@@ -55,6 +56,10 @@ pub(crate) struct ShardState {
     /// Closed model: requests left to start (u64::MAX when bounded by time only).
     budget: Cell<u64>,
     stopping: Cell<bool>,
+    /// Next row of each feeder for this shard.
+    feed_next: Vec<Cell<usize>>,
+    /// A `unique` feeder ran out of rows here (the run stops).
+    pub feeder_exhausted: Cell<bool>,
     live_conns: Cell<usize>,
 }
 
@@ -91,6 +96,31 @@ impl ShardState {
             n => {
                 self.budget.set(n - 1);
                 Permit::Go(None)
+            }
+        }
+    }
+
+    /// The row of feeder `f` the next iteration uses; `None` when a unique feeder ran out.
+    pub fn next_row(&self, f: usize, rng: &mut fastrand::Rng) -> Option<usize> {
+        let feeder = self.plan.journey.feeders.get(f)?;
+        let len = feeder.rows.len();
+        let cursor = self.feed_next.get(f)?;
+        let row = cursor.get();
+        match feeder.mode {
+            FeedMode::Random => Some(rng.usize(..len)),
+            FeedMode::Sequential => {
+                cursor.set((row + self.plan.shards) % len);
+                Some(row % len)
+            }
+            FeedMode::Unique if row < len => {
+                cursor.set(row + self.plan.shards);
+                Some(row)
+            }
+            FeedMode::Unique => {
+                if !self.feeder_exhausted.replace(true) {
+                    stop(self);
+                }
+                None
             }
         }
     }
@@ -179,6 +209,7 @@ fn send_failure(events: &Sender<ShardEvent>, shard: usize, cpu: Option<usize>, w
         driver: "none",
         cpu,
         failure: Some(why.trim_start_matches("; ").to_string()),
+        feeder_exhausted: false,
     }));
 }
 
@@ -211,6 +242,13 @@ async fn shard_main(plan: ShardPlan, links: ShardLinks, driver: &'static str, cp
         dispatch,
         budget: Cell::new(budget),
         stopping: Cell::new(false),
+        feed_next: plan
+            .journey
+            .feeders
+            .iter()
+            .map(|_| Cell::new(plan.index))
+            .collect(),
+        feeder_exhausted: Cell::new(false),
         live_conns: Cell::new(n),
         plan,
     });
@@ -392,5 +430,6 @@ fn finish(state: &ShardState, links: &ShardLinks, driver: &'static str, cpu: Opt
         driver,
         cpu,
         failure: None,
+        feeder_exhausted: state.feeder_exhausted.get(),
     }));
 }

@@ -31,6 +31,9 @@ pub struct ScenarioSpec {
     /// "iteration" (default): a task is drawn for every iteration; "vu": each virtual user
     /// draws once and keeps its task — a user-type mix.
     pub task_choice: Option<Spanned<String>>,
+    /// CSV data feeders: `[feeders.users] file = "users.csv"`; columns are `{{users.name}}`.
+    #[serde(default)]
+    pub feeders: std::collections::BTreeMap<String, Spanned<FeederSpec>>,
     /// Values set at the start of each iteration from built-ins: `tenant = "t{{random(1,10)}}"`.
     #[serde(default)]
     pub vars: std::collections::BTreeMap<String, Spanned<String>>,
@@ -52,6 +55,17 @@ pub enum ThresholdSpec {
         /// Do not judge before this much of the run has passed (default 10s).
         delay: Option<String>,
     },
+}
+
+/// A CSV file whose rows feed iterations.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeederSpec {
+    /// Relative to the scenario file; the first line names the columns.
+    pub file: String,
+    /// "sequential" (default: rows in order, wrapping), "random", or "unique" (each row used
+    /// once across all shards; the run ends when they run out).
+    pub mode: Option<String>,
 }
 
 /// A weighted group of steps.
@@ -223,6 +237,24 @@ pub struct EngineSpec {
 }
 
 impl ScenarioSpec {
+    /// A one-request scenario for a URL, as `loadctl run URL` builds it (flags fill the rest).
+    pub fn for_url(url: String) -> Self {
+        Self {
+            target: TargetSpec {
+                url: unspanned(url),
+            },
+            load: LoadSpec::default(),
+            request: RequestSpec::default(),
+            engine: EngineSpec::default(),
+            steps: Vec::new(),
+            tasks: Vec::new(),
+            task_choice: None,
+            feeders: Default::default(),
+            vars: Default::default(),
+            thresholds: Vec::new(),
+        }
+    }
+
     /// Relative names of the files this scenario reads (body files today; feeders and upload
     /// payload files as the language grows), so a client can send them with the scenario.
     pub fn referenced_files(&self) -> Vec<String> {
@@ -231,6 +263,7 @@ impl ScenarioSpec {
             .body_file
             .iter()
             .map(|f| f.get_ref().clone())
+            .chain(self.feeders.values().map(|f| f.get_ref().file.clone()))
             .collect();
         out.sort();
         out.dedup();

@@ -288,6 +288,8 @@ pub struct ShardFinal {
     pub cpu: Option<usize>,
     /// Set when the shard could not start at all (runtime build failed).
     pub failure: Option<String>,
+    /// A `unique` data feeder ran out of rows, which ended the run early.
+    pub feeder_exhausted: bool,
 }
 
 /// Everything a shard sends to the collector.

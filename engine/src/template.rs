@@ -196,7 +196,14 @@ fn parse_expr(
         "iteration" => Ok(Piece::Iteration),
         "uuid" => Ok(Piece::Uuid),
         "now_ms" => Ok(Piece::NowMs),
-        name if is_identifier(name) => lookup(name).map(Piece::Var),
+        // `feeder.column` names a data feeder's column.
+        name if is_identifier(name)
+            || name
+                .split_once('.')
+                .is_some_and(|(a, b)| is_identifier(a) && is_identifier(b)) =>
+        {
+            lookup(name).map(Piece::Var)
+        }
         other => Err(format!(
             "`{{{{{other}}}}}` is not a variable name or a built-in"
         )),
