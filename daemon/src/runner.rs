@@ -177,21 +177,10 @@ impl Runs {
         let run = runs.get_mut(id).ok_or(StopError::NotFound)?;
         match run.meta.state {
             RunState::Queued => {
-                run.meta.state = RunState::Aborted;
                 run.meta.stop_requested = true;
-                run.meta.error = Some("stopped before it started".into());
-                run.plan = None;
-                self.save_state(&run.meta);
-                run.touch();
+                self.abort_queued(run, "stopped before it started");
             }
-            RunState::Running => {
-                run.meta.stop_requested = true;
-                if let Some(s) = &run.stopper {
-                    s.stop();
-                }
-                self.save_state(&run.meta);
-                run.touch();
-            }
+            RunState::Running => self.stop_running(run),
             over => return Err(StopError::AlreadyOver(over)),
         }
         Ok(run.meta.clone())
@@ -208,19 +197,10 @@ impl Runs {
             for run in runs.values_mut() {
                 match run.meta.state {
                     RunState::Queued => {
-                        run.meta.state = RunState::Aborted;
-                        run.meta.error = Some("loadd was shut down before the run started".into());
-                        run.plan = None;
-                        self.save_state(&run.meta);
-                        run.touch();
+                        self.abort_queued(run, "loadd was shut down before the run started");
                     }
                     RunState::Running => {
-                        run.meta.stop_requested = true;
-                        if let Some(s) = &run.stopper {
-                            s.stop();
-                        }
-                        self.save_state(&run.meta);
-                        run.touch();
+                        self.stop_running(run);
                         running = Some(run.meta.id.clone());
                     }
                     _ => {}
@@ -239,6 +219,25 @@ impl Runs {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// A queued run that will never start: aborted, with why.
+    fn abort_queued(&self, run: &mut Run, why: &str) {
+        run.meta.state = RunState::Aborted;
+        run.meta.error = Some(why.into());
+        run.plan = None;
+        self.save_state(&run.meta);
+        run.touch();
+    }
+
+    /// Graceful stop of the running run: in-flight requests finish, results are kept.
+    fn stop_running(&self, run: &mut Run) {
+        run.meta.stop_requested = true;
+        if let Some(s) = &run.stopper {
+            s.stop();
+        }
+        self.save_state(&run.meta);
+        run.touch();
     }
 
     fn save_state(&self, meta: &RunMeta) {

@@ -232,21 +232,42 @@ fn plain(s: &Value, names: &[String]) -> Vec<String> {
         num(s, "errors"),
         num(s, "active_connections")
     )];
+    lines.extend(step_lines(s, names, false));
+    lines
+}
+
+/// One line per step of a journey (none for a single request): aligned into columns for the
+/// terminal table, or `step NAME: …` for plain output.
+fn step_lines(s: &Value, names: &[String], aligned: bool) -> Vec<String> {
     let steps = s["steps"].as_array().map_or(&[][..], Vec::as_slice);
-    if steps.len() > 1 {
-        for (i, st) in steps.iter().enumerate() {
-            lines.push(format!(
-                "        step {}: {} req  p50 {}  p99 {}  errors {}  checks failed {}",
-                step_name(names, i),
+    if steps.len() <= 1 {
+        return Vec::new();
+    }
+    let width = (0..steps.len())
+        .map(|i| step_name(names, i).chars().count())
+        .max()
+        .unwrap_or(0);
+    let (name_w, req_w, us_w) = if aligned { (width, 7, 9) } else { (0, 0, 0) };
+    steps
+        .iter()
+        .enumerate()
+        .map(|(i, st)| {
+            let name = step_name(names, i);
+            let lead = if aligned {
+                format!("  {name:<name_w$}  ")
+            } else {
+                format!("        step {name}: ")
+            };
+            format!(
+                "{lead}{:>req_w$} req  p50 {:>us_w$}  p99 {:>us_w$}  errors {}  checks failed {}",
                 num(st, "requests"),
                 us(st, "latency_p50_us"),
                 us(st, "latency_p99_us"),
                 num(st, "errors"),
                 num(st, "checks_failed")
-            ));
-        }
-    }
-    lines
+            )
+        })
+        .collect()
 }
 
 /// On a terminal: the compact table, redrawn each second.
@@ -289,24 +310,7 @@ fn table(s: &Value, names: &[String]) -> Vec<String> {
         ),
         format!("errors  {errors}"),
     ];
-    let steps = s["steps"].as_array().map_or(&[][..], Vec::as_slice);
-    if steps.len() > 1 {
-        let width = (0..steps.len())
-            .map(|i| step_name(names, i).chars().count())
-            .max()
-            .unwrap_or(0);
-        for (i, st) in steps.iter().enumerate() {
-            lines.push(format!(
-                "  {:<width$}  {:>7} req  p50 {:>9}  p99 {:>9}  errors {}  checks failed {}",
-                step_name(names, i),
-                num(st, "requests"),
-                us(st, "latency_p50_us"),
-                us(st, "latency_p99_us"),
-                num(st, "errors"),
-                num(st, "checks_failed")
-            ));
-        }
-    }
+    lines.extend(step_lines(s, names, true));
     lines
 }
 
