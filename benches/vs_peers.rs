@@ -117,6 +117,29 @@ fn main() -> Result<()> {
     let loadctl_s = loadctl.to_string_lossy().into_owned();
     let client_cpu = CLIENT_CPU.to_string();
 
+    // loadctl, pinned like the peers, with the scenario's own flags after the common ones.
+    let loadctl_run = |own: &[&str]| -> Vec<String> {
+        let common = [
+            &loadctl_s,
+            "run",
+            &url,
+            "-t",
+            "1",
+            "--cpus",
+            &client_cpu,
+            "-d",
+            &ds,
+        ];
+        common
+            .iter()
+            .chain(own)
+            .chain(&["--output", "json"])
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let full_speed_loadctl = loadctl_run(&["-c", &full_c]);
+    let fixed_rate_loadctl = loadctl_run(&["-c", &fixed_c, "-R", &fixed_rate]);
+
     let mut samples = Vec::new();
     for round in 1..=rounds {
         let runs: [(Scenario, Tool, Vec<&str>); 4] = [
@@ -128,21 +151,7 @@ fn main() -> Result<()> {
             (
                 Scenario::FullSpeed,
                 Tool::Loadctl,
-                vec![
-                    &loadctl_s,
-                    "run",
-                    &url,
-                    "-t",
-                    "1",
-                    "--cpus",
-                    &client_cpu,
-                    "-c",
-                    &full_c,
-                    "-d",
-                    &ds,
-                    "--output",
-                    "json",
-                ],
+                full_speed_loadctl.iter().map(String::as_str).collect(),
             ),
             (
                 Scenario::FixedRate,
@@ -162,23 +171,7 @@ fn main() -> Result<()> {
             (
                 Scenario::FixedRate,
                 Tool::Loadctl,
-                vec![
-                    &loadctl_s,
-                    "run",
-                    &url,
-                    "-t",
-                    "1",
-                    "--cpus",
-                    &client_cpu,
-                    "-c",
-                    &fixed_c,
-                    "-R",
-                    &fixed_rate,
-                    "-d",
-                    &ds,
-                    "--output",
-                    "json",
-                ],
+                fixed_rate_loadctl.iter().map(String::as_str).collect(),
             ),
         ];
         for (scenario, tool, argv) in runs {
