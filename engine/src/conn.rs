@@ -103,6 +103,8 @@ struct Conn {
     served: u64,
     buf: Vec<u8>,
     request: Vec<u8>,
+    /// The static step whose bytes `request` holds, so they are not copied again.
+    encoded: Option<usize>,
     /// A templated body while its length is measured.
     scratch: Vec<u8>,
     decoder: ResponseDecoder,
@@ -125,6 +127,7 @@ pub(crate) async fn run(shard: Rc<ShardState>, id: usize, stream: Option<TcpStre
         served: 0,
         buf: Vec::with_capacity(READ_BUF),
         request: Vec::with_capacity(512),
+        encoded: None,
         scratch: Vec::new(),
         decoder: ResponseDecoder::new(),
         head: Vec::new(),
@@ -230,18 +233,27 @@ impl Conn {
         let range = journey.tasks.get(task).map_or(0..0, |t| t.steps.clone());
         for i in range.clone() {
             let step = &steps[i];
-            let now_ms = now_ms();
-            step.request.encode(
-                &mut RenderContext {
-                    vu: self.vu,
-                    iteration: self.iteration,
-                    vars: &self.vars,
-                    rng: &mut self.rng,
-                    now_ms,
-                },
-                &mut self.request,
-                &mut self.scratch,
-            );
+            // A static request already in the buffer is sent as is; only templated ones are
+            // rendered (and only they may need the wall clock).
+            if !(step.request.is_static() && self.encoded == Some(i)) {
+                let now_ms = if step.request.is_static() {
+                    0
+                } else {
+                    now_ms()
+                };
+                step.request.encode(
+                    &mut RenderContext {
+                        vu: self.vu,
+                        iteration: self.iteration,
+                        vars: &self.vars,
+                        rng: &mut self.rng,
+                        now_ms,
+                    },
+                    &mut self.request,
+                    &mut self.scratch,
+                );
+                self.encoded = step.request.is_static().then_some(i);
+            }
             // Only the first step has a scheduled start; later ones start when the user gets there.
             let step_intended = if i == range.start { intended } else { None };
             let Some((status, latency_ns)) = self.exchange(shard, id, i, step, step_intended).await
@@ -319,14 +331,13 @@ impl Conn {
             match outcome {
                 Ok((status, keep_alive)) => {
                     let done = shard.now_ns();
-                    shard.stats.borrow_mut().steps[index]
+                    let latency_ns = shard.stats.borrow_mut().steps[index]
                         .record_response(status, intended, sent, done);
                     self.served += 1;
                     if !keep_alive {
                         self.close(shard);
                     }
-                    let start = intended.map_or(sent, |i| i.min(sent));
-                    return Some((status, done.saturating_sub(start)));
+                    return Some((status, latency_ns));
                 }
                 Err(Failure::Stale) => {
                     self.close(shard);
@@ -363,6 +374,7 @@ impl Conn {
             stream,
             buf,
             request,
+            encoded,
             decoder,
             head,
             body,
@@ -379,6 +391,7 @@ impl Conn {
             let Some((res, written)) = (Expiring { fut: write, slot }).await else {
                 // The buffer went down with the cancelled write (rare); the next request
                 // re-encodes into a new one.
+                *encoded = None;
                 return Err(Failure::Kind(ErrorKind::Timeout));
             };
             *request = written;

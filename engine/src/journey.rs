@@ -177,6 +177,11 @@ impl Upload {
 }
 
 impl StepRequest {
+    /// True when the bytes are the same for every request.
+    pub fn is_static(&self) -> bool {
+        matches!(self, StepRequest::Static(_))
+    }
+
     /// Writes the request into `out` (cleared first); `scratch` holds the body while its length
     /// is unknown. Neither allocates once both have grown to the request's size.
     pub fn encode(&self, cx: &mut RenderContext<'_>, out: &mut Vec<u8>, scratch: &mut Vec<u8>) {

@@ -141,7 +141,7 @@ impl Stats {
     }
 
     /// Records a response. `intended_ns` is `None` for unscheduled (closed-model) requests.
-    /// Times are nanoseconds since the run origin.
+    /// Times are nanoseconds since the run origin. Returns the corrected latency in ns.
     #[inline]
     pub fn record_response(
         &mut self,
@@ -149,7 +149,7 @@ impl Stats {
         intended_ns: Option<u64>,
         sent_ns: u64,
         done_ns: u64,
-    ) {
+    ) -> u64 {
         self.requests += 1;
         let class = (status / 100).clamp(1, 5) as usize - 1;
         self.status[class] += 1;
@@ -159,8 +159,10 @@ impl Stats {
             self.errors[ErrorKind::Status4xx.index()] += 1;
         }
         let start_ns = intended_ns.map_or(sent_ns, |i| i.min(sent_ns));
-        record_ns(&mut self.latency, done_ns.saturating_sub(start_ns));
+        let latency_ns = done_ns.saturating_sub(start_ns);
+        record_ns(&mut self.latency, latency_ns);
         record_ns(&mut self.service, done_ns.saturating_sub(sent_ns));
+        latency_ns
     }
 
     /// Records when a scheduled request actually went out.
