@@ -190,6 +190,8 @@ pub struct Results {
     pub iterations: u64,
     /// Iterations cut short by a failed request or capture.
     pub iterations_failed: u64,
+    /// Iterations per second, over the same basis as `rate_per_s`.
+    pub iterations_per_s: f64,
     /// Whole-iteration duration (from the intended start in the open model).
     pub iteration_us: LatencySummary,
     pub checks_passed: u64,
@@ -281,6 +283,7 @@ impl Results {
             warnings,
             iterations: set.iterations,
             iterations_failed: set.iterations_failed,
+            iterations_per_s: round3(per_second(set.iterations, facts.rate_basis_s)),
             iteration_us: LatencySummary::of(&set.iteration),
             checks_passed: totals.checks_passed,
             checks_failed: totals.checks_failed,
@@ -333,16 +336,7 @@ impl Results {
             format_bytes(self.bytes_out)
         );
         if journey {
-            let basis_s = if self.rate_per_s > 0.0 {
-                self.requests as f64 / self.rate_per_s
-            } else {
-                self.elapsed_s
-            };
-            let rate = if basis_s > 0.0 {
-                self.iterations as f64 / basis_s
-            } else {
-                0.0
-            };
+            let rate = self.iterations_per_s;
             let requested = self
                 .requested_rate_per_s
                 .map(|r| format!(", requested {}/s", trim_float(r)))

@@ -221,18 +221,6 @@ fn collector_main(
         .saturating_duration_since(origin)
         .as_secs_f64();
     let mut results = build_results(plan, &collector, intervals, elapsed_s);
-    // Rates over the same basis as the summary's.
-    let basis_s = if results.rate_per_s > 0.0 {
-        results.requests as f64 / results.rate_per_s
-    } else {
-        elapsed_s
-    };
-    results.thresholds = plan
-        .thresholds
-        .iter()
-        .map(|t| t.evaluate(&collector.totals, basis_s))
-        .collect();
-    results.thresholds_failed = results.thresholds.iter().any(|t| !t.passed);
     results.aborted_by = aborted_by;
     let _ = out.send(RunEvent::Finished(Box::new(Finished {
         results,
@@ -312,7 +300,7 @@ fn build_results(
         Some(p) if elapsed_s >= p => p,
         _ => elapsed_s,
     };
-    Results::build(
+    let mut results = Results::build(
         &collector.totals,
         intervals,
         RunFacts {
@@ -332,5 +320,13 @@ fn build_results(
             step_names: plan.journey.steps.iter().map(|s| s.name.clone()).collect(),
             requested_rate_per_s: plan.requested_rate_per_s(),
         },
-    )
+    );
+    // Thresholds on rates use the same basis as the summary's rates.
+    results.thresholds = plan
+        .thresholds
+        .iter()
+        .map(|t| t.evaluate(&collector.totals, rate_basis_s))
+        .collect();
+    results.thresholds_failed = results.thresholds.iter().any(|t| !t.passed);
+    results
 }
