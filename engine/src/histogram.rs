@@ -28,6 +28,15 @@ pub fn record_ns(histogram: &mut LatencyHistogram, ns: u64) {
     histogram.saturating_record(ns / 1000);
 }
 
+/// The value at quantile `q` (0..=1) in µs; 0 for an empty histogram (no samples, no latency).
+pub fn quantile_us(h: &LatencyHistogram, q: f64) -> u64 {
+    if h.is_empty() {
+        0
+    } else {
+        h.value_at_quantile(q)
+    }
+}
+
 /// The figures a report shows for one histogram, in microseconds.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct LatencySummary {

@@ -588,6 +588,27 @@ fn check_body(c: &mut Checker<'_>, spec: &ScenarioSpec, source: &Source) -> Vec<
     }
 }
 
+/// Stage durations and targets (rates, or user counts), every problem reported; `None` when
+/// no stage is usable.
+fn check_stages(
+    c: &mut Checker<'_>,
+    stages: &[crate::spec::StageSpec],
+    what: &str,
+) -> Option<Vec<RateStage>> {
+    let mut out = Vec::with_capacity(stages.len());
+    for s in stages {
+        let d = c.duration(&s.duration, "stage duration");
+        let t = c.scaled(&s.target, what);
+        if let (Some(d), Some(t)) = (d, t) {
+            out.push(RateStage {
+                duration_ns: d.as_nanos() as u64,
+                target_rate_per_s: t,
+            });
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
 fn check_model(c: &mut Checker<'_>, spec: &ScenarioSpec) -> Option<LoadModel> {
     let load = &spec.load;
     let duration = load.duration.as_ref().map(|d| c.duration(d, "duration"));
@@ -635,20 +656,10 @@ fn check_model(c: &mut Checker<'_>, spec: &ScenarioSpec) -> Option<LoadModel> {
                     );
                 }
                 let start = load.start_vus.as_ref().map_or(0.0, |v| *v.get_ref() as f64);
-                let mut out = Vec::with_capacity(stages.len());
-                for s in stages {
-                    let d = c.duration(&s.duration, "stage duration");
-                    let t = c.scaled(&s.target, "stage target (virtual users)");
-                    if let (Some(d), Some(t)) = (d, t) {
-                        out.push(RateStage {
-                            duration_ns: d.as_nanos() as u64,
-                            target_rate_per_s: t.floor(),
-                        });
-                    }
-                }
-                if out.is_empty() {
-                    return None;
-                }
+                let mut out = check_stages(c, stages, "stage target (virtual users)")?;
+                // Users come whole.
+                out.iter_mut()
+                    .for_each(|s| s.target_rate_per_s = s.target_rate_per_s.floor());
                 let v = Schedule::new(start, &out);
                 if v.peak_rate_per_s() < 1.0 {
                     let at = stages.first().map_or(0..0, |s| s.target.span());
@@ -711,20 +722,7 @@ fn check_model(c: &mut Checker<'_>, spec: &ScenarioSpec) -> Option<LoadModel> {
                 Some(s) => c.scaled(s, "start_rate")?,
                 None => 0.0,
             };
-            let mut out = Vec::with_capacity(stages.len());
-            for s in stages {
-                let d = c.duration(&s.duration, "stage duration");
-                let t = c.scaled(&s.target, "stage target");
-                if let (Some(d), Some(t)) = (d, t) {
-                    out.push(RateStage {
-                        duration_ns: d.as_nanos() as u64,
-                        target_rate_per_s: t,
-                    });
-                }
-            }
-            if out.is_empty() {
-                return None;
-            }
+            let out = check_stages(c, stages, "stage target")?;
             let schedule = Schedule::new(start, &out);
             if schedule.total() == 0 {
                 let at = stages.first().map_or(0..0, |s| s.duration.span());

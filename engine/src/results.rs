@@ -59,13 +59,7 @@ pub struct StepInterval {
 impl IntervalSummary {
     pub fn of(index: u64, set: &StatsSet, active_connections: u32) -> Self {
         let stats = &set.total();
-        let q = |h: &crate::histogram::LatencyHistogram, p: f64| {
-            if h.is_empty() {
-                0
-            } else {
-                h.value_at_quantile(p)
-            }
-        };
+        let q = crate::histogram::quantile_us;
         Self {
             t_s: index as f64,
             requests: stats.requests,

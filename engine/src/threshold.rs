@@ -216,13 +216,12 @@ fn parse_fraction(text: &str) -> Result<f64, String> {
     }
 }
 
+/// A quantile in µs, or the mean for `q < 0` (how `mean` is encoded).
 fn quantile(h: &crate::histogram::LatencyHistogram, q: f64) -> f64 {
-    if h.is_empty() {
-        0.0
-    } else if q < 0.0 {
+    if q < 0.0 && !h.is_empty() {
         h.mean()
     } else {
-        h.value_at_quantile(q) as f64
+        crate::histogram::quantile_us(h, q.max(0.0)) as f64
     }
 }
 
