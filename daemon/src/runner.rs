@@ -6,10 +6,8 @@
 //! a result and a histogram, persisting each as it arrives and waking live tails.
 //! It refuses to run two loads at once: they would steal each other's CPUs.
 //!
-//! Each stored interval is the engine's `IntervalSummary` plus what the live table needs and the
-//! summary leaves out, computed here from the interval's merged histograms (once a second, on
-//! this thread, never on a shard): `latency_p999_us`, `errors_by_kind` and, in the open model,
-//! `requested_per_s` (arrivals the schedule asked for in that second).
+//! Each stored interval is the engine's `IntervalSummary` as is: it already carries what the live
+//! table needs (`latency_p999_us`, `errors_by_kind`, and in the open model `requested_per_s`).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,11 +15,8 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use engine::collector::RunInterval;
-use engine::plan::LoadModel;
 use engine::run::{RunEvent, Stopper};
-use engine::schedule::{Cursor, Schedule};
-use engine::{ErrorKind, Plan};
+use engine::Plan;
 use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 use tokio::sync::watch;
 
@@ -308,15 +303,13 @@ fn execute(runs: &Runs, id: &str, plan: &Plan) {
         }
     }
     let mut finished = false;
-    let mut requested = match &plan.model {
-        LoadModel::Open { schedule, .. } => Some(Requested::new(schedule)),
-        LoadModel::Closed { .. } => None,
-    };
+
     for event in handle.events().iter() {
         match event {
             RunEvent::Started { .. } => {}
             RunEvent::Interval(iv) => {
-                let Some(value) = interval_value(&iv, requested.as_mut()) else {
+                // The engine's summary carries p99.9, errors by kind and the requested rate.
+                let Ok(value) = serde_json::to_value(&iv.summary) else {
                     continue;
                 };
                 if let Some(l) = log.as_mut() {
@@ -358,69 +351,6 @@ fn execute(runs: &Runs, id: &str, plan: &Plan) {
             Some("the run ended without a result".into()),
         );
     }
-}
-
-/// Counts the arrivals an open-model schedule asks for, one second at a time.
-struct Requested<'a> {
-    schedule: &'a Schedule,
-    cursor: Cursor,
-    /// Arrivals counted so far, and the end (ns) of what was counted.
-    upto_ns: u64,
-}
-
-impl<'a> Requested<'a> {
-    fn new(schedule: &'a Schedule) -> Self {
-        Self {
-            schedule,
-            cursor: schedule.cursor(0, 1),
-            upto_ns: 0,
-        }
-    }
-
-    /// Arrivals intended before `end_ns` that were not counted yet.
-    fn until(&mut self, end_ns: u64) -> u64 {
-        let mut n = 0;
-        while let Some(t) = self.cursor.peek(self.schedule) {
-            if t >= end_ns {
-                break;
-            }
-            self.cursor.advance();
-            n += 1;
-        }
-        self.upto_ns = self.upto_ns.max(end_ns);
-        n
-    }
-}
-
-/// The engine's interval summary plus `latency_p999_us`, `errors_by_kind` and `requested_per_s`.
-fn interval_value(
-    iv: &RunInterval,
-    requested: Option<&mut Requested>,
-) -> Option<serde_json::Value> {
-    let mut value = serde_json::to_value(&iv.summary).ok()?;
-    let total = iv.stats.total();
-    let p999 = if total.latency.is_empty() {
-        0
-    } else {
-        total.latency.value_at_quantile(0.999)
-    };
-    let by_kind: serde_json::Map<String, serde_json::Value> = ErrorKind::ALL
-        .iter()
-        .filter(|k| total.errors[k.index()] > 0)
-        .map(|k| (k.name().to_string(), total.errors[k.index()].into()))
-        .collect();
-    let o = value.as_object_mut()?;
-    o.insert("latency_p999_us".into(), p999.into());
-    o.insert("errors_by_kind".into(), by_kind.into());
-    if let Some(r) = requested {
-        let end_ns = (iv.summary.t_s * 1e9) as u64;
-        let start_ns = r.upto_ns.min(end_ns);
-        let n = r.until(end_ns);
-        let secs = (end_ns - start_ns) as f64 / 1e9;
-        let rate = if secs > 0.0 { n as f64 / secs } else { 0.0 };
-        o.insert("requested_per_s".into(), rate.into());
-    }
-    Some(value)
 }
 
 fn unix_ms() -> u64 {

@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 use crossbeam_channel::Sender;
 
 use crate::results::IntervalSummary;
+use crate::schedule::Schedule;
 use crate::stats::{ShardEvent, ShardFinal, StatsSet};
 
 /// One merged second of the run.
@@ -28,6 +29,8 @@ struct Pending {
 pub struct Collector {
     shards: usize,
     steps: usize,
+    /// Open model: the schedule, for each second's requested arrivals.
+    schedule: Option<Schedule>,
     last_seen: Vec<u64>,
     finished: Vec<bool>,
     pending: VecDeque<Pending>,
@@ -36,10 +39,11 @@ pub struct Collector {
 }
 
 impl Collector {
-    pub fn new(shards: usize, steps: usize) -> Self {
+    pub fn new(shards: usize, steps: usize, schedule: Option<Schedule>) -> Self {
         Self {
             shards,
             steps,
+            schedule,
             last_seen: vec![0; shards],
             finished: vec![false; shards],
             pending: VecDeque::new(),
@@ -108,8 +112,13 @@ impl Collector {
             .is_some_and(|p| p.index <= complete_upto)
         {
             if let Some(p) = self.pending.pop_front() {
+                let requested = self.schedule.as_ref().map(|s| {
+                    let end = p.index * 1_000_000_000;
+                    let n = s.arrivals_before(end) - s.arrivals_before(end - 1_000_000_000);
+                    (n * 1000.0).round() / 1000.0
+                });
                 out.push(RunInterval {
-                    summary: IntervalSummary::of(p.index, &p.stats, p.active),
+                    summary: IntervalSummary::of(p.index, &p.stats, p.active, requested),
                     stats: p.stats,
                 });
             }
@@ -148,7 +157,7 @@ mod tests {
 
     #[test]
     fn intervals_wait_for_every_shard_and_totals_are_exact() {
-        let mut c = Collector::new(2, 1);
+        let mut c = Collector::new(2, 1, None);
         let mut out = Vec::new();
         c.take(interval(0, 1, 5), &[], &mut out);
         assert!(out.is_empty(), "shard 1 has not reported interval 1");

@@ -38,9 +38,17 @@ pub struct IntervalSummary {
     pub latency_p90_us: u64,
     pub latency_p99_us: u64,
     pub latency_max_us: u64,
+    #[serde(default)]
+    pub latency_p999_us: u64,
     pub service_p99_us: u64,
     pub lag_p99_us: u64,
     pub active_connections: u32,
+    /// Errors of this second by kind: only the kinds that occurred.
+    #[serde(default)]
+    pub errors_by_kind: serde_json::Map<String, serde_json::Value>,
+    /// Open model: arrivals the schedule asked for in this second.
+    #[serde(default)]
+    pub requested_per_s: Option<f64>,
     /// The same second per journey step, in journey order (names are in `Results.steps`).
     #[serde(default)]
     pub steps: Vec<StepInterval>,
@@ -57,7 +65,13 @@ pub struct StepInterval {
 }
 
 impl IntervalSummary {
-    pub fn of(index: u64, set: &StatsSet, active_connections: u32) -> Self {
+    /// `requested_per_s`: what the schedule asked for in this second (open model).
+    pub fn of(
+        index: u64,
+        set: &StatsSet,
+        active_connections: u32,
+        requested_per_s: Option<f64>,
+    ) -> Self {
         let stats = &set.total();
         let q = crate::histogram::quantile_us;
         Self {
@@ -69,9 +83,16 @@ impl IntervalSummary {
             latency_p90_us: q(&stats.latency, 0.9),
             latency_p99_us: q(&stats.latency, 0.99),
             latency_max_us: stats.latency.max(),
+            latency_p999_us: q(&stats.latency, 0.999),
             service_p99_us: q(&stats.service, 0.99),
             lag_p99_us: q(&stats.lag, 0.99),
             active_connections,
+            errors_by_kind: ErrorKind::ALL
+                .iter()
+                .filter(|k| stats.errors[k.index()] > 0)
+                .map(|k| (k.name().to_string(), stats.errors[k.index()].into()))
+                .collect(),
+            requested_per_s,
             steps: set
                 .steps
                 .iter()

@@ -197,7 +197,11 @@ fn collector_main(
         connection_cap,
     });
 
-    let mut collector = Collector::new(shards, plan.journey.steps.len());
+    let schedule = match &plan.model {
+        LoadModel::Open { schedule, .. } => Some(schedule.clone()),
+        LoadModel::Closed { .. } => None,
+    };
+    let mut collector = Collector::new(shards, plan.journey.steps.len(), schedule);
     let mut intervals = Vec::new();
     let mut ready = Vec::new();
     let mut aborted_by = None;

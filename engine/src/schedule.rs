@@ -85,6 +85,23 @@ impl Schedule {
         )
     }
 
+    /// Arrivals intended before `t_ns` (fractional): N(t), the area under the rate.
+    pub fn arrivals_before(&self, t_ns: u64) -> f64 {
+        let Some(s) = self
+            .segments
+            .iter()
+            .find(|s| t_ns < s.start_ns + s.duration_ns)
+        else {
+            return self
+                .segments
+                .last()
+                .map_or(0.0, |s| s.count_before + s.count());
+        };
+        let tau = t_ns.saturating_sub(s.start_ns) as f64 / 1e9;
+        let d = s.duration_ns as f64 / 1e9;
+        s.count_before + s.r0 * tau + (s.r1 - s.r0) * tau * tau / (2.0 * d)
+    }
+
     /// The same shape and rates compressed (or stretched) to last `total_ns`: for smoke runs.
     pub fn scaled_to(&self, total_ns: u64) -> Schedule {
         let end = self.end_ns().max(1);
@@ -270,6 +287,27 @@ mod tests {
         assert_eq!(small.peak_rate_per_s(), 100.0);
         // 1 s ramp 0→100 (50) + 1 s at 100 (100).
         assert_eq!(small.total(), 150);
+    }
+
+    #[test]
+    fn arrivals_before_counts_the_area() {
+        let s = Schedule::new(
+            0.0,
+            &[
+                RateStage {
+                    duration_ns: 10 * S,
+                    target_rate_per_s: 1000.0,
+                },
+                RateStage {
+                    duration_ns: 5 * S,
+                    target_rate_per_s: 1000.0,
+                },
+            ],
+        );
+        assert_eq!(s.arrivals_before(0), 0.0);
+        assert!((s.arrivals_before(5 * S) - 1250.0).abs() < 1e-6);
+        assert!((s.arrivals_before(12 * S) - 7000.0).abs() < 1e-6);
+        assert!((s.arrivals_before(99 * S) - 10_000.0).abs() < 1e-6);
     }
 
     #[test]
