@@ -128,19 +128,38 @@ pub fn exit_code(results: &engine::Results) -> u8 {
 }
 
 fn describe(plan: &Plan) -> String {
-    match &plan.model {
+    let one = |s: &engine::plan::ScenarioPlan| match &s.model {
         engine::plan::LoadModel::Closed {
-            duration, requests, ..
-        } => match (duration, requests) {
-            (_, Some(n)) => format!("{n} requests (closed model)"),
-            (Some(d), None) => format!("{} (closed model)", format_duration(*d)),
-            (None, None) => "closed model".into(),
+            duration,
+            requests,
+            per_vu,
+            ..
+        } => match (duration, requests, per_vu) {
+            (_, _, Some(n)) => format!("{n} iterations per user (closed model)"),
+            (_, Some(n), _) => format!("{n} iterations (closed model)"),
+            (Some(d), None, None) => format!("{} (closed model)", format_duration(*d)),
+            (None, None, None) => "closed model".into(),
         },
         engine::plan::LoadModel::Open { schedule, .. } => format!(
             "{} at up to {} req/s (open model)",
             format_duration(Duration::from_nanos(schedule.end_ns())),
             schedule.peak_rate_per_s()
         ),
+    };
+    match plan.scenarios.as_slice() {
+        [s] => one(s),
+        many => many
+            .iter()
+            .map(|s| {
+                let start = if s.start_after.is_zero() {
+                    String::new()
+                } else {
+                    format!(" from {}", format_duration(s.start_after))
+                };
+                format!("{}: {}{start}", s.name, one(s))
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
     }
 }
 

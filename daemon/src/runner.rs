@@ -141,7 +141,7 @@ impl Runs {
                 target: plan.target.url.clone(),
                 stop_requested: false,
                 error: None,
-                steps: plan.journey.steps.iter().map(|s| s.name.clone()).collect(),
+                steps: plan.steps().map(|s| s.name.clone()).collect(),
                 requested_rate_per_s: plan.requested_rate_per_s(),
             };
             self.store.create(&meta, scenario, files)?;

@@ -29,8 +29,10 @@ struct Pending {
 pub struct Collector {
     shards: usize,
     steps: usize,
-    /// Open model: the schedule, for each second's requested arrivals.
-    schedule: Option<Schedule>,
+    scenarios: usize,
+    /// Open model: each scenario's schedule and start offset (ns), for each second's
+    /// requested arrivals; empty when some scenario is closed.
+    schedules: Vec<(u64, Schedule)>,
     last_seen: Vec<u64>,
     finished: Vec<bool>,
     pending: VecDeque<Pending>,
@@ -39,15 +41,21 @@ pub struct Collector {
 }
 
 impl Collector {
-    pub fn new(shards: usize, steps: usize, schedule: Option<Schedule>) -> Self {
+    pub fn new(
+        shards: usize,
+        steps: usize,
+        scenarios: usize,
+        schedules: Vec<(u64, Schedule)>,
+    ) -> Self {
         Self {
             shards,
             steps,
-            schedule,
+            scenarios,
+            schedules,
             last_seen: vec![0; shards],
             finished: vec![false; shards],
             pending: VecDeque::new(),
-            totals: Box::new(StatsSet::new(steps)),
+            totals: Box::new(StatsSet::new(steps, scenarios)),
             finals: Vec::with_capacity(shards),
         }
     }
@@ -80,7 +88,7 @@ impl Collector {
                             at,
                             Pending {
                                 index: iv.index,
-                                stats: Box::new(StatsSet::new(self.steps)),
+                                stats: Box::new(StatsSet::new(self.steps, self.scenarios)),
                                 active: 0,
                             },
                         );
@@ -112,9 +120,19 @@ impl Collector {
             .is_some_and(|p| p.index <= complete_upto)
         {
             if let Some(p) = self.pending.pop_front() {
-                let requested = self.schedule.as_ref().map(|s| {
+                let requested = (!self.schedules.is_empty()).then(|| {
                     let end = p.index * 1_000_000_000;
-                    let n = s.arrivals_before(end) - s.arrivals_before(end - 1_000_000_000);
+                    let n: f64 = self
+                        .schedules
+                        .iter()
+                        .map(|(offset, s)| {
+                            let before = |t: u64| match t.checked_sub(*offset) {
+                                Some(t) => s.arrivals_before(t),
+                                None => 0.0,
+                            };
+                            before(end) - before(end - 1_000_000_000)
+                        })
+                        .sum();
                     (n * 1000.0).round() / 1000.0
                 });
                 out.push(RunInterval {
@@ -132,7 +150,7 @@ mod tests {
     use crate::stats::ShardInterval;
 
     fn interval(shard: usize, index: u64, requests: u64) -> ShardEvent {
-        let mut stats = Box::new(StatsSet::new(1));
+        let mut stats = Box::new(StatsSet::new(1, 1));
         for _ in 0..requests {
             stats.steps[0].record_response(200, None, 0, 1000);
         }
@@ -147,7 +165,7 @@ mod tests {
     fn final_of(shard: usize) -> ShardEvent {
         ShardEvent::Final(ShardFinal {
             shard,
-            rest: Box::new(StatsSet::new(1)),
+            rest: Box::new(StatsSet::new(1, 1)),
             driver: "legacy",
             cpu: None,
             failure: None,
@@ -157,7 +175,7 @@ mod tests {
 
     #[test]
     fn intervals_wait_for_every_shard_and_totals_are_exact() {
-        let mut c = Collector::new(2, 1, None);
+        let mut c = Collector::new(2, 1, 1, Vec::new());
         let mut out = Vec::new();
         c.take(interval(0, 1, 5), &[], &mut out);
         assert!(out.is_empty(), "shard 1 has not reported interval 1");

@@ -118,6 +118,8 @@ struct Conn {
     rng: fastrand::Rng,
     /// With `task_choice = "vu"`: the task this user drew once.
     task: Option<usize>,
+    /// Every `once` step has succeeded for this user.
+    setup_done: bool,
 }
 
 /// The connection task: runs until its permits stop.
@@ -132,11 +134,12 @@ pub(crate) async fn run(shard: Rc<ShardState>, id: usize, stream: Option<TcpStre
         decoder: ResponseDecoder::new(),
         head: Vec::new(),
         body: Vec::new(),
-        vu: (id * shard.plan.shards + shard.plan.index + 1) as u64,
+        vu: (id * shard.shard_count() + shard.shard_index() + 1) as u64,
         iteration: 0,
-        vars: vec![Vec::new(); shard.plan.journey.vars.len()],
+        vars: vec![Vec::new(); shard.group.journey.vars.len()],
         rng: fastrand::Rng::new(),
         task: None,
+        setup_done: false,
     };
     while let Permit::Go(intended) = shard.permit(id).await {
         conn.iterate(&shard, id, intended).await;
@@ -147,13 +150,14 @@ pub(crate) async fn run(shard: Rc<ShardState>, id: usize, stream: Option<TcpStre
 
 /// Opens a connection with the plan's connect timeout.
 pub(crate) async fn connect(shard: &ShardState) -> Result<TcpStream, ErrorKind> {
-    let attempt = TcpStream::connect_addr(shard.plan.addr);
-    match monoio::time::timeout(shard.plan.connect_timeout, attempt).await {
+    let plan = &shard.shared.plan;
+    let attempt = TcpStream::connect_addr(plan.addr);
+    match monoio::time::timeout(plan.connect_timeout, attempt).await {
         Ok(Ok(stream)) => {
             // Without NODELAY a small request can sit in Nagle's buffer for tens of ms.
             let _ = stream.set_nodelay(true);
-            shard.stats.borrow_mut().steps[0].connects += 1;
-            shard.active.set(shard.active.get() + 1);
+            shard.step(0).connects += 1;
+            shard.conn_opened();
             Ok(stream)
         }
         Ok(Err(_)) | Err(_) => Err(ErrorKind::Connect),
@@ -174,7 +178,7 @@ fn read_error_kind(e: &io::Error) -> ErrorKind {
 impl Conn {
     fn close(&mut self, shard: &ShardState) {
         if self.stream.take().is_some() {
-            shard.active.set(shard.active.get().saturating_sub(1));
+            shard.conn_closed();
         }
         self.served = 0;
         self.buf.clear();
@@ -185,7 +189,7 @@ impl Conn {
         // Like latency: from the intended start, or from the actual one if that came first.
         let now = shard.now_ns();
         let start = intended.map_or(now, |i| i.min(now));
-        let steps = &shard.plan.journey.steps;
+        let steps = &shard.group.journey.steps;
         let open = intended.is_some();
         let mut failed = false;
         let now_ms = || {
@@ -193,7 +197,7 @@ impl Conn {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64)
         };
-        for (f, feeder) in shard.plan.journey.feeders.iter().enumerate() {
+        for (f, feeder) in shard.group.journey.feeders.iter().enumerate() {
             let Some(row) = shard.next_row(f, &mut self.rng) else {
                 // A unique feeder ran out: the run is stopping; this iteration never starts.
                 return;
@@ -205,7 +209,7 @@ impl Conn {
                 }
             }
         }
-        for (slot, template) in &shard.plan.journey.iteration_vars {
+        for (slot, template) in &shard.group.journey.iteration_vars {
             self.scratch.clear();
             template.render(
                 &mut RenderContext {
@@ -222,7 +226,7 @@ impl Conn {
                 v.extend_from_slice(&self.scratch);
             }
         }
-        let journey = &shard.plan.journey;
+        let journey = &shard.group.journey;
         let task = if journey.task_per_vu {
             *self
                 .task
@@ -231,8 +235,14 @@ impl Conn {
             journey.pick_task(&mut self.rng)
         };
         let range = journey.tasks.get(task).map_or(0..0, |t| t.steps.clone());
+        // `once` steps (a login) run until they have all succeeded for this user.
+        let last_once = range.clone().rev().find(|&i| steps[i].once);
+        let mut first = true;
         for i in range.clone() {
             let step = &steps[i];
+            if step.once && self.setup_done {
+                continue;
+            }
             // A static request already in the buffer is sent as is; only templated ones are
             // rendered (and only they may need the wall clock).
             if !(step.request.is_static() && self.encoded == Some(i)) {
@@ -255,7 +265,8 @@ impl Conn {
                 self.encoded = step.request.is_static().then_some(i);
             }
             // Only the first step has a scheduled start; later ones start when the user gets there.
-            let step_intended = if i == range.start { intended } else { None };
+            let step_intended = if first { intended } else { None };
+            first = false;
             let Some((status, latency_ns)) = self.exchange(shard, id, i, step, step_intended).await
             else {
                 failed = true;
@@ -268,29 +279,36 @@ impl Conn {
                     body: &self.body,
                     latency_ns,
                 };
-                if !inspect(
-                    step,
-                    &seen,
-                    &mut self.vars,
-                    &mut shard.stats.borrow_mut().steps[i],
-                ) {
+                if !inspect(step, &seen, &mut self.vars, &mut shard.step(i)) {
                     failed = true;
                     break;
                 }
+            }
+            if last_once == Some(i) {
+                self.setup_done = true;
             }
             // Think between steps; after the last one only in the closed model (arrivals pace
             // the open model).
             if step.think != Think::None && (i + 1 < range.end || !open) {
                 let pause = step.think.sample_ns(&mut self.rng);
-                monoio::time::sleep(Duration::from_nanos(pause)).await;
+                // On the watchdog's slot, so an interrupted run does not wait out the pause.
+                let slot = &shard.slots[id];
+                slot.arm(shard.now_ns() + pause + 1);
+                let sleep = pin!(monoio::time::sleep(Duration::from_nanos(pause)));
+                let _ = (Expiring { fut: sleep, slot }).await;
+                slot.disarm();
+            }
+            if shard.interrupted() {
+                break;
             }
         }
         self.iteration += 1;
+        if shard.interrupted() {
+            shard.record_interrupted();
+            return;
+        }
         let done = shard.now_ns();
-        shard
-            .stats
-            .borrow_mut()
-            .record_iteration(start, done, failed);
+        shard.record_iteration(start, done, failed);
     }
 
     /// One request of step `index`: `(status, latency)` or `None` after a counted failure.
@@ -308,7 +326,7 @@ impl Conn {
                 match connect(shard).await {
                     Ok(s) => self.stream = Some(s),
                     Err(kind) => {
-                        shard.stats.borrow_mut().steps[index].record_error(kind);
+                        shard.step(index).record_error(kind);
                         if intended.is_none() {
                             monoio::time::sleep(CONNECT_BACKOFF).await;
                         }
@@ -320,7 +338,7 @@ impl Conn {
             let sent = *sent_ns.get_or_insert_with(|| {
                 let now = shard.now_ns();
                 if let Some(i) = intended {
-                    shard.stats.borrow_mut().steps[0].record_send_lag(i, now);
+                    shard.step(0).record_send_lag(i, now);
                 }
                 now
             });
@@ -331,7 +349,8 @@ impl Conn {
             match outcome {
                 Ok((status, keep_alive)) => {
                     let done = shard.now_ns();
-                    let latency_ns = shard.stats.borrow_mut().steps[index]
+                    let latency_ns = shard
+                        .step(index)
                         .record_response(status, intended, sent, done);
                     self.served += 1;
                     if !keep_alive {
@@ -343,14 +362,16 @@ impl Conn {
                     self.close(shard);
                 }
                 Err(Failure::Kind(kind)) => {
-                    shard.stats.borrow_mut().steps[index].record_error(kind);
+                    if !shard.interrupted() {
+                        shard.step(index).record_error(kind);
+                    }
                     self.close(shard);
                     return None;
                 }
             }
         }
         // Second attempt also found the connection closed: that is a real reset.
-        shard.stats.borrow_mut().steps[index].record_error(ErrorKind::Reset);
+        shard.step(index).record_error(ErrorKind::Reset);
         None
     }
 
@@ -396,7 +417,7 @@ impl Conn {
             };
             *request = written;
             match res {
-                Ok(n) => shard.stats.borrow_mut().steps[0].bytes_out += n as u64,
+                Ok(n) => shard.step(0).bytes_out += n as u64,
                 Err(e) => {
                     let kind = match read_error_kind(&e) {
                         ErrorKind::Reset => ErrorKind::Reset,
@@ -463,7 +484,7 @@ impl Conn {
                         Err(kind) => Err(Failure::Kind(kind)),
                     };
                 }
-                Ok(n) => shard.stats.borrow_mut().steps[0].bytes_in += n as u64,
+                Ok(n) => shard.step(0).bytes_in += n as u64,
                 Err(e) => {
                     let kind = read_error_kind(&e);
                     if decoder.in_progress() || !buf.is_empty() {

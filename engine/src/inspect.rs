@@ -123,6 +123,7 @@ mod tests {
             think: Think::None,
             needs_body: true,
             needs_head: true,
+            once: false,
         }
     }
 

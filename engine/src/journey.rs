@@ -113,6 +113,8 @@ pub struct StepPlan {
     /// Captures or checks read the body / the head: keep them while reading.
     pub needs_body: bool,
     pub needs_head: bool,
+    /// Runs until it has succeeded once for a virtual user (a login), then is skipped.
+    pub once: bool,
 }
 
 /// How a step's request bytes are made.
@@ -563,6 +565,21 @@ fn compile_step(
         }
     }
     let body = match (&s.body, &s.json) {
+        _ if s.form.is_some() => {
+            let form = s.form.as_ref().map(Spanned::get_ref);
+            let span = s.form.as_ref().map_or(0..0, Spanned::span);
+            if s.body.is_some() || s.json.is_some() {
+                c.error(&span, "give one of body, json or form");
+            }
+            if !user_header_names.iter().any(|n| n == "content-type") {
+                headers.push(Template::literal(
+                    "Content-Type: application/x-www-form-urlencoded",
+                    Escape::None,
+                ));
+            }
+            let text = form_template_text(form.into_iter().flatten());
+            compile_template(c, &text, span, Escape::Form)
+        }
         (Some(b), Some(_)) => {
             c.error(&b.span(), "give either body or json, not both");
             None
@@ -586,7 +603,7 @@ fn compile_step(
         (None, None) => None,
     };
     let upload = s.upload.as_ref().and_then(|u| {
-        if s.body.is_some() || s.json.is_some() {
+        if s.body.is_some() || s.json.is_some() || s.form.is_some() {
             c.error(&u.span(), "give one of body, json or upload");
             return None;
         }
@@ -666,7 +683,34 @@ fn compile_step(
         think,
         needs_body,
         needs_head,
+        once: s.once,
     }
+}
+
+/// `k1=v1&k2=v2` with keys and literal text encoded now, and `{{…}}` left for the template
+/// (whose values are encoded when rendered).
+fn form_template_text<'a>(fields: impl Iterator<Item = (&'a String, &'a toml::Value)>) -> String {
+    let mut out = Vec::new();
+    for (i, (key, value)) in fields.enumerate() {
+        if i > 0 {
+            out.push(b'&');
+        }
+        crate::template::form_encode(key.as_bytes(), &mut out);
+        out.push(b'=');
+        let text = match value {
+            toml::Value::String(t) => t.clone(),
+            other => other.to_string(),
+        };
+        let mut rest = text.as_str();
+        while let Some(open) = rest.find("{{") {
+            crate::template::form_encode(&rest.as_bytes()[..open], &mut out);
+            let close = rest[open..].find("}}").map_or(rest.len(), |c| open + c + 2);
+            out.extend_from_slice(&rest.as_bytes()[open..close]);
+            rest = &rest[close..];
+        }
+        crate::template::form_encode(rest.as_bytes(), &mut out);
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A request whose every template is static is encoded once.

@@ -14,7 +14,7 @@ use toml::Spanned;
 use crate::journey::{self, Journey, RequestBase, StepPlan, StepRequest, Think};
 use crate::proto::http1;
 use crate::schedule::{RateStage, Schedule};
-use crate::spec::{CountSpec, ScenarioSpec, Source, ThresholdSpec};
+use crate::spec::{CountSpec, LoadSpec, ScenarioSpec, Source, ThresholdSpec};
 use crate::threshold::{self, Threshold};
 use crate::units;
 
@@ -22,6 +22,8 @@ const DEFAULT_DURATION: Duration = Duration::from_secs(10);
 const DEFAULT_CONNECTIONS: u32 = 10;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// k6's default: running iterations get this long to finish after the load ends.
+const DEFAULT_GRACEFUL_STOP: Duration = Duration::from_secs(30);
 /// The open-model queue holds this much of the peak rate before dropping arrivals.
 const QUEUE_SECONDS: f64 = 10.0;
 const MIN_QUEUE: usize = 1024;
@@ -55,10 +57,13 @@ pub enum LoadModel {
     /// Connections send back to back (wrk). Stops at the duration or the request count.
     Closed {
         duration: Option<Duration>,
+        /// Iterations shared by all users (every request without `[[steps]]`).
         requests: Option<u64>,
         /// Ramping virtual users: how many are active over time (stage targets are user
         /// counts); `None`: all connections, all the time.
         vus: Option<Schedule>,
+        /// Iterations each user runs before it stops.
+        per_vu: Option<u64>,
     },
     /// Arrivals follow a schedule (wrk2, k6 arrival-rate executors).
     Open {
@@ -75,20 +80,53 @@ pub struct Target {
     pub addrs: Vec<SocketAddr>,
 }
 
-/// A validated run.
+/// A validated run: one target, one or more scenarios side by side.
 #[derive(Clone, Debug)]
 pub struct Plan {
     pub target: Target,
-    /// What one iteration does: one request, or a journey of steps.
-    pub journey: Journey,
-    pub model: LoadModel,
-    pub connections: u32,
+    /// At least one; a file without `[scenarios]` has one named "default".
+    pub scenarios: Vec<ScenarioPlan>,
     pub timeout: Duration,
     pub connect_timeout: Duration,
     /// CPUs to pin shards to, one shard each (`None`: unpinned, when pinning is unavailable).
     pub cpus: Vec<Option<usize>>,
     pub driver: DriverChoice,
+    /// Whole-run thresholds and each scenario's own (scoped to it).
     pub thresholds: Vec<Threshold>,
+}
+
+/// One scenario: what an iteration does and how iterations are started.
+#[derive(Clone, Debug)]
+pub struct ScenarioPlan {
+    pub name: String,
+    /// What one iteration does: one request, or a journey of steps.
+    pub journey: Journey,
+    pub model: LoadModel,
+    pub connections: u32,
+    /// Offset of this scenario's start from the run's origin.
+    pub start_after: Duration,
+    /// After the load ends, how long running iterations may take to finish.
+    pub graceful_stop: Duration,
+    pub tags: std::collections::BTreeMap<String, String>,
+    /// Index of this scenario's first step among the run's steps.
+    pub step_base: usize,
+}
+
+impl ScenarioPlan {
+    /// This scenario's steps' indices among the run's.
+    pub fn step_range(&self) -> std::ops::Range<usize> {
+        self.step_base..self.step_base + self.journey.steps.len()
+    }
+
+    /// When the load of this scenario ends, from the run's origin (`None`: unbounded, e.g.
+    /// an iteration count).
+    pub fn end(&self) -> Option<Duration> {
+        let own = match &self.model {
+            LoadModel::Closed { duration, .. } => *duration,
+            LoadModel::Open { schedule, .. } => Some(Duration::from_nanos(schedule.end_ns())),
+        };
+        own.map(|d| d + self.start_after)
+    }
 }
 
 /// One problem in a spec, located.
@@ -154,6 +192,17 @@ impl Checker<'_> {
         }
     }
 
+    /// A duration that may be zero (offsets, grace periods).
+    fn duration_or_zero(&mut self, value: &Spanned<String>, what: &str) -> Option<Duration> {
+        match units::parse_duration(value.get_ref()) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.error(&value.span(), format!("{what}: {e}"));
+                None
+            }
+        }
+    }
+
     fn scaled(&mut self, value: &Spanned<CountSpec>, what: &str) -> Option<f64> {
         let parsed = match value.get_ref() {
             CountSpec::Int(i) if *i >= 0 => Some(*i as f64),
@@ -201,33 +250,6 @@ impl Plan {
             .as_ref()
             .and_then(|t| c.duration(t, "connect_timeout"))
             .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
-
-        let connections = match &spec.load.connections {
-            Some(n) if *n.get_ref() == 0 || *n.get_ref() > u32::MAX as u64 => {
-                c.error(&n.span(), "connections must be at least 1");
-                DEFAULT_CONNECTIONS
-            }
-            Some(n) => *n.get_ref() as u32,
-            None => DEFAULT_CONNECTIONS,
-        };
-        let model = check_model(&mut c, spec);
-        // Ramping users: one connection per user at the peak, unless the file says more.
-        let mut connections = connections;
-        if let Some(LoadModel::Closed { vus: Some(v), .. }) = &model {
-            let peak = v.peak_rate_per_s().ceil() as u32;
-            match &spec.load.connections {
-                None => connections = peak,
-                Some(n) if (*n.get_ref() as u32) < peak => c.error(
-                    &n.span(),
-                    format!(
-                        "connections ({}) is below the stages' peak of {peak} virtual users",
-                        n.get_ref()
-                    ),
-                ),
-                Some(_) => {}
-            }
-        }
-        let cpus = check_cpus(&mut c, spec, connections);
         let driver = match &spec.engine.driver {
             Some(d) => DriverChoice::parse(d.get_ref()).unwrap_or_else(|| {
                 c.error(
@@ -239,50 +261,53 @@ impl Plan {
             None => DriverChoice::Auto,
         };
 
-        let journey = target.as_ref().map(|(_, path_and_query, host_header)| {
-                                    if spec.steps.is_empty() && spec.tasks.is_empty() {
-                if let Some((_, f)) = spec.feeders.iter().next() {
-                    c.error(&f.span(), "[feeders] apply to [[steps]]: add steps or drop the feeder");
+        // Each scenario is checked as a file of its own: shared sections plus its section.
+        let views = scenario_views(&mut c, spec);
+        let mut scenarios: Vec<ScenarioPlan> = Vec::with_capacity(views.len());
+        let mut own_thresholds = Vec::with_capacity(views.len());
+        let mut complete = true;
+        for view in &views {
+            let scenario = check_scenario(&mut c, view, source, target.as_ref(), &headers);
+            match scenario {
+                Some(mut s) => {
+                    s.step_base = scenarios.iter().map(|s| s.journey.steps.len()).sum();
+                    own_thresholds.push(&view.spec.thresholds);
+                    scenarios.push(s);
                 }
-                if let Some((_, v)) = spec.vars.iter().next() {
-                    c.error(&v.span(), "[vars] apply to [[steps]]: add steps or drop [vars]");
-                }
-                single_request(&mut c, spec, source, path_and_query, host_header, &headers)
-            } else {
-                for (field, span) in [
-                    ("method", spec.request.method.as_ref().map(Spanned::span)),
-                    ("body", spec.request.body.as_ref().map(Spanned::span)),
-                    ("body_file", spec.request.body_file.as_ref().map(Spanned::span)),
-                ] {
-                    if let Some(span) = span {
-                        c.error(&span, format!("[request] {field} does not apply with [[steps]]: give it in each step"));
-                    }
-                }
-                let base_path = path_and_query.split('?').next().unwrap_or("");
-                journey::compile(
-                    &mut c,
-                    spec,
-                                        &RequestBase {
-                        source,
-                        base_path,
-                        host_header,
-                        default_headers: &headers,
-                    },
-                )
+                None => complete = false,
             }
-        });
+        }
 
-        let step_names: Vec<String> = journey
-            .as_ref()
-            .map(|j| j.steps.iter().map(|s| s.name.clone()).collect())
-            .unwrap_or_default();
-        let thresholds = check_thresholds(&mut c, &spec.thresholds, &step_names);
+        let connections: u32 = scenarios.iter().map(|s| s.connections).sum();
+        let cpus = check_cpus(&mut c, spec, connections.max(1));
+        let step_names: Vec<String> = scenarios
+            .iter()
+            .flat_map(|s| s.journey.steps.iter().map(|st| st.name.clone()))
+            .collect();
+        let scenario_names: Vec<(String, std::ops::Range<usize>)> = scenarios
+            .iter()
+            .map(|s| (s.name.clone(), s.step_range()))
+            .collect();
+        let mut names = threshold::Names {
+            steps: &step_names,
+            scenarios: &scenario_names,
+            within: None,
+        };
+        let mut thresholds = if spec.scenarios.is_empty() {
+            Vec::new()
+        } else {
+            check_thresholds(&mut c, &spec.thresholds, &names)
+        };
+        for (i, own) in own_thresholds.into_iter().enumerate() {
+            names.within = (!spec.scenarios.is_empty()).then_some(i);
+            thresholds.extend(check_thresholds(&mut c, own, &names));
+        }
 
         if !c.errors.is_empty() {
             c.errors.sort_by_key(|(at, _)| *at);
             return Err(PlanErrors(c.errors.into_iter().map(|(_, e)| e).collect()));
         }
-        let (Some((target, _, _)), Some(model), Some(journey)) = (target, model, journey) else {
+        let (Some((target, _, _)), true) = (target, complete && !scenarios.is_empty()) else {
             return Err(PlanErrors(vec![PlanError {
                 location: source.name.clone(),
                 message: "invalid scenario".into(),
@@ -291,9 +316,7 @@ impl Plan {
         Ok(Plan {
             thresholds,
             target,
-            journey,
-            model,
-            connections,
+            scenarios,
             timeout,
             connect_timeout,
             cpus,
@@ -302,16 +325,29 @@ impl Plan {
     }
 
     /// Shortens the run to about `total` for a smoke test: an open model keeps its rates and
-    /// shape over `total`; a closed model runs at most `total`.
+    /// shape over `total`; a closed model runs at most `total`. Offsets shrink in proportion.
     pub fn smoke(&mut self, total: Duration) {
-        match &mut self.model {
-            LoadModel::Open { schedule, .. } => {
-                *schedule = schedule.scaled_to(total.as_nanos() as u64)
-            }
-            LoadModel::Closed { duration, vus, .. } => {
-                *duration = Some(duration.map_or(total, |d| d.min(total)));
-                if let Some(v) = vus {
-                    *v = v.scaled_to(total.as_nanos() as u64);
+        let longest = self
+            .scenarios
+            .iter()
+            .filter_map(ScenarioPlan::end)
+            .max()
+            .unwrap_or(total);
+        let scale = total.as_secs_f64() / longest.as_secs_f64().max(1e-9);
+        for s in &mut self.scenarios {
+            let start = s.start_after.mul_f64(scale.min(1.0));
+            let budget = total.saturating_sub(start).max(Duration::from_millis(500));
+            s.start_after = start;
+            s.graceful_stop = s.graceful_stop.min(total);
+            match &mut s.model {
+                LoadModel::Open { schedule, .. } => {
+                    *schedule = schedule.scaled_to(budget.as_nanos() as u64)
+                }
+                LoadModel::Closed { duration, vus, .. } => {
+                    *duration = Some(duration.map_or(budget, |d| d.min(budget)));
+                    if let Some(v) = vus {
+                        *v = v.scaled_to(budget.as_nanos() as u64);
+                    }
                 }
             }
         }
@@ -328,64 +364,117 @@ impl Plan {
         self.cpus.len()
     }
 
-    /// Whether latency is measured from intended start times.
+    /// When the last scenario's load ends, from the origin (`None`: some scenario is bounded
+    /// by an iteration count rather than time).
+    pub fn planned_end(&self) -> Option<Duration> {
+        self.scenarios
+            .iter()
+            .map(ScenarioPlan::end)
+            .try_fold(Duration::ZERO, |a, e| e.map(|e| a.max(e)))
+    }
+
+    /// Connections of every scenario.
+    pub fn connections(&self) -> u32 {
+        self.scenarios.iter().map(|s| s.connections).sum()
+    }
+
+    /// Every step of the run, in order (a scenario's steps are contiguous).
+    pub fn steps(&self) -> impl Iterator<Item = &StepPlan> {
+        self.scenarios.iter().flat_map(|s| s.journey.steps.iter())
+    }
+
+    /// Whether latency is measured from intended start times (every scenario is open).
     pub fn is_open(&self) -> bool {
-        matches!(self.model, LoadModel::Open { .. })
+        self.scenarios
+            .iter()
+            .all(|s| matches!(s.model, LoadModel::Open { .. }))
     }
 
-    /// Requested arrival rate (iterations per second) averaged over the schedule: the constant
-    /// rate itself, or the mean of a ramping one.
+    /// Requested arrival rate (iterations per second) averaged over the schedules when every
+    /// scenario is open: the sum of each one's constant rate, or the mean of a ramping one.
     pub fn requested_rate_per_s(&self) -> Option<f64> {
-        match &self.model {
-            LoadModel::Open { schedule, .. } => {
-                let secs = schedule.end_ns() as f64 / 1e9;
-                Some(if secs > 0.0 {
-                    (schedule.total() as f64 / secs * 1000.0).round() / 1000.0
-                } else {
-                    0.0
-                })
+        let mut sum = 0.0;
+        for s in &self.scenarios {
+            let LoadModel::Open { schedule, .. } = &s.model else {
+                return None;
+            };
+            let secs = schedule.end_ns() as f64 / 1e9;
+            if secs > 0.0 {
+                sum += schedule.total() as f64 / secs;
             }
-            LoadModel::Closed { .. } => None,
         }
+        Some((sum * 1000.0).round() / 1000.0)
     }
 
-    /// Splits the run across shards: connections and request budgets divided as evenly as
-    /// possible; open-model arrivals interleaved (shard i takes arrivals i, i+n, …).
+    /// Open scenarios' schedules with their offsets (ns from the origin), for the collector
+    /// to say what each second asked for.
+    pub fn schedules(&self) -> Vec<(u64, Schedule)> {
+        self.scenarios
+            .iter()
+            .filter_map(|s| match &s.model {
+                LoadModel::Open { schedule, .. } => {
+                    Some((s.start_after.as_nanos() as u64, schedule.clone()))
+                }
+                LoadModel::Closed { .. } => None,
+            })
+            .collect()
+    }
+
+    /// Splits the run across shards: each scenario's connections and iteration budget divided
+    /// as evenly as possible; open-model arrivals interleaved (shard i takes arrivals i, i+n, …).
     pub fn split(&self) -> Vec<ShardPlan> {
         let n = self.shards().max(1);
         (0..n)
             .map(|i| {
                 let share =
                     |total: u64| total / n as u64 + u64::from((i as u64) < total % n as u64);
-                let work = match &self.model {
-                    LoadModel::Closed {
-                        duration,
-                        requests,
-                        vus,
-                    } => LoadModel::Closed {
-                        duration: *duration,
-                        requests: requests.map(share),
-                        vus: vus.clone(),
-                    },
-                    LoadModel::Open {
-                        schedule,
-                        max_queue,
-                    } => LoadModel::Open {
-                        schedule: schedule.clone(),
-                        max_queue: (*max_queue / n).max(1),
-                    },
-                };
+                let groups = self
+                    .scenarios
+                    .iter()
+                    .enumerate()
+                    .map(|(k, s)| {
+                        let work = match &s.model {
+                            LoadModel::Closed {
+                                duration,
+                                requests,
+                                vus,
+                                per_vu,
+                            } => LoadModel::Closed {
+                                duration: *duration,
+                                requests: requests.map(share),
+                                vus: vus.clone(),
+                                per_vu: *per_vu,
+                            },
+                            LoadModel::Open {
+                                schedule,
+                                max_queue,
+                            } => LoadModel::Open {
+                                schedule: schedule.clone(),
+                                max_queue: (*max_queue / n).max(1),
+                            },
+                        };
+                        GroupPlan {
+                            scenario: k,
+                            step_base: s.step_base,
+                            connections: share(u64::from(s.connections)) as u32,
+                            journey: s.journey.clone(),
+                            work,
+                            start_after: s.start_after,
+                            graceful_stop: s.graceful_stop,
+                        }
+                    })
+                    .collect();
                 ShardPlan {
                     index: i,
                     shards: n,
                     cpu: self.cpus.get(i).copied().flatten(),
-                    connections: share(u64::from(self.connections)) as u32,
                     addr: self.target.addrs[0],
-                    journey: self.journey.clone(),
                     timeout: self.timeout,
                     connect_timeout: self.connect_timeout,
-                    work,
                     driver: self.driver,
+                    steps: self.steps().count(),
+                    scenarios: self.scenarios.len(),
+                    groups,
                 }
             })
             .collect()
@@ -398,14 +487,232 @@ pub struct ShardPlan {
     pub index: usize,
     pub shards: usize,
     pub cpu: Option<usize>,
-    pub connections: u32,
     pub addr: SocketAddr,
-    pub journey: Journey,
     pub timeout: Duration,
     pub connect_timeout: Duration,
+    pub driver: DriverChoice,
+    /// Steps and scenarios of the whole run: the shape of the shard's stats.
+    pub steps: usize,
+    pub scenarios: usize,
+    /// This shard's share of each scenario.
+    pub groups: Vec<GroupPlan>,
+}
+
+impl ShardPlan {
+    pub fn connections(&self) -> u32 {
+        self.groups.iter().map(|g| g.connections).sum()
+    }
+}
+
+/// One scenario's share on one shard.
+#[derive(Clone, Debug)]
+pub struct GroupPlan {
+    pub scenario: usize,
+    pub step_base: usize,
+    pub connections: u32,
+    pub journey: Journey,
     /// This shard's share of the load: its request budget, its queue bound.
     pub work: LoadModel,
-    pub driver: DriverChoice,
+    pub start_after: Duration,
+    pub graceful_stop: Duration,
+}
+
+/// A scenario's view of the file: the shared sections with its own load and journey.
+struct View {
+    name: String,
+    spec: ScenarioSpec,
+    tags: std::collections::BTreeMap<String, String>,
+}
+
+fn scenario_views(c: &mut Checker<'_>, spec: &ScenarioSpec) -> Vec<View> {
+    if spec.scenarios.is_empty() {
+        return vec![View {
+            name: "default".into(),
+            spec: spec.clone(),
+            tags: Default::default(),
+        }];
+    }
+    // Top-level load and journey sections would be ambiguous next to [scenarios].
+    let misplaced = [
+        ("[load]", spec.load.first_span()),
+        ("[[steps]]", spec.steps.first().map(|s| s.path.span())),
+        ("[[tasks]]", spec.tasks.first().map(|t| t.name.span())),
+        ("task_choice", spec.task_choice.as_ref().map(Spanned::span)),
+        ("[vars]", spec.vars.values().next().map(Spanned::span)),
+        (
+            "[request] method",
+            spec.request.method.as_ref().map(Spanned::span),
+        ),
+        (
+            "[request] body",
+            spec.request.body.as_ref().map(Spanned::span),
+        ),
+    ];
+    for (what, span) in misplaced {
+        if let Some(span) = span {
+            c.error(
+                &span,
+                format!(
+                    "{what} does not apply next to [scenarios]: move it into a scenario's section"
+                ),
+            );
+        }
+    }
+    let mut sections: Vec<_> = spec.scenarios.iter().collect();
+    // In file order (the map is sorted by name).
+    sections.sort_by_key(|(_, s)| s.span().start);
+    sections
+        .into_iter()
+        .map(|(name, section)| {
+            let section = section.get_ref();
+            let mut view = spec.clone();
+            view.scenarios = Default::default();
+            view.load = section.load.clone();
+            view.steps = section.steps.clone();
+            view.tasks = section.tasks.clone();
+            view.task_choice = section.task_choice.clone();
+            view.vars = section.vars.clone();
+            view.thresholds = section.thresholds.clone();
+            View {
+                name: name.clone(),
+                spec: view,
+                tags: section.tags.clone(),
+            }
+        })
+        .collect()
+}
+
+/// A scenario's load model and journey; `None` when something in it is wrong (reported).
+fn check_scenario(
+    c: &mut Checker<'_>,
+    view: &View,
+    source: &Source,
+    target: Option<&(Target, String, String)>,
+    headers: &[(String, String)],
+) -> Option<ScenarioPlan> {
+    let spec = &view.spec;
+    let load = &spec.load;
+    let model = check_model(c, spec);
+    let connections = check_connections(c, load, model.as_ref());
+    let start_after = load
+        .start_after
+        .as_ref()
+        .and_then(|d| c.duration_or_zero(d, "start_after"))
+        .unwrap_or(Duration::ZERO);
+    let graceful_stop = load
+        .graceful_stop
+        .as_ref()
+        .and_then(|d| c.duration_or_zero(d, "graceful_stop"))
+        .unwrap_or(DEFAULT_GRACEFUL_STOP);
+    let (_, path_and_query, host_header) = target?;
+    let journey = if spec.steps.is_empty() && spec.tasks.is_empty() {
+        if let Some((_, f)) = spec.feeders.iter().next() {
+            c.error(
+                &f.span(),
+                "[feeders] apply to [[steps]]: add steps or drop the feeder",
+            );
+        }
+        if let Some((_, v)) = spec.vars.iter().next() {
+            c.error(
+                &v.span(),
+                "[vars] apply to [[steps]]: add steps or drop [vars]",
+            );
+        }
+        single_request(c, spec, source, path_and_query, host_header, headers)
+    } else {
+        for (field, span) in [
+            ("method", spec.request.method.as_ref().map(Spanned::span)),
+            ("body", spec.request.body.as_ref().map(Spanned::span)),
+            (
+                "body_file",
+                spec.request.body_file.as_ref().map(Spanned::span),
+            ),
+        ] {
+            if let Some(span) = span {
+                c.error(
+                    &span,
+                    format!(
+                        "[request] {field} does not apply with [[steps]]: give it in each step"
+                    ),
+                );
+            }
+        }
+        let base_path = path_and_query.split('?').next().unwrap_or("");
+        journey::compile(
+            c,
+            spec,
+            &RequestBase {
+                source,
+                base_path,
+                host_header,
+                default_headers: headers,
+            },
+        )
+    };
+    Some(ScenarioPlan {
+        name: view.name.clone(),
+        journey,
+        model: model?,
+        connections,
+        start_after,
+        graceful_stop,
+        tags: view.tags.clone(),
+        step_base: 0,
+    })
+}
+
+/// Connections (virtual users): `connections`, `vus` or `max_vus`; one per user at the peak
+/// of ramping users unless the file says more.
+fn check_connections(c: &mut Checker<'_>, load: &LoadSpec, model: Option<&LoadModel>) -> u32 {
+    let is_open = matches!(model, Some(LoadModel::Open { .. }));
+    let given: Vec<(&str, &Spanned<u64>)> = [
+        ("connections", load.connections.as_ref()),
+        ("vus", load.vus.as_ref()),
+        ("max_vus", load.max_vus.as_ref()),
+    ]
+    .into_iter()
+    .filter_map(|(name, v)| v.map(|v| (name, v)))
+    .collect();
+    if let [_, (second, v), ..] = given.as_slice() {
+        c.error(
+            &v.span(),
+            format!("{second}: give one of connections, vus and max_vus"),
+        );
+    }
+    match (given.first(), model.is_some()) {
+        (Some(("vus", v)), true) if is_open => c.error(
+            &v.span(),
+            "vus is for the closed model; the open model's bound is max_vus",
+        ),
+        (Some(("max_vus", v)), true) if !is_open => c.error(
+            &v.span(),
+            "max_vus is for the open model; the closed model's users are vus",
+        ),
+        _ => {}
+    }
+    let mut connections = match given.first() {
+        Some((_, n)) if *n.get_ref() == 0 || *n.get_ref() > u32::MAX as u64 => {
+            c.error(&n.span(), "connections must be at least 1");
+            DEFAULT_CONNECTIONS
+        }
+        Some((_, n)) => *n.get_ref() as u32,
+        None => DEFAULT_CONNECTIONS,
+    };
+    if let Some(LoadModel::Closed { vus: Some(v), .. }) = model {
+        let peak = v.peak_rate_per_s().ceil() as u32;
+        match given.first() {
+            None => connections = peak,
+            Some((name, n)) if (*n.get_ref() as u32) < peak => c.error(
+                &n.span(),
+                format!(
+                    "{name} ({}) is below the stages' peak of {peak} virtual users",
+                    n.get_ref()
+                ),
+            ),
+            Some(_) => {}
+        }
+    }
+    connections
 }
 
 fn check_target(c: &mut Checker<'_>, url: &Spanned<String>) -> Option<(Target, String, String)> {
@@ -500,7 +807,7 @@ const DEFAULT_ABORT_DELAY: Duration = Duration::from_secs(10);
 fn check_thresholds(
     c: &mut Checker<'_>,
     specs: &[Spanned<ThresholdSpec>],
-    steps: &[String],
+    names: &threshold::Names<'_>,
 ) -> Vec<Threshold> {
     let mut out = Vec::with_capacity(specs.len());
     for spec in specs {
@@ -512,7 +819,7 @@ fn check_thresholds(
                 delay,
             } => (expr, *abort_on_fail, delay.as_ref()),
         };
-        match threshold::parse(expr, steps) {
+        match threshold::parse_in(expr, names) {
             Ok(mut t) => {
                 if abort {
                     let d = match delay.map(|d| units::parse_duration(d)) {
@@ -570,6 +877,7 @@ fn single_request(
         think: Think::None,
         needs_body: false,
         needs_head: false,
+        once: false,
     }])
 }
 
@@ -609,11 +917,81 @@ fn check_stages(
     (!out.is_empty()).then_some(out)
 }
 
+/// k6's executors: (name, open model?, what it needs).
+const EXECUTORS: [(&str, bool); 6] = [
+    ("constant-vus", false),
+    ("ramping-vus", false),
+    ("per-vu-iterations", false),
+    ("shared-iterations", false),
+    ("constant-arrival-rate", true),
+    ("ramping-arrival-rate", true),
+];
+
+/// The model an `executor` names, after checking the fields it needs; `Err` when unusable.
+fn check_executor(c: &mut Checker<'_>, load: &LoadSpec) -> Result<Option<bool>, ()> {
+    let Some(e) = &load.executor else {
+        return Ok(None);
+    };
+    let name = e.get_ref().as_str();
+    let Some(&(_, open)) = EXECUTORS.iter().find(|(n, _)| *n == name) else {
+        let hint = crate::template::closest(name, EXECUTORS.iter().map(|(n, _)| *n))
+            .map(|h| format!("; did you mean `{h}`?"))
+            .unwrap_or_default();
+        c.error(
+            &e.span(),
+            format!(
+                "unknown executor `{name}` (use one of {}){hint}",
+                EXECUTORS.map(|(n, _)| n).join(", ")
+            ),
+        );
+        return Err(());
+    };
+    if let Some(m) = &load.model {
+        if (m.get_ref() == "open") != open {
+            c.error(
+                &m.span(),
+                format!("model `{}` contradicts executor `{name}`", m.get_ref()),
+            );
+        }
+    }
+    let needs = match name {
+        "ramping-vus" | "ramping-arrival-rate" => ("stages", load.stages.is_some()),
+        "per-vu-iterations" => ("iterations_per_vu", load.iterations_per_vu.is_some()),
+        "shared-iterations" => (
+            "iterations",
+            load.iterations.is_some() || load.requests.is_some(),
+        ),
+        "constant-arrival-rate" => ("rate", load.rate.is_some()),
+        _ => ("", true),
+    };
+    if !needs.1 {
+        c.error(&e.span(), format!("executor `{name}` needs {}", needs.0));
+    }
+    let refuses = match name {
+        "constant-vus" | "constant-arrival-rate" | "per-vu-iterations" | "shared-iterations" => {
+            load.stages
+                .as_ref()
+                .and_then(|s| s.first())
+                .map(|s| ("stages", s.duration.span()))
+        }
+        _ => None,
+    };
+    if let Some((field, span)) = refuses {
+        c.error(
+            &span,
+            format!("{field} does not apply to executor `{name}`"),
+        );
+    }
+    Ok(Some(open))
+}
+
 fn check_model(c: &mut Checker<'_>, spec: &ScenarioSpec) -> Option<LoadModel> {
     let load = &spec.load;
     let duration = load.duration.as_ref().map(|d| c.duration(d, "duration"));
-    let is_open = match &load.model {
-        Some(m) => match m.get_ref().as_str() {
+    let by_executor = check_executor(c, load).ok()?;
+    let is_open = match (&load.model, by_executor) {
+        (_, Some(open)) => open,
+        (Some(m), None) => match m.get_ref().as_str() {
             "open" => true,
             "closed" => false,
             other => {
@@ -624,7 +1002,7 @@ fn check_model(c: &mut Checker<'_>, spec: &ScenarioSpec) -> Option<LoadModel> {
                 return None;
             }
         },
-        None => load.rate.is_some() || load.stages.is_some(),
+        (None, None) => load.rate.is_some() || load.stages.is_some(),
     };
     if !is_open {
         for (field, present) in [
@@ -636,15 +1014,52 @@ fn check_model(c: &mut Checker<'_>, spec: &ScenarioSpec) -> Option<LoadModel> {
                 c.error(&span, format!("{field} only applies to the open model"));
             }
         }
-        let requests = match &load.requests {
-            Some(r) => match c.scaled(r, "requests") {
+        let shared = match (&load.requests, &load.iterations) {
+            (Some(_), Some(i)) => {
+                c.error(
+                    &i.span(),
+                    "give either requests or iterations (the same thing), not both",
+                );
+                None
+            }
+            (Some(r), None) => Some((r, "requests")),
+            (None, Some(i)) => Some((i, "iterations")),
+            (None, None) => None,
+        };
+        let requests = match shared {
+            Some((r, what)) => match c.scaled(r, what) {
                 Some(n) if n >= 1.0 && n.fract() == 0.0 => Some(n as u64),
                 Some(_) => {
-                    c.error(&r.span(), "requests must be a whole number of at least 1");
+                    c.error(
+                        &r.span(),
+                        format!("{what} must be a whole number of at least 1"),
+                    );
                     None
                 }
                 None => None,
             },
+            None => None,
+        };
+        let per_vu = match &load.iterations_per_vu {
+            Some(n) if *n.get_ref() == 0 => {
+                c.error(&n.span(), "iterations_per_vu must be at least 1");
+                None
+            }
+            Some(n) => {
+                if let Some((r, what)) = shared {
+                    c.error(
+                        &r.span(),
+                        format!("{what} does not apply with iterations_per_vu: give one"),
+                    );
+                }
+                if let Some(s) = load.stages.as_ref().and_then(|s| s.first()) {
+                    c.error(
+                        &s.duration.span(),
+                        "stages do not apply with iterations_per_vu (users are constant)",
+                    );
+                }
+                Some(*n.get_ref())
+            }
             None => None,
         };
         let vus = match &load.stages {
@@ -681,18 +1096,29 @@ fn check_model(c: &mut Checker<'_>, spec: &ScenarioSpec) -> Option<LoadModel> {
         let duration = match (duration, &vus) {
             (_, Some(v)) => Some(Duration::from_nanos(v.end_ns())),
             (Some(d), None) => d,
-            (None, None) if requests.is_some() => None,
+            (None, None) if requests.is_some() || per_vu.is_some() => None,
             (None, None) => Some(DEFAULT_DURATION),
         };
         return Some(LoadModel::Closed {
             duration,
             requests,
             vus,
+            per_vu,
         });
     }
 
-    if let Some(r) = &load.requests {
-        c.error(&r.span(), "requests only applies to the closed model; the open model runs for its duration or stages");
+    for (field, span) in [
+        ("requests", load.requests.as_ref().map(Spanned::span)),
+        ("iterations", load.iterations.as_ref().map(Spanned::span)),
+        (
+            "iterations_per_vu",
+            load.iterations_per_vu.as_ref().map(Spanned::span),
+        ),
+        ("start_vus", load.start_vus.as_ref().map(Spanned::span)),
+    ] {
+        if let Some(span) = span {
+            c.error(&span, format!("{field} only applies to the closed model; the open model runs for its duration or stages"));
+        }
     }
     let schedule = match (&load.rate, &load.stages) {
         (Some(r), Some(_)) => {
@@ -825,14 +1251,15 @@ mod tests {
     fn closed_defaults_and_split() {
         let p = plan("[target]\nurl = \"http://127.0.0.1:9/x?y=1\"\n[load]\nconnections = 5\nrequests = 101\n[engine]\nthreads = 2\n").unwrap();
         assert_eq!(
-            p.model,
+            p.scenarios[0].model,
             LoadModel::Closed {
                 duration: None,
                 requests: Some(101),
                 vus: None,
+                per_vu: None,
             }
         );
-        let StepRequest::Static(bytes) = &p.journey.steps[0].request else {
+        let StepRequest::Static(bytes) = &p.scenarios[0].journey.steps[0].request else {
             panic!("a single request is pre-encoded")
         };
         let text = String::from_utf8(bytes.clone()).unwrap();
@@ -842,10 +1269,10 @@ mod tests {
         );
         let shards = p.split();
         assert_eq!(shards.len(), 2);
-        assert_eq!(shards[0].connections + shards[1].connections, 5);
+        assert_eq!(shards[0].connections() + shards[1].connections(), 5);
         let budgets: Vec<_> = shards
             .iter()
-            .map(|s| match s.work {
+            .map(|s| match s.groups[0].work {
                 LoadModel::Closed { requests, .. } => requests.unwrap(),
                 LoadModel::Open { .. } => 0,
             })
@@ -862,7 +1289,7 @@ mod tests {
         assert!(p.is_open());
         assert_eq!(p.requested_rate_per_s(), Some(2000.0));
         let p = plan("[target]\nurl = \"http://127.0.0.1:9/\"\n[load]\nstages = [{duration = \"2s\", target = 100}, {duration = \"1s\", target = 100}]\n").unwrap();
-        let LoadModel::Open { schedule, .. } = &p.model else {
+        let LoadModel::Open { schedule, .. } = &p.scenarios[0].model else {
             panic!("open")
         };
         assert_eq!(schedule.total(), 200);

@@ -123,6 +123,45 @@ pub struct StepResult {
     pub check_failures: serde_json::Map<String, serde_json::Value>,
     pub latency_us: LatencySummary,
     pub service_time_us: LatencySummary,
+    /// The scenario the step belongs to ("default" in a file without `[scenarios]`).
+    #[serde(default)]
+    pub scenario: String,
+}
+
+/// One scenario's figures (a file without `[scenarios]` has one, "default").
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ScenarioResult {
+    pub name: String,
+    #[serde(default)]
+    pub tags: std::collections::BTreeMap<String, String>,
+    pub model: ModelSummary,
+    pub start_after_s: f64,
+    pub requests: u64,
+    pub rate_per_s: f64,
+    pub errors_total: u64,
+    pub latency_us: LatencySummary,
+    pub service_time_us: LatencySummary,
+    pub iterations: u64,
+    pub iterations_failed: u64,
+    /// Iterations still running when the graceful stop ran out.
+    pub iterations_interrupted: u64,
+    pub iterations_per_s: f64,
+    pub iteration_us: LatencySummary,
+    pub checks_passed: u64,
+    pub checks_failed: u64,
+    /// Indices of its steps in `Results.steps`.
+    pub steps: std::ops::Range<usize>,
+}
+
+/// What the collector knows of a scenario beyond the stats.
+pub struct ScenarioFacts {
+    pub name: String,
+    pub tags: std::collections::BTreeMap<String, String>,
+    pub model: ModelSummary,
+    pub start_after_s: f64,
+    /// The scenario's planned load time, if bounded.
+    pub planned_s: Option<f64>,
+    pub steps: std::ops::Range<usize>,
 }
 
 impl StepResult {
@@ -143,6 +182,7 @@ impl StepResult {
             check_failures,
             latency_us: LatencySummary::of(&s.latency),
             service_time_us: LatencySummary::of(&s.service),
+            scenario: String::new(),
         }
     }
 }
@@ -205,6 +245,9 @@ pub struct Results {
     pub iterations: u64,
     /// Iterations cut short by a failed request or capture.
     pub iterations_failed: u64,
+    /// Iterations still running when the graceful stop ran out (not in `iterations`).
+    #[serde(default)]
+    pub iterations_interrupted: u64,
     /// Iterations per second, over the same basis as `rate_per_s`.
     pub iterations_per_s: f64,
     /// Whole-iteration duration (from the intended start in the open model).
@@ -218,6 +261,9 @@ pub struct Results {
     pub thresholds_failed: bool,
     /// Set when an `abort_on_fail` threshold stopped the run early: which one.
     pub aborted_by: Option<String>,
+    /// Per scenario, in the file's order.
+    #[serde(default)]
+    pub scenarios: Vec<ScenarioResult>,
     pub intervals: Vec<IntervalSummary>,
 }
 
@@ -236,6 +282,7 @@ pub struct RunFacts {
     pub step_names: Vec<String>,
     /// Mean requested iterations per second (open model).
     pub requested_rate_per_s: Option<f64>,
+    pub scenarios: Vec<ScenarioFacts>,
 }
 
 impl Results {
@@ -262,15 +309,59 @@ impl Results {
             ));
         }
         let rate_per_s = per_second(totals.requests, facts.rate_basis_s);
+        let scenario_of = |i: usize| {
+            facts
+                .scenarios
+                .iter()
+                .find(|sc| sc.steps.contains(&i))
+                .map_or_else(String::new, |sc| sc.name.clone())
+        };
         let steps = set
             .steps
             .iter()
             .enumerate()
             .map(|(i, s)| {
                 let name = facts.step_names.get(i).map_or("step", String::as_str);
-                StepResult::of(name, s, facts.rate_basis_s)
+                let mut step = StepResult::of(name, s, facts.rate_basis_s);
+                step.scenario = scenario_of(i);
+                step
             })
             .collect();
+        let scenarios = facts
+            .scenarios
+            .iter()
+            .enumerate()
+            .map(|(k, sc)| {
+                let own = set.total_of(sc.steps.clone());
+                let journeys = set.journeys.get(k).cloned().unwrap_or_default();
+                // Like the run's rates: over the planned time when the scenario lasted it.
+                let ran_s = (facts.elapsed_s - sc.start_after_s).max(0.0);
+                let basis = match sc.planned_s {
+                    Some(p) if ran_s >= p => p,
+                    _ => ran_s,
+                };
+                ScenarioResult {
+                    name: sc.name.clone(),
+                    tags: sc.tags.clone(),
+                    model: sc.model.clone(),
+                    start_after_s: sc.start_after_s,
+                    requests: own.requests,
+                    rate_per_s: round3(per_second(own.requests, basis)),
+                    errors_total: own.errors_total(),
+                    latency_us: LatencySummary::of(&own.latency),
+                    service_time_us: LatencySummary::of(&own.service),
+                    iterations: journeys.count,
+                    iterations_failed: journeys.failed,
+                    iterations_interrupted: journeys.interrupted,
+                    iterations_per_s: round3(per_second(journeys.count, basis)),
+                    iteration_us: LatencySummary::of(&journeys.duration),
+                    checks_passed: own.checks_passed,
+                    checks_failed: own.checks_failed,
+                    steps: sc.steps.clone(),
+                }
+            })
+            .collect();
+        let journeys = set.iterations();
         Self {
             schema: SCHEMA.into(),
             target: facts.target,
@@ -296,16 +387,18 @@ impl Results {
             connects: totals.connects,
             trustworthy: warnings.is_empty(),
             warnings,
-            iterations: set.iterations,
-            iterations_failed: set.iterations_failed,
-            iterations_per_s: round3(per_second(set.iterations, facts.rate_basis_s)),
-            iteration_us: LatencySummary::of(&set.iteration),
+            iterations: journeys.count,
+            iterations_failed: journeys.failed,
+            iterations_interrupted: journeys.interrupted,
+            iterations_per_s: round3(per_second(journeys.count, facts.rate_basis_s)),
+            iteration_us: LatencySummary::of(&journeys.duration),
             checks_passed: totals.checks_passed,
             checks_failed: totals.checks_failed,
             steps,
             thresholds: Vec::new(),
             thresholds_failed: false,
             aborted_by: None,
+            scenarios,
             intervals,
         }
     }
@@ -316,6 +409,7 @@ impl Results {
         let m = &self.model;
         let model = match (m.kind.as_str(), m.rate_per_s) {
             ("open", Some(r)) => format!("open model, {} req/s", trim_float(r)),
+            ("scenarios", _) => format!("{} scenarios", self.scenarios.len()),
             _ => "closed model".to_string(),
         };
         let _ = writeln!(
@@ -356,9 +450,17 @@ impl Results {
                 .requested_rate_per_s
                 .map(|r| format!(", requested {}/s", trim_float(r)))
                 .unwrap_or_default();
+            let interrupted = if self.iterations_interrupted > 0 {
+                format!(
+                    ", {} interrupted by the graceful stop",
+                    self.iterations_interrupted
+                )
+            } else {
+                String::new()
+            };
             let _ = writeln!(
                 o,
-                "Iterations {} ({rate:.1}/s{requested}), {} cut short",
+                "Iterations {} ({rate:.1}/s{requested}), {} cut short{interrupted}",
                 self.iterations, self.iterations_failed
             );
         }
@@ -400,7 +502,33 @@ impl Results {
                 o,
                 "\nStep                          requests    req/s   errors  checks✗      p50      p90      p99      max"
             );
-            for st in &self.steps {
+            let several = self.scenarios.len() > 1;
+            for (i, st) in self.steps.iter().enumerate() {
+                // With several scenarios, each one's steps under a line of its totals.
+                if let Some(sc) = self
+                    .scenarios
+                    .iter()
+                    .find(|sc| several && sc.steps.start == i)
+                {
+                    let start = if sc.start_after_s > 0.0 {
+                        format!(" from {}s", trim_float(sc.start_after_s))
+                    } else {
+                        String::new()
+                    };
+                    let name: String = format!("[{}]{start}", sc.name).chars().take(30).collect();
+                    let _ = writeln!(
+                        o,
+                        "{name:<30}{:>8} {:>8.1} {:>8} {:>7} {:>8} {:>8} {:>8} {:>8}",
+                        sc.requests,
+                        sc.rate_per_s,
+                        sc.errors_total,
+                        sc.checks_failed,
+                        format_us(sc.latency_us.p50),
+                        format_us(sc.latency_us.p90),
+                        format_us(sc.latency_us.p99),
+                        format_us(sc.latency_us.max)
+                    );
+                }
                 let name: String = st.name.chars().take(28).collect();
                 let _ = writeln!(
                     o,
@@ -534,12 +662,13 @@ mod tests {
             shards: 1,
             step_names: vec!["GET /".into()],
             requested_rate_per_s: open.then_some(100.0),
+            scenarios: Vec::new(),
         }
     }
 
     #[test]
     fn lag_and_drops_make_a_run_untrustworthy() {
-        let mut set = StatsSet::new(1);
+        let mut set = StatsSet::new(1, 1);
         for i in 0..100 {
             set.steps[0].record_send_lag(0, if i < 10 { 5_000_000 } else { 0 });
             set.steps[0].record_response(200, Some(0), 0, 1000);
@@ -550,7 +679,7 @@ mod tests {
         assert_eq!(r.errors.len(), ErrorKind::COUNT);
         assert!(r.render_text().contains("WARNING"));
 
-        let mut ok = StatsSet::new(1);
+        let mut ok = StatsSet::new(1, 1);
         ok.steps[0].record_response(200, None, 0, 1000);
         let r = Results::build(&ok, vec![], facts(false));
         assert!(r.trustworthy, "{:?}", r.warnings);

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 
 use crate::collector::{Collector, RunInterval};
-use crate::plan::{LoadModel, Plan};
-use crate::results::{IntervalSummary, ModelSummary, Results, RunFacts};
+use crate::plan::{LoadModel, Plan, ScenarioPlan};
+use crate::results::{IntervalSummary, ModelSummary, Results, RunFacts, ScenarioFacts};
 use crate::shard::{self, Control, ShardLinks};
 use crate::stats::{ShardEvent, StatsSet};
 
@@ -119,9 +119,9 @@ pub fn raise_fd_limit() -> u64 {
 pub fn start(plan: &Plan) -> Result<RunHandle, StartError> {
     let limit = raise_fd_limit();
     let max = limit.saturating_sub(FD_RESERVE + 8 * plan.shards() as u64);
-    if u64::from(plan.connections) > max {
+    if u64::from(plan.connections()) > max {
         return Err(StartError::TooManyConnections {
-            connections: plan.connections,
+            connections: plan.connections(),
             limit,
             max,
         });
@@ -193,15 +193,21 @@ fn collector_main(
     }
     let _ = out.send(RunEvent::Started {
         shards,
-        connections: plan.connections,
+        connections: plan.connections(),
         connection_cap,
     });
 
-    let schedule = match &plan.model {
-        LoadModel::Open { schedule, .. } => Some(schedule.clone()),
-        LoadModel::Closed { .. } => None,
+    let schedules = if plan.is_open() {
+        plan.schedules()
+    } else {
+        Vec::new()
     };
-    let mut collector = Collector::new(shards, plan.journey.steps.len(), schedule);
+    let mut collector = Collector::new(
+        shards,
+        plan.steps().count(),
+        plan.scenarios.len(),
+        schedules,
+    );
     let mut intervals = Vec::new();
     let mut ready = Vec::new();
     let mut aborted_by = None;
@@ -271,30 +277,34 @@ fn build_results(
                 .into(),
         );
     }
-    let (model, planned_s) = match &plan.model {
-        LoadModel::Closed {
-            duration, requests, ..
-        } => (
-            ModelSummary {
-                kind: "closed".into(),
-                connections: plan.connections,
-                duration_s: duration.map(|d| d.as_secs_f64()),
-                requests: *requests,
-                rate_per_s: None,
-            },
-            duration.map(|d| d.as_secs_f64()),
-        ),
-        LoadModel::Open { schedule, .. } => {
-            let d = schedule.end_ns() as f64 / 1e9;
+    let scenarios: Vec<ScenarioFacts> = plan
+        .scenarios
+        .iter()
+        .map(|sc| {
+            let (model, planned_s) = model_summary(sc);
+            ScenarioFacts {
+                name: sc.name.clone(),
+                tags: sc.tags.clone(),
+                model,
+                start_after_s: sc.start_after.as_secs_f64(),
+                planned_s,
+                steps: sc.step_range(),
+            }
+        })
+        .collect();
+    let (model, planned_s) = match plan.scenarios.as_slice() {
+        [one] => model_summary(one),
+        _ => {
+            let end = plan.planned_end().map(|d| d.as_secs_f64());
             (
                 ModelSummary {
-                    kind: "open".into(),
-                    connections: plan.connections,
-                    duration_s: Some(d),
+                    kind: "scenarios".into(),
+                    connections: plan.connections(),
+                    duration_s: end,
                     requests: None,
-                    rate_per_s: Some(schedule.peak_rate_per_s()),
+                    rate_per_s: None,
                 },
-                Some(d),
+                end,
             )
         }
     };
@@ -321,8 +331,9 @@ fn build_results(
             rate_basis_s,
             warnings,
             shards: plan.shards(),
-            step_names: plan.journey.steps.iter().map(|s| s.name.clone()).collect(),
+            step_names: plan.steps().map(|s| s.name.clone()).collect(),
             requested_rate_per_s: plan.requested_rate_per_s(),
+            scenarios,
         },
     );
     // Thresholds on rates use the same basis as the summary's rates.
@@ -333,4 +344,35 @@ fn build_results(
         .collect();
     results.thresholds_failed = results.thresholds.iter().any(|t| !t.passed);
     results
+}
+
+/// A scenario's model for the report, and its planned load time.
+fn model_summary(s: &ScenarioPlan) -> (ModelSummary, Option<f64>) {
+    match &s.model {
+        LoadModel::Closed {
+            duration, requests, ..
+        } => (
+            ModelSummary {
+                kind: "closed".into(),
+                connections: s.connections,
+                duration_s: duration.map(|d| d.as_secs_f64()),
+                requests: *requests,
+                rate_per_s: None,
+            },
+            duration.map(|d| d.as_secs_f64()),
+        ),
+        LoadModel::Open { schedule, .. } => {
+            let d = schedule.end_ns() as f64 / 1e9;
+            (
+                ModelSummary {
+                    kind: "open".into(),
+                    connections: s.connections,
+                    duration_s: Some(d),
+                    requests: None,
+                    rate_per_s: Some(schedule.peak_rate_per_s()),
+                },
+                Some(d),
+            )
+        }
+    }
 }

@@ -6,7 +6,7 @@
 //! It talks to the rest only over channels and never blocks on them once running: intervals go
 //! out with `try_send`, and a full channel merges the interval into the next one (no data lost).
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, RefCell, RefMut};
 use std::rc::Rc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -18,9 +18,9 @@ use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
 use crate::conn::{self, Slot};
 use crate::dispatch::{Dispatch, Offer, Permit};
 use crate::journey::FeedMode;
-use crate::plan::{DriverChoice, LoadModel, ShardPlan};
+use crate::plan::{DriverChoice, GroupPlan, LoadModel, ShardPlan};
 use crate::schedule::Schedule;
-use crate::stats::{ShardEvent, ShardFinal, ShardInterval, StatsSet};
+use crate::stats::{ShardEvent, ShardFinal, ShardInterval, Stats, StatsSet};
 
 /// Housekeeping period: request-timeout resolution, control polling, interval shipping.
 const HOUSEKEEPING: Duration = Duration::from_millis(10);
@@ -43,19 +43,42 @@ pub enum Control {
     Stop,
 }
 
-/// State shared by one shard's tasks (single-threaded: `Rc`, `Cell`, `RefCell`).
-pub(crate) struct ShardState {
+/// What every scenario group of a shard shares (single-threaded: `Rc`, `Cell`, `RefCell`).
+pub(crate) struct ShardShared {
     pub plan: ShardPlan,
     /// The run's common origin; set when the run starts.
     origin: Cell<Instant>,
-    pub timeout_ns: u64,
+    /// Every scenario's steps: a group records into its own range.
     pub stats: RefCell<Box<StatsSet>>,
-    pub slots: Vec<Slot>,
     pub active: Cell<u32>,
+}
+
+impl ShardShared {
+    /// Nanoseconds since the run's origin (0 before it).
+    #[inline]
+    pub fn now_ns(&self) -> u64 {
+        Instant::now()
+            .saturating_duration_since(self.origin.get())
+            .as_nanos() as u64
+    }
+}
+
+/// One scenario's share on this shard: its connections, schedule and stop state.
+pub(crate) struct ShardState {
+    pub shared: Rc<ShardShared>,
+    pub group: GroupPlan,
+    /// The scenario's start, in ns from the run's origin: its clock's zero.
+    start_ns: u64,
+    pub timeout_ns: u64,
+    pub slots: Vec<Slot>,
     dispatch: Option<Dispatch>,
-    /// Closed model: requests left to start (u64::MAX when bounded by time only).
+    /// Closed model: iterations left to start (u64::MAX when bounded by time only).
     budget: Cell<u64>,
+    /// Closed model with iterations per user: iterations each connection's user started.
+    vu_started: Vec<Cell<u64>>,
     stopping: Cell<bool>,
+    /// The graceful stop ran out: iterations still running are cut short.
+    interrupted: Cell<bool>,
     /// Next row of each feeder for this shard.
     feed_next: Vec<Cell<usize>>,
     /// A `unique` feeder ran out of rows here (the run stops).
@@ -64,22 +87,86 @@ pub(crate) struct ShardState {
 }
 
 impl ShardState {
-    /// Nanoseconds since the run's origin (0 before it).
+    /// Nanoseconds since this scenario started (0 before it).
     #[inline]
     pub fn now_ns(&self) -> u64 {
-        Instant::now()
-            .saturating_duration_since(self.origin.get())
-            .as_nanos() as u64
+        self.shared.now_ns().saturating_sub(self.start_ns)
+    }
+
+    #[inline]
+    pub fn shard_index(&self) -> usize {
+        self.shared.plan.index
+    }
+
+    #[inline]
+    pub fn shard_count(&self) -> usize {
+        self.shared.plan.shards
+    }
+
+    /// The stats bucket of this scenario's step `i`.
+    #[inline]
+    pub fn step(&self, i: usize) -> RefMut<'_, Stats> {
+        let at = self.group.step_base + i;
+        RefMut::map(self.shared.stats.borrow_mut(), |s| {
+            let last = s.steps.len() - 1;
+            &mut s.steps[at.min(last)]
+        })
+    }
+
+    pub fn record_iteration(&self, start_ns: u64, done_ns: u64, failed: bool) {
+        self.shared.stats.borrow_mut().record_iteration(
+            self.group.scenario,
+            start_ns,
+            done_ns,
+            failed,
+        );
+    }
+
+    pub fn record_interrupted(&self) {
+        if let Some(j) = self
+            .shared
+            .stats
+            .borrow_mut()
+            .journeys
+            .get_mut(self.group.scenario)
+        {
+            j.interrupted += 1;
+        }
+    }
+
+    /// Running iterations are being cut short: what fails now is not the target's doing.
+    #[inline]
+    pub fn interrupted(&self) -> bool {
+        self.interrupted.get()
+    }
+
+    pub fn conn_opened(&self) {
+        self.shared.active.set(self.shared.active.get() + 1);
+    }
+
+    pub fn conn_closed(&self) {
+        self.shared
+            .active
+            .set(self.shared.active.get().saturating_sub(1));
     }
 
     /// The next thing connection `id` should do.
     pub async fn permit(&self, id: usize) -> Permit {
+        // A scenario with `start_after` waits for its start.
+        loop {
+            let now = self.shared.now_ns();
+            if now >= self.start_ns || self.stopping.get() {
+                break;
+            }
+            let wait = (self.start_ns - now).min(VU_RECHECK.as_nanos() as u64);
+            monoio::time::sleep(Duration::from_nanos(wait)).await;
+        }
         if let Some(d) = &self.dispatch {
             return d.next(id).await;
         }
-        if let LoadModel::Closed { vus: Some(vus), .. } = &self.plan.work {
+        if let LoadModel::Closed { vus: Some(vus), .. } = &self.group.work {
             // Ramping users: this one runs while its number is below the current target.
-            let number = (id * self.plan.shards + self.plan.index) as f64;
+            let number = (id * self.shard_count() + self.shard_index()) as f64;
             while number >= vus.value_at(self.now_ns()).floor() {
                 if self.stopping.get() {
                     return Permit::Stop;
@@ -89,6 +176,19 @@ impl ShardState {
         }
         if self.stopping.get() {
             return Permit::Stop;
+        }
+        if let LoadModel::Closed {
+            per_vu: Some(limit),
+            ..
+        } = &self.group.work
+        {
+            let Some(started) = self.vu_started.get(id) else {
+                return Permit::Stop;
+            };
+            if started.get() >= *limit {
+                return Permit::Stop;
+            }
+            started.set(started.get() + 1);
         }
         match self.budget.get() {
             0 => Permit::Stop,
@@ -102,18 +202,19 @@ impl ShardState {
 
     /// The row of feeder `f` the next iteration uses; `None` when a unique feeder ran out.
     pub fn next_row(&self, f: usize, rng: &mut fastrand::Rng) -> Option<usize> {
-        let feeder = self.plan.journey.feeders.get(f)?;
+        let feeder = self.group.journey.feeders.get(f)?;
         let len = feeder.rows.len();
         let cursor = self.feed_next.get(f)?;
         let row = cursor.get();
+        let shards = self.shard_count();
         match feeder.mode {
             FeedMode::Random => Some(rng.usize(..len)),
             FeedMode::Sequential => {
-                cursor.set((row + self.plan.shards) % len);
+                cursor.set((row + shards) % len);
                 Some(row % len)
             }
             FeedMode::Unique if row < len => {
-                cursor.set(row + self.plan.shards);
+                cursor.set(row + shards);
                 Some(row)
             }
             FeedMode::Unique => {
@@ -152,7 +253,7 @@ fn run_thread(plan: ShardPlan, links: ShardLinks) {
     let cpu = plan
         .cpu
         .filter(|&id| core_affinity::set_for_current(core_affinity::CoreId { id }));
-    let entries = ring_entries(plan.connections);
+    let entries = ring_entries(plan.connections());
     let index = plan.index;
     let events = links.events.clone();
     let mut failure = String::new();
@@ -205,7 +306,7 @@ fn run_thread(plan: ShardPlan, links: ShardLinks) {
 fn send_failure(events: &Sender<ShardEvent>, shard: usize, cpu: Option<usize>, why: String) {
     let _ = events.send(ShardEvent::Final(ShardFinal {
         shard,
-        rest: Box::new(StatsSet::new(1)),
+        rest: Box::new(StatsSet::new(1, 1)),
         driver: "none",
         cpu,
         failure: Some(why.trim_start_matches("; ").to_string()),
@@ -220,101 +321,129 @@ fn ring_entries(connections: u32) -> u32 {
         .clamp(256, 32_768)
 }
 
-async fn shard_main(plan: ShardPlan, links: ShardLinks, driver: &'static str, cpu: Option<usize>) {
-    let n = plan.connections as usize;
-    let (dispatch, budget, schedule) = match &plan.work {
-        LoadModel::Closed { requests, .. } => (None, requests.unwrap_or(u64::MAX), None),
-        LoadModel::Open {
-            schedule,
-            max_queue,
-        } => (
-            Some(Dispatch::new(n, *max_queue)),
-            u64::MAX,
-            Some(schedule.clone()),
-        ),
-    };
-    let state = Rc::new(ShardState {
-        timeout_ns: plan.timeout.as_nanos() as u64,
+async fn shard_main(
+    mut plan: ShardPlan,
+    links: ShardLinks,
+    driver: &'static str,
+    cpu: Option<usize>,
+) {
+    let groups = std::mem::take(&mut plan.groups);
+    let shared = Rc::new(ShardShared {
         origin: Cell::new(Instant::now()),
-        stats: RefCell::new(Box::new(StatsSet::new(plan.journey.steps.len()))),
-        slots: (0..n).map(|_| Slot::default()).collect(),
+        stats: RefCell::new(Box::new(StatsSet::new(plan.steps, plan.scenarios))),
         active: Cell::new(0),
-        dispatch,
-        budget: Cell::new(budget),
-        stopping: Cell::new(false),
-        feed_next: plan
-            .journey
-            .feeders
-            .iter()
-            .map(|_| Cell::new(plan.index))
-            .collect(),
-        feeder_exhausted: Cell::new(false),
-        live_conns: Cell::new(n),
         plan,
     });
+    let states: Vec<Rc<ShardState>> = groups
+        .into_iter()
+        .map(|group| Rc::new(group_state(&shared, group)))
+        .collect();
 
     // Open every connection before the origin (as wrk2 does), so setup cost is not lag.
-    let connecting: Vec<_> = (0..n)
-        .map(|_| {
-            let s = state.clone();
-            monoio::spawn(async move { conn::connect(&s).await })
-        })
-        .collect();
-    let mut streams = Vec::with_capacity(n);
-    for handle in connecting {
-        match handle.await {
-            Ok(stream) => streams.push(Some(stream)),
-            Err(kind) => {
-                state.stats.borrow_mut().steps[0].record_error(kind);
-                streams.push(None);
+    let mut streams: Vec<Vec<_>> = Vec::with_capacity(states.len());
+    for state in &states {
+        let n = state.group.connections as usize;
+        let connecting: Vec<_> = (0..n)
+            .map(|_| {
+                let s = state.clone();
+                monoio::spawn(async move { conn::connect(&s).await })
+            })
+            .collect();
+        let mut opened = Vec::with_capacity(n);
+        for handle in connecting {
+            match handle.await {
+                Ok(stream) => opened.push(Some(stream)),
+                Err(kind) => {
+                    state.step(0).record_error(kind);
+                    opened.push(None);
+                }
             }
         }
+        streams.push(opened);
     }
-    let _ = links.ready.send(state.plan.index);
+    let _ = links.ready.send(shared.plan.index);
     // Nothing else runs on this thread yet, so blocking here is harmless.
     let origin = match links.control.recv() {
         Ok(Control::Start(origin)) => Some(origin),
         Ok(Control::Stop) | Err(_) => None,
     };
     let Some(origin) = origin else {
-        finish(&state, &links, driver, cpu);
+        finish(&shared, &states, &links, driver, cpu);
         return;
     };
     // Every shard measures from the same origin, and nothing is sent before it (a send
     // before the origin would be timestamped 0 and shorten its latency).
-    state.origin.set(origin);
+    shared.origin.set(origin);
     let until_origin = origin.saturating_duration_since(Instant::now());
     if !until_origin.is_zero() {
         monoio::time::sleep(until_origin).await;
     }
 
-    let conns: Vec<_> = streams
-        .into_iter()
-        .enumerate()
-        .map(|(id, stream)| monoio::spawn(conn::run(state.clone(), id, stream)))
-        .collect();
-    if let Some(schedule) = schedule {
-        monoio::spawn(pace(state.clone(), schedule));
+    let mut conns = Vec::new();
+    for (state, opened) in states.iter().zip(streams) {
+        for (id, stream) in opened.into_iter().enumerate() {
+            conns.push(monoio::spawn(conn::run(state.clone(), id, stream)));
+        }
+        if let LoadModel::Open { schedule, .. } = &state.group.work {
+            monoio::spawn(pace(state.clone(), schedule.clone()));
+        }
     }
-    let last_index = housekeep(&state, &links).await;
+    let last_index = housekeep(&shared, &states, &links).await;
     for c in conns {
         c.await;
     }
     // The last, partial second is an interval too, so intervals add up to the totals.
-    let steps = state.stats.borrow().steps.len();
-    let rest = std::mem::replace(
-        &mut *state.stats.borrow_mut(),
-        Box::new(StatsSet::new(steps)),
-    );
+    let rest = {
+        let mut stats = shared.stats.borrow_mut();
+        let empty = Box::new(stats.empty_like());
+        std::mem::replace(&mut *stats, empty)
+    };
     if !rest.is_empty() {
         let _ = links.events.send(ShardEvent::Interval(ShardInterval {
-            shard: state.plan.index,
+            shard: shared.plan.index,
             index: last_index,
             stats: rest,
             active_connections: 0,
         }));
     }
-    finish(&state, &links, driver, cpu);
+    finish(&shared, &states, &links, driver, cpu);
+}
+
+fn group_state(shared: &Rc<ShardShared>, group: GroupPlan) -> ShardState {
+    let n = group.connections as usize;
+    let (dispatch, budget) = match &group.work {
+        LoadModel::Closed { requests, .. } => (None, requests.unwrap_or(u64::MAX)),
+        LoadModel::Open { max_queue, .. } => (Some(Dispatch::new(n, *max_queue)), u64::MAX),
+    };
+    let per_vu = matches!(
+        group.work,
+        LoadModel::Closed {
+            per_vu: Some(_),
+            ..
+        }
+    );
+    ShardState {
+        shared: shared.clone(),
+        start_ns: group.start_after.as_nanos() as u64,
+        timeout_ns: shared.plan.timeout.as_nanos() as u64,
+        slots: (0..n).map(|_| Slot::default()).collect(),
+        dispatch,
+        budget: Cell::new(budget),
+        vu_started: (0..if per_vu { n } else { 0 })
+            .map(|_| Cell::new(0))
+            .collect(),
+        stopping: Cell::new(false),
+        interrupted: Cell::new(false),
+        feed_next: group
+            .journey
+            .feeders
+            .iter()
+            .map(|_| Cell::new(shared.plan.index))
+            .collect(),
+        feeder_exhausted: Cell::new(false),
+        live_conns: Cell::new(n),
+        group,
+    }
 }
 
 /// Releases due arrivals to the dispatcher on a shared tick.
@@ -322,7 +451,16 @@ async fn pace(state: Rc<ShardState>, schedule: Schedule) {
     let Some(dispatch) = &state.dispatch else {
         return;
     };
-    let mut cursor = schedule.cursor(state.plan.index, state.plan.shards);
+    // A scenario with `start_after`: nothing is due before its start (its clock reads 0).
+    loop {
+        let now = state.shared.now_ns();
+        if now >= state.start_ns || state.stopping.get() {
+            break;
+        }
+        let wait = (state.start_ns - now).min(10_000_000);
+        monoio::time::sleep(Duration::from_nanos(wait)).await;
+    }
+    let mut cursor = schedule.cursor(state.shard_index(), state.shard_count());
     'run: while !state.stopping.get() {
         let now = state.now_ns();
         let horizon = now + RELEASE_AHEAD_NS;
@@ -331,7 +469,7 @@ async fn pace(state: Rc<ShardState>, schedule: Schedule) {
                 Some(t) if t <= horizon => {
                     cursor.advance();
                     if dispatch.offer(t) == Offer::Dropped {
-                        state.stats.borrow_mut().steps[0].dropped += 1;
+                        state.step(0).dropped += 1;
                     }
                 }
                 Some(t) => break t,
@@ -346,56 +484,68 @@ async fn pace(state: Rc<ShardState>, schedule: Schedule) {
     dispatch.finish();
 }
 
+/// When a group's load ends (its clock), and when its graceful stop runs out.
+fn group_ends(state: &ShardState) -> (Option<u64>, Option<u64>) {
+    let end = match &state.group.work {
+        LoadModel::Closed { duration, .. } => duration.map(|d| d.as_nanos() as u64),
+        LoadModel::Open { schedule, .. } => Some(schedule.end_ns()),
+    };
+    let grace = state.group.graceful_stop.as_nanos() as u64;
+    (end, end.map(|e| e + grace))
+}
+
 /// Watchdog, interval shipping, control and stop conditions, until every connection is done.
 /// Returns the index of the interval in progress.
-async fn housekeep(state: &Rc<ShardState>, links: &ShardLinks) -> u64 {
-    let stop_at_ns = match &state.plan.work {
-        LoadModel::Closed { duration, .. } => duration.map(|d| d.as_nanos() as u64),
-        LoadModel::Open { .. } => None,
-    };
-    // Open model: queued arrivals may drain for one timeout after the schedule ends.
-    let drain_until_ns = match &state.plan.work {
-        LoadModel::Open { schedule, .. } => Some(schedule.end_ns() + state.timeout_ns),
-        LoadModel::Closed { .. } => None,
-    };
+async fn housekeep(shared: &ShardShared, states: &[Rc<ShardState>], links: &ShardLinks) -> u64 {
+    let ends: Vec<_> = states.iter().map(|s| group_ends(s)).collect();
+    // A stop from outside: when it came (run clock), so the graceful stop counts from it.
+    let mut stopped_at: Option<u64> = None;
     let mut recycled: Vec<Box<StatsSet>> = Vec::new();
     let mut next_index = 1u64;
-    while state.live_conns.get() > 0 {
+    while states.iter().any(|s| s.live_conns.get() > 0) {
         monoio::time::sleep(HOUSEKEEPING).await;
-        let now = state.now_ns();
-        for slot in &state.slots {
-            slot.check(now);
-        }
+        let run_now = shared.now_ns();
         while let Ok(msg) = links.control.try_recv() {
             if let Control::Stop = msg {
-                stop(state);
+                stopped_at.get_or_insert(run_now);
+                states.iter().for_each(|s| stop(s));
             }
         }
-        if stop_at_ns.is_some_and(|t| now >= t) {
-            stop(state);
-        }
-        if drain_until_ns.is_some_and(|t| now >= t) {
-            stop(state);
+        for (state, (end, grace_end)) in states.iter().zip(&ends) {
+            let now = state.now_ns();
+            // Open model: the pacer ends the load itself; a closed one stops at its duration.
+            if end.is_some_and(|t| now >= t) && state.dispatch.is_none() {
+                stop(state);
+            }
+            let external =
+                stopped_at.map(|t| run_now >= t + state.group.graceful_stop.as_nanos() as u64);
+            if grace_end.is_some_and(|t| now >= t) || external == Some(true) {
+                interrupt(state);
+            }
+            let watchdog_now = if state.interrupted() { u64::MAX } else { now };
+            for slot in &state.slots {
+                slot.check(watchdog_now);
+            }
         }
         while let Ok(s) = links.recycle.try_recv() {
             recycled.push(s);
         }
-        if now >= next_index * SECOND_NS {
+        if run_now >= next_index * SECOND_NS {
             let fresh = recycled
                 .pop()
-                .unwrap_or_else(|| Box::new(StatsSet::new(state.stats.borrow().steps.len())));
-            let full = std::mem::replace(&mut *state.stats.borrow_mut(), fresh);
+                .unwrap_or_else(|| Box::new(shared.stats.borrow().empty_like()));
+            let full = std::mem::replace(&mut *shared.stats.borrow_mut(), fresh);
             let msg = ShardEvent::Interval(ShardInterval {
-                shard: state.plan.index,
+                shard: shared.plan.index,
                 index: next_index,
                 stats: full,
-                active_connections: state.active.get(),
+                active_connections: shared.active.get(),
             });
             match links.events.try_send(msg) {
                 Ok(()) => {}
                 Err(TrySendError::Full(ShardEvent::Interval(back))) => {
                     // Collector behind: fold this interval into the next (totals stay exact).
-                    state.stats.borrow_mut().merge(&back.stats);
+                    shared.stats.borrow_mut().merge(&back.stats);
                 }
                 Err(_) => {}
             }
@@ -405,6 +555,13 @@ async fn housekeep(state: &Rc<ShardState>, links: &ShardLinks) -> u64 {
     next_index
 }
 
+/// The graceful stop ran out: no new work, and running iterations are cut short (their
+/// in-flight requests are cancelled by the watchdog and not counted as errors).
+fn interrupt(state: &ShardState) {
+    stop(state);
+    state.interrupted.set(true);
+}
+
 /// Graceful stop: no new requests; queued open-model arrivals are dropped and counted.
 fn stop(state: &ShardState) {
     if state.stopping.replace(true) {
@@ -412,24 +569,30 @@ fn stop(state: &ShardState) {
     }
     if let Some(d) = &state.dispatch {
         let dropped = d.clear_queue();
-        state.stats.borrow_mut().steps[0].dropped += dropped;
+        state.step(0).dropped += dropped;
         d.finish();
     }
 }
 
-fn finish(state: &ShardState, links: &ShardLinks, driver: &'static str, cpu: Option<usize>) {
-    let steps = state.stats.borrow().steps.len();
-    let rest = std::mem::replace(
-        &mut *state.stats.borrow_mut(),
-        Box::new(StatsSet::new(steps)),
-    );
+fn finish(
+    shared: &ShardShared,
+    states: &[Rc<ShardState>],
+    links: &ShardLinks,
+    driver: &'static str,
+    cpu: Option<usize>,
+) {
+    let rest = {
+        let mut stats = shared.stats.borrow_mut();
+        let empty = Box::new(stats.empty_like());
+        std::mem::replace(&mut *stats, empty)
+    };
     // The final message must arrive: a blocking send, once, at the very end.
     let _ = links.events.send(ShardEvent::Final(ShardFinal {
-        shard: state.plan.index,
+        shard: shared.plan.index,
         rest,
         driver,
         cpu,
         failure: None,
-        feeder_exhausted: state.feeder_exhausted.get(),
+        feeder_exhausted: states.iter().any(|s| s.feeder_exhausted.get()),
     }));
 }

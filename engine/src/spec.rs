@@ -40,6 +40,32 @@ pub struct ScenarioSpec {
     /// Pass/fail criteria such as `"p95 < 200ms"`, `"error_rate < 1%"`, `"step(login).p99 < 1s"`.
     #[serde(default)]
     pub thresholds: Vec<Spanned<ThresholdSpec>>,
+    /// Several scenarios side by side, each with its own load model and journey:
+    /// `[scenarios.auth.load]`, `[[scenarios.auth.steps]]`. Instead of top-level load and steps.
+    #[serde(default)]
+    pub scenarios: std::collections::BTreeMap<String, Spanned<ScenarioSection>>,
+}
+
+/// One of several scenarios in a file. Target, `[request]` defaults, feeders and engine
+/// settings are shared; everything else is its own.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioSection {
+    #[serde(default)]
+    pub load: LoadSpec,
+    #[serde(default)]
+    pub steps: Vec<StepSpec>,
+    #[serde(default)]
+    pub tasks: Vec<TaskSpec>,
+    pub task_choice: Option<Spanned<String>>,
+    #[serde(default)]
+    pub vars: std::collections::BTreeMap<String, Spanned<String>>,
+    /// Judged on this scenario's requests only.
+    #[serde(default)]
+    pub thresholds: Vec<Spanned<ThresholdSpec>>,
+    /// Free-form labels, copied to the scenario's results.
+    #[serde(default)]
+    pub tags: std::collections::BTreeMap<String, String>,
 }
 
 /// A threshold: its expression, or a table that can also stop the run early.
@@ -93,6 +119,12 @@ pub struct StepSpec {
     pub body: Option<Spanned<String>>,
     /// Body as JSON written as a TOML table; string values are templated.
     pub json: Option<Spanned<toml::Value>>,
+    /// Body as an HTML form (`application/x-www-form-urlencoded`): `form = { q = "{{term}}" }`.
+    pub form: Option<Spanned<std::collections::BTreeMap<String, toml::Value>>>,
+    /// Run this step only until it has succeeded once for a virtual user (Locust's
+    /// `on_start`): a login whose captured token later iterations reuse.
+    #[serde(default)]
+    pub once: bool,
     /// A multipart/form-data upload of a generated payload.
     pub upload: Option<Spanned<UploadSpec>>,
     /// Values to keep for later steps: `capture = { token = { json = "/token" } }`.
@@ -193,6 +225,23 @@ pub struct LoadSpec {
     pub start_vus: Option<Spanned<u64>>,
     /// Open model: arrivals that may wait for a free connection before being dropped.
     pub max_queue: Option<Spanned<u64>>,
+    /// k6's executor names, as a stricter alternative to `model`: "constant-vus",
+    /// "ramping-vus", "per-vu-iterations", "shared-iterations", "constant-arrival-rate",
+    /// "ramping-arrival-rate".
+    pub executor: Option<Spanned<String>>,
+    /// Closed model: virtual users (the same as `connections`).
+    pub vus: Option<Spanned<u64>>,
+    /// Open model: most connections (virtual users) arrivals may use (the same as `connections`).
+    pub max_vus: Option<Spanned<u64>>,
+    /// Closed model: iterations shared by all users; the run ends when they are done.
+    pub iterations: Option<Spanned<CountSpec>>,
+    /// Closed model: iterations each user runs, then stops.
+    pub iterations_per_vu: Option<Spanned<u64>>,
+    /// With several scenarios: start this long after the run (e.g. "30s").
+    pub start_after: Option<Spanned<String>>,
+    /// After the load ends, how long running iterations may take to finish before they are
+    /// interrupted (default 30s).
+    pub graceful_stop: Option<Spanned<String>>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -236,6 +285,39 @@ pub struct EngineSpec {
     pub driver: Option<Spanned<String>>,
 }
 
+impl LoadSpec {
+    /// Where the first field that is set is written, if any.
+    pub fn first_span(&self) -> Option<Range<usize>> {
+        let count = |v: &Option<Spanned<CountSpec>>| v.as_ref().map(Spanned::span);
+        let int = |v: &Option<Spanned<u64>>| v.as_ref().map(Spanned::span);
+        let text = |v: &Option<Spanned<String>>| v.as_ref().map(Spanned::span);
+        [
+            text(&self.model),
+            int(&self.connections),
+            text(&self.duration),
+            count(&self.requests),
+            count(&self.rate),
+            count(&self.start_rate),
+            self.stages
+                .as_ref()
+                .and_then(|s| s.first())
+                .map(|s| s.duration.span()),
+            int(&self.start_vus),
+            int(&self.max_queue),
+            text(&self.executor),
+            int(&self.vus),
+            int(&self.max_vus),
+            count(&self.iterations),
+            int(&self.iterations_per_vu),
+            text(&self.start_after),
+            text(&self.graceful_stop),
+        ]
+        .into_iter()
+        .flatten()
+        .min_by_key(|r| r.start)
+    }
+}
+
 impl ScenarioSpec {
     /// A one-request scenario for a URL, as `loadctl run URL` builds it (flags fill the rest).
     pub fn for_url(url: String) -> Self {
@@ -252,6 +334,7 @@ impl ScenarioSpec {
             feeders: Default::default(),
             vars: Default::default(),
             thresholds: Vec::new(),
+            scenarios: Default::default(),
         }
     }
 

@@ -208,64 +208,128 @@ impl Stats {
     }
 }
 
-/// One bucket per journey step, plus whole-iteration figures.
+/// Whole-iteration figures of one scenario.
 #[derive(Clone, Debug)]
-pub struct StatsSet {
-    pub steps: Vec<Stats>,
+pub struct IterationStats {
     /// Iteration (journey) duration, from its intended start where it has one.
-    pub iteration: LatencyHistogram,
-    pub iterations: u64,
+    pub duration: LatencyHistogram,
+    pub count: u64,
     /// Iterations cut short by a failed request or capture.
-    pub iterations_failed: u64,
+    pub failed: u64,
+    /// Iterations still running when the graceful stop ran out (not in `count`).
+    pub interrupted: u64,
 }
 
-impl StatsSet {
-    pub fn new(steps: usize) -> Self {
+impl IterationStats {
+    pub fn new() -> Self {
         Self {
-            steps: (0..steps.max(1)).map(|_| Stats::new()).collect(),
-            iteration: new_histogram(),
-            iterations: 0,
-            iterations_failed: 0,
+            duration: new_histogram(),
+            count: 0,
+            failed: 0,
+            interrupted: 0,
         }
     }
 
     pub fn reset(&mut self) {
-        self.steps.iter_mut().for_each(Stats::reset);
-        self.iteration.reset();
-        self.iterations = 0;
-        self.iterations_failed = 0;
+        self.duration.reset();
+        self.count = 0;
+        self.failed = 0;
+        self.interrupted = 0;
     }
 
-    /// Adds another set of the same journey into this one.
+    pub fn merge(&mut self, other: &IterationStats) {
+        let _ = self.duration.add(&other.duration);
+        self.count += other.count;
+        self.failed += other.failed;
+        self.interrupted += other.interrupted;
+    }
+
+    fn is_empty(&self) -> bool {
+        self.count == 0 && self.interrupted == 0
+    }
+}
+
+impl Default for IterationStats {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// One bucket per journey step of every scenario (a scenario's steps are contiguous), plus
+/// whole-iteration figures per scenario.
+#[derive(Clone, Debug)]
+pub struct StatsSet {
+    pub steps: Vec<Stats>,
+    /// Per scenario, in the plan's order.
+    pub journeys: Vec<IterationStats>,
+}
+
+impl StatsSet {
+    pub fn new(steps: usize, scenarios: usize) -> Self {
+        Self {
+            steps: (0..steps.max(1)).map(|_| Stats::new()).collect(),
+            journeys: (0..scenarios.max(1))
+                .map(|_| IterationStats::new())
+                .collect(),
+        }
+    }
+
+    /// An empty set of the same shape.
+    pub fn empty_like(&self) -> Self {
+        Self::new(self.steps.len(), self.journeys.len())
+    }
+
+    pub fn reset(&mut self) {
+        self.steps.iter_mut().for_each(Stats::reset);
+        self.journeys.iter_mut().for_each(IterationStats::reset);
+    }
+
+    /// Adds another set of the same plan into this one.
     pub fn merge(&mut self, other: &StatsSet) {
         for (a, b) in self.steps.iter_mut().zip(&other.steps) {
             a.merge(b);
         }
-        let _ = self.iteration.add(&other.iteration);
-        self.iterations += other.iterations;
-        self.iterations_failed += other.iterations_failed;
+        for (a, b) in self.journeys.iter_mut().zip(&other.journeys) {
+            a.merge(b);
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.iterations == 0 && self.steps.iter().all(Stats::is_empty)
+        self.journeys.iter().all(IterationStats::is_empty) && self.steps.iter().all(Stats::is_empty)
     }
 
     /// The whole run's figures: every step merged (rendering only, never on the hot path).
     pub fn total(&self) -> Stats {
+        self.total_of(0..self.steps.len())
+    }
+
+    /// Steps `range` merged (one scenario's steps).
+    pub fn total_of(&self, range: std::ops::Range<usize>) -> Stats {
         let mut total = Stats::new();
-        for s in &self.steps {
+        for s in self.steps.get(range).unwrap_or_default() {
             total.merge(s);
         }
         total
     }
 
-    #[inline]
-    pub fn record_iteration(&mut self, start_ns: u64, done_ns: u64, failed: bool) {
-        self.iterations += 1;
-        if failed {
-            self.iterations_failed += 1;
+    /// Every scenario's iterations merged (rendering only).
+    pub fn iterations(&self) -> IterationStats {
+        let mut all = IterationStats::new();
+        for j in &self.journeys {
+            all.merge(j);
         }
-        record_ns(&mut self.iteration, done_ns.saturating_sub(start_ns));
+        all
+    }
+
+    #[inline]
+    pub fn record_iteration(&mut self, scenario: usize, start_ns: u64, done_ns: u64, failed: bool) {
+        if let Some(j) = self.journeys.get_mut(scenario) {
+            j.count += 1;
+            if failed {
+                j.failed += 1;
+            }
+            record_ns(&mut j.duration, done_ns.saturating_sub(start_ns));
+        }
     }
 }
 

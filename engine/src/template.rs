@@ -23,6 +23,9 @@ pub enum Escape {
     Header,
     /// A URL path or query: bytes outside RFC 3986's unreserved and sub-delims set percent-encoded.
     Path,
+    /// A form field (`application/x-www-form-urlencoded`): space as `+`, the rest but
+    /// alphanumerics and `*-._` percent-encoded.
+    Form,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -250,6 +253,7 @@ fn push_escaped(out: &mut Vec<u8>, value: &[u8], escape: Escape) {
                 }
             }
         }
+        Escape::Form => form_encode(value, out),
         Escape::Path => {
             for &b in value {
                 if b.is_ascii_alphanumeric()
@@ -394,5 +398,18 @@ mod tests {
             closest("conections", ["connections", "rate"]),
             Some("connections")
         );
+    }
+}
+
+/// `application/x-www-form-urlencoded` encoding of `value` onto `out`.
+pub fn form_encode(value: &[u8], out: &mut Vec<u8>) {
+    for &b in value {
+        match b {
+            b' ' => out.push(b'+'),
+            b if b.is_ascii_alphanumeric() || matches!(b, b'*' | b'-' | b'.' | b'_') => out.push(b),
+            b => {
+                let _ = write!(out, "%{b:02X}");
+            }
+        }
     }
 }

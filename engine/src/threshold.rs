@@ -59,8 +59,10 @@ impl Op {
 pub struct Threshold {
     /// As written, for reports.
     pub text: String,
-    /// Restricts the metric to one journey step.
+    /// Restricts the metric to one journey step (an index among the run's steps).
     pub step: Option<usize>,
+    /// Restricts the metric to one scenario: its index and its steps.
+    pub scenario: Option<(usize, std::ops::Range<usize>)>,
     pub metric: Metric,
     pub op: Op,
     /// In the metric's unit: µs for latencies, a fraction for rates.
@@ -93,8 +95,30 @@ impl ThresholdResult {
     }
 }
 
-/// Parses `[step(NAME).]metric op value`; `steps` are the journey's step names.
+/// The names a threshold may refer to.
+pub struct Names<'a> {
+    /// Every step of the run, in order.
+    pub steps: &'a [String],
+    /// Every scenario with its steps' range in `steps`.
+    pub scenarios: &'a [(String, std::ops::Range<usize>)],
+    /// Set for thresholds written inside a scenario's section: they are that scenario's.
+    pub within: Option<usize>,
+}
+
+/// Parses `[step(NAME).]metric op value` for a single-scenario run; `steps` are its names.
 pub fn parse(text: &str, steps: &[String]) -> Result<Threshold, String> {
+    parse_in(
+        text,
+        &Names {
+            steps,
+            scenarios: &[],
+            within: None,
+        },
+    )
+}
+
+/// Parses `[scenario(NAME).][step(NAME).]metric op value`.
+pub fn parse_in(text: &str, names: &Names<'_>) -> Result<Threshold, String> {
     let t = text.trim();
     let (op_at, op, op_len) = ["<=", ">=", "<", ">"]
         .iter()
@@ -110,17 +134,55 @@ pub fn parse(text: &str, steps: &[String]) -> Result<Threshold, String> {
     };
     let lhs = t[..op_at].trim();
     let rhs = t[op_at + op_len..].trim();
+    let (scenario, lhs) = match (lhs.strip_prefix("scenario("), names.within) {
+        (Some(_), Some(_)) => {
+            return Err("a scenario's own thresholds already apply to it: drop scenario(…)".into())
+        }
+        (Some(rest), None) => {
+            let (name, after) = rest
+                .split_once(").")
+                .ok_or_else(|| format!("`{lhs}`: write scenario(NAME).metric"))?;
+            let index = names
+                .scenarios
+                .iter()
+                .position(|(s, _)| s == name)
+                .ok_or_else(|| {
+                    let hint =
+                        template::closest(name, names.scenarios.iter().map(|(s, _)| s.as_str()))
+                            .map(|h| format!("; did you mean `{h}`?"))
+                            .unwrap_or_default();
+                    format!("no scenario is named `{name}`{hint}")
+                })?;
+            (Some(index), after)
+        }
+        (None, within) => (within, lhs),
+    };
+    let scenario = scenario.and_then(|i| names.scenarios.get(i).map(|(_, r)| (i, r.clone())));
     let (step, metric_text) = match lhs.strip_prefix("step(") {
         Some(rest) => {
             let (name, after) = rest
                 .split_once(").")
                 .ok_or_else(|| format!("`{lhs}`: write step(NAME).metric"))?;
-            let index = steps.iter().position(|s| s == name).ok_or_else(|| {
-                let hint = template::closest(name, steps.iter().map(String::as_str))
+            let range = scenario
+                .as_ref()
+                .map_or(0..names.steps.len(), |(_, r)| r.clone());
+            let candidates = names.steps.get(range.clone()).unwrap_or_default();
+            let mut matches = candidates
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| *s == name)
+                .map(|(i, _)| range.start + i);
+            let index = matches.next().ok_or_else(|| {
+                let hint = template::closest(name, candidates.iter().map(String::as_str))
                     .map(|h| format!("; did you mean `{h}`?"))
                     .unwrap_or_default();
                 format!("no step is named `{name}`{hint}")
             })?;
+            if matches.next().is_some() && scenario.is_none() {
+                return Err(format!(
+                    "several scenarios have a step `{name}`: write scenario(NAME).step({name}).…"
+                ));
+            }
             (Some(index), after)
         }
         None => (None, lhs),
@@ -140,9 +202,17 @@ pub fn parse(text: &str, steps: &[String]) -> Result<Threshold, String> {
             units::parse_scaled(rhs).map_err(|e| format!("{metric_text}: {e}"))?
         }
     };
+    let text = match (names.within, &scenario) {
+        (Some(_), Some((i, _))) => {
+            let name = names.scenarios.get(*i).map_or("", |(n, _)| n.as_str());
+            format!("scenario({name}).{t}")
+        }
+        _ => t.to_string(),
+    };
     Ok(Threshold {
-        text: t.to_string(),
+        text,
         step,
+        scenario,
         metric,
         op,
         limit,
@@ -229,9 +299,13 @@ impl Threshold {
     /// The metric's value over `set`, with `elapsed_s` for rates.
     pub fn measure(&self, set: &StatsSet, elapsed_s: f64) -> f64 {
         let total;
-        let s: &Stats = match self.step.and_then(|i| set.steps.get(i)) {
-            Some(step) => step,
-            None => {
+        let s: &Stats = match (self.step.and_then(|i| set.steps.get(i)), &self.scenario) {
+            (Some(step), _) => step,
+            (None, Some((_, range))) => {
+                total = set.total_of(range.clone());
+                &total
+            }
+            (None, None) => {
                 total = set.total();
                 &total
             }
@@ -239,7 +313,14 @@ impl Threshold {
         match self.metric {
             Metric::Latency(q) => quantile(&s.latency, q),
             Metric::Service(q) => quantile(&s.service, q),
-            Metric::Iteration(q) => quantile(&set.iteration, q),
+            Metric::Iteration(q) => match self
+                .scenario
+                .as_ref()
+                .and_then(|(i, _)| set.journeys.get(*i))
+            {
+                Some(j) => quantile(&j.duration, q),
+                None => quantile(&set.iterations().duration, q),
+            },
             Metric::ErrorRate => {
                 // Transport failures have no response, so they add to the denominator.
                 let failures = s.errors_total()
@@ -339,7 +420,7 @@ mod tests {
 
     #[test]
     fn evaluates_on_stats() {
-        let mut set = StatsSet::new(2);
+        let mut set = StatsSet::new(2, 1);
         for i in 0..100u64 {
             set.steps[0].record_response(200, None, 0, (i + 1) * 1_000_000); // 1..100 ms
             set.steps[1].record_response(if i < 5 { 500 } else { 200 }, None, 0, 1_000_000);

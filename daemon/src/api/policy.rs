@@ -7,7 +7,6 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use engine::plan::LoadModel;
 use engine::Plan;
 
 /// One `--allow` entry.
@@ -138,10 +137,11 @@ impl Policy {
 
     fn check_limits(&self, plan: &Plan) -> Result<(), Refusal> {
         let l = &self.limits;
-        if plan.connections > l.max_connections {
+        if plan.connections() > l.max_connections {
             return Err(Refusal::Limit(format!(
                 "{} connections is over this daemon's limit of {}",
-                plan.connections, l.max_connections
+                plan.connections(),
+                l.max_connections
             )));
         }
         if let (Some(max), Some(rate)) = (l.max_rate_per_s, plan.requested_rate_per_s()) {
@@ -152,11 +152,7 @@ impl Policy {
             }
         }
         if let Some(max) = l.max_duration {
-            let planned = match &plan.model {
-                LoadModel::Closed { duration, .. } => *duration,
-                LoadModel::Open { schedule, .. } => Some(Duration::from_nanos(schedule.end_ns())),
-            };
-            match planned {
+            match plan.planned_end() {
                 Some(d) if d > max => {
                     return Err(Refusal::Limit(format!(
                         "a duration of {:?} is over this daemon's limit of {max:?}",
