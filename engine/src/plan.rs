@@ -559,12 +559,19 @@ fn scenario_views(c: &mut Checker<'_>, spec: &ScenarioSpec) -> Vec<View> {
         }
     }
     let mut sections: Vec<_> = spec.scenarios.iter().collect();
-    // In file order (the map is sorted by name).
-    sections.sort_by_key(|(_, s)| s.span().start);
+    // In file order (the map is sorted by name; toml gives no span for a table that only
+    // dotted headers define): where the file first names each one.
+    let text = &c.source.text;
+    sections.sort_by_key(|(name, _)| {
+        [format!("scenarios.{name}"), format!("scenarios.\"{name}\"")]
+            .iter()
+            .filter_map(|k| text.find(k.as_str()))
+            .min()
+            .unwrap_or(usize::MAX)
+    });
     sections
         .into_iter()
         .map(|(name, section)| {
-            let section = section.get_ref();
             let mut view = spec.clone();
             view.scenarios = Default::default();
             view.load = section.load.clone();
@@ -691,8 +698,8 @@ fn check_connections(c: &mut Checker<'_>, load: &LoadSpec, model: Option<&LoadMo
         _ => {}
     }
     let mut connections = match given.first() {
-        Some((_, n)) if *n.get_ref() == 0 || *n.get_ref() > u32::MAX as u64 => {
-            c.error(&n.span(), "connections must be at least 1");
+        Some((name, n)) if *n.get_ref() == 0 || *n.get_ref() > u32::MAX as u64 => {
+            c.error(&n.span(), format!("{name} must be at least 1"));
             DEFAULT_CONNECTIONS
         }
         Some((_, n)) => *n.get_ref() as u32,

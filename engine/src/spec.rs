@@ -43,7 +43,7 @@ pub struct ScenarioSpec {
     /// Several scenarios side by side, each with its own load model and journey:
     /// `[scenarios.auth.load]`, `[[scenarios.auth.steps]]`. Instead of top-level load and steps.
     #[serde(default)]
-    pub scenarios: std::collections::BTreeMap<String, Spanned<ScenarioSection>>,
+    pub scenarios: std::collections::BTreeMap<String, ScenarioSection>,
 }
 
 /// One of several scenarios in a file. Target, `[request]` defaults, feeders and engine

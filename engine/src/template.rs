@@ -308,6 +308,19 @@ fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
+/// `application/x-www-form-urlencoded` encoding of `value` onto `out`.
+pub fn form_encode(value: &[u8], out: &mut Vec<u8>) {
+    for &b in value {
+        match b {
+            b' ' => out.push(b'+'),
+            b if b.is_ascii_alphanumeric() || matches!(b, b'*' | b'-' | b'.' | b'_') => out.push(b),
+            b => {
+                let _ = write!(out, "%{b:02X}");
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -398,18 +411,5 @@ mod tests {
             closest("conections", ["connections", "rate"]),
             Some("connections")
         );
-    }
-}
-
-/// `application/x-www-form-urlencoded` encoding of `value` onto `out`.
-pub fn form_encode(value: &[u8], out: &mut Vec<u8>) {
-    for &b in value {
-        match b {
-            b' ' => out.push(b'+'),
-            b if b.is_ascii_alphanumeric() || matches!(b, b'*' | b'-' | b'.' | b'_') => out.push(b),
-            b => {
-                let _ = write!(out, "%{b:02X}");
-            }
-        }
     }
 }

@@ -442,4 +442,44 @@ mod tests {
         let r = parse("rate > 150", &steps()).unwrap().evaluate(&set, 1.0);
         assert!(r.passed, "{r:?}");
     }
+
+    #[test]
+    fn scenario_scopes_and_ambiguous_steps() {
+        let steps: Vec<String> = ["login", "read", "login"].map(String::from).to_vec();
+        let scenarios = [("web".to_string(), 0..2), ("api".to_string(), 2..3)];
+        let mut names = Names {
+            steps: &steps,
+            scenarios: &scenarios,
+            within: None,
+        };
+        let t = parse_in("scenario(api).step(login).p95 < 1s", &names).unwrap();
+        assert_eq!((t.step, t.scenario.clone()), (Some(2), Some((1, 2..3))));
+        let e = parse_in("step(login).p95 < 1s", &names).unwrap_err();
+        assert!(e.contains("several scenarios"), "{e}");
+        let e = parse_in("scenario(ap).p95 < 1s", &names).unwrap_err();
+        assert!(e.contains("did you mean `api`"), "{e}");
+        names.within = Some(0);
+        let t = parse_in("step(login).p95 < 1s", &names).unwrap();
+        assert_eq!(t.step, Some(0));
+        assert_eq!(t.text, "scenario(web).step(login).p95 < 1s");
+        assert!(parse_in("scenario(api).p95 < 1s", &names).is_err());
+
+        // Scoped evaluation reads only the scenario's steps and iterations.
+        let mut set = StatsSet::new(3, 2);
+        set.steps[0].record_response(200, None, 0, 1_000_000);
+        set.steps[2].record_response(500, None, 0, 1_000_000);
+        set.record_iteration(1, 0, 9_000_000, true);
+        names.within = None;
+        let web = parse_in("scenario(web).error_rate < 1%", &names).unwrap();
+        assert!(web.evaluate(&set, 1.0).passed);
+        let api = parse_in("scenario(api).error_rate < 1%", &names).unwrap();
+        assert!(!api.evaluate(&set, 1.0).passed);
+        let it = parse_in("scenario(web).iteration.max < 5ms", &names).unwrap();
+        assert!(it.evaluate(&set, 1.0).passed, "web ran no iteration");
+        let it = parse_in("iteration.max < 5ms", &names).unwrap();
+        assert!(
+            !it.evaluate(&set, 1.0).passed,
+            "api's 9 ms iteration counts"
+        );
+    }
 }
