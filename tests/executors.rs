@@ -213,15 +213,25 @@ method = "POST"
 path = "/echo"
 body = "{{{{echoed}}}}"
 check = {{ body_contains = "a+b%26c" }}
+[[steps]]
+name = "file"
+method = "POST"
+path = "/echo"
+body_file = "payload.bin"
+check = {{ body_contains = "file-payload-42" }}
 "#,
             sandbox.url("")
         ),
     );
+    let payload = file.with_file_name("payload.bin");
+    std::fs::write(&payload, b"file-payload-42\x00\xff").expect("payload");
     let (code, r, stderr) = run(&file);
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(step(&r, "login")["requests"], 2, "once per user");
     assert_eq!(step(&r, "work")["requests"], 10);
     assert_eq!(step(&r, "work")["checks_failed"], 0, "{r}");
+    assert_eq!(step(&r, "file")["requests"], 10);
+    assert_eq!(step(&r, "file")["checks_failed"], 0, "{r}");
     assert_eq!(r["iterations"], 10);
 }
 

@@ -564,6 +564,11 @@ fn compile_step(
             ),
         }
     }
+    if let Some(f) = &s.body_file {
+        if s.body.is_some() || s.json.is_some() || s.form.is_some() {
+            c.error(&f.span(), "give one of body, json, form or body_file");
+        }
+    }
     let body = match (&s.body, &s.json) {
         _ if s.form.is_some() => {
             let form = s.form.as_ref().map(Spanned::get_ref);
@@ -585,6 +590,7 @@ fn compile_step(
             None
         }
         (Some(b), None) => compile_template(c, b.get_ref(), b.span(), Escape::None),
+
         (None, Some(j)) => match serde_json::to_string(j.get_ref()) {
             Ok(text) => {
                 if !user_header_names.iter().any(|n| n == "content-type") {
@@ -600,10 +606,19 @@ fn compile_step(
                 None
             }
         },
-        (None, None) => None,
+        (None, None) => match &s.body_file {
+            Some(f) => match base.source.read_file(f.get_ref()) {
+                Ok(bytes) => Some(Template::bytes(bytes)),
+                Err(e) => {
+                    c.error(&f.span(), format!("body_file: {e}"));
+                    None
+                }
+            },
+            None => None,
+        },
     };
     let upload = s.upload.as_ref().and_then(|u| {
-        if s.body.is_some() || s.json.is_some() || s.form.is_some() {
+        if s.body.is_some() || s.json.is_some() || s.form.is_some() || s.body_file.is_some() {
             c.error(&u.span(), "give one of body, json or upload");
             return None;
         }

@@ -117,6 +117,8 @@ pub struct StepSpec {
     pub headers: Vec<Spanned<String>>,
     /// Body as text, templated.
     pub body: Option<Spanned<String>>,
+    /// Body as the bytes of a file (relative to the scenario file), sent as they are.
+    pub body_file: Option<Spanned<String>>,
     /// Body as JSON written as a TOML table; string values are templated.
     pub json: Option<Spanned<toml::Value>>,
     /// Body as an HTML form (`application/x-www-form-urlencoded`): `form = { q = "{{term}}" }`.
@@ -319,6 +321,20 @@ impl LoadSpec {
 }
 
 impl ScenarioSpec {
+    /// Every step written in the file: top-level, in tasks, and in every scenario.
+    pub fn all_steps(&self) -> impl Iterator<Item = &StepSpec> {
+        let top = self
+            .steps
+            .iter()
+            .chain(self.tasks.iter().flat_map(|t| t.steps.iter()));
+        let scenarios = self.scenarios.values().flat_map(|s| {
+            s.steps
+                .iter()
+                .chain(s.tasks.iter().flat_map(|t| t.steps.iter()))
+        });
+        top.chain(scenarios)
+    }
+
     /// A one-request scenario for a URL, as `loadctl run URL` builds it (flags fill the rest).
     pub fn for_url(url: String) -> Self {
         Self {
@@ -347,6 +363,11 @@ impl ScenarioSpec {
             .iter()
             .map(|f| f.get_ref().clone())
             .chain(self.feeders.values().map(|f| f.get_ref().file.clone()))
+            .chain(
+                self.all_steps()
+                    .filter_map(|s| s.body_file.as_ref())
+                    .map(|f| f.get_ref().clone()),
+            )
             .collect();
         out.sort();
         out.dedup();

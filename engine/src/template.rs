@@ -100,6 +100,14 @@ impl Template {
         Ok(Template { pieces, escape })
     }
 
+    /// Bytes sent as they are (a body file, which need not be UTF-8).
+    pub fn bytes(bytes: Vec<u8>) -> Template {
+        Template {
+            pieces: vec![Piece::Literal(bytes)],
+            escape: Escape::None,
+        }
+    }
+
     /// A template of fixed text (never fails; no placeholders are interpreted).
     pub fn literal(text: &str, escape: Escape) -> Template {
         let pieces = if text.is_empty() {
