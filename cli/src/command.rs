@@ -48,6 +48,9 @@ fn run(args: &RunArgs) -> u8 {
     let Ok(mut plan) = plan else {
         return EXIT_USAGE;
     };
+    if let Some(cap) = plan.capacity.clone() {
+        return crate::capacity::run(&plan, cap, args);
+    }
     if args.smoke {
         plan.smoke(Duration::from_secs(2));
     }

@@ -4,6 +4,7 @@
 //! error (nothing was sent); 3 the run could not produce a result.
 
 pub mod args;
+pub mod capacity;
 pub mod command;
 pub mod remote;
 

@@ -4,6 +4,7 @@
 //! `ShardPlan` (one shard's share) → `ShardInterval`/`ShardFinal` → `Results` → `RunEvent`.
 //! Protocol code (`proto`) is sans-io; connection code (`conn`) drives it over monoio sockets.
 
+pub mod capacity;
 pub mod collector;
 mod conn;
 pub mod dispatch;

@@ -93,6 +93,8 @@ pub struct Plan {
     pub driver: DriverChoice,
     /// Whole-run thresholds and each scenario's own (scoped to it).
     pub thresholds: Vec<Threshold>,
+    /// A capacity search instead of one run.
+    pub capacity: Option<crate::capacity::CapacityPlan>,
 }
 
 /// One scenario: what an iteration does and how iterations are started.
@@ -303,6 +305,11 @@ impl Plan {
             thresholds.extend(check_thresholds(&mut c, own, &names));
         }
 
+        let capacity = spec.capacity.as_ref().and_then(|cap| {
+            names.within = None;
+            check_capacity(&mut c, spec, cap, &names)
+        });
+
         if !c.errors.is_empty() {
             c.errors.sort_by_key(|(at, _)| *at);
             return Err(PlanErrors(c.errors.into_iter().map(|(_, e)| e).collect()));
@@ -315,6 +322,7 @@ impl Plan {
         };
         Ok(Plan {
             thresholds,
+            capacity,
             target,
             scenarios,
             timeout,
@@ -665,6 +673,110 @@ fn check_scenario(
         graceful_stop,
         tags: view.tags.clone(),
         step_base: 0,
+    })
+}
+
+/// A `[capacity]` section: only for one scenario, whose rate it sets itself.
+fn check_capacity(
+    c: &mut Checker<'_>,
+    spec: &ScenarioSpec,
+    cap: &crate::spec::CapacitySpec,
+    names: &threshold::Names<'_>,
+) -> Option<crate::capacity::CapacityPlan> {
+    if let Some((name, _)) = spec.scenarios.iter().next() {
+        c.error(
+            &cap.slo.span(),
+            format!("[capacity] searches one scenario's rate: drop [scenarios] (found `{name}`)"),
+        );
+    }
+    for (what, span) in [
+        ("rate", spec.load.rate.as_ref().map(Spanned::span)),
+        (
+            "stages",
+            spec.load
+                .stages
+                .as_ref()
+                .and_then(|s| s.first())
+                .map(|s| s.duration.span()),
+        ),
+        ("duration", spec.load.duration.as_ref().map(Spanned::span)),
+        ("model", spec.load.model.as_ref().map(Spanned::span)),
+        ("executor", spec.load.executor.as_ref().map(Spanned::span)),
+    ] {
+        if let Some(span) = span {
+            c.error(
+                &span,
+                format!("[load] {what} does not apply with [capacity], which sets the rate of each level"),
+            );
+        }
+    }
+    let mut slo = Vec::new();
+    for s in cap.slo.get_ref() {
+        match threshold::parse_in(s.get_ref(), names) {
+            Ok(t) => slo.push(t),
+            Err(message) => c.error(&s.span(), format!("slo: {message}")),
+        }
+    }
+    if cap.slo.get_ref().is_empty() {
+        c.error(
+            &cap.slo.span(),
+            "slo needs at least one objective, e.g. \"p99 < 500ms\"",
+        );
+    }
+    let start_rate = c.scaled(&cap.start_rate, "start_rate");
+    let max_rate = c.scaled(&cap.max_rate, "max_rate");
+    if let (Some(s), Some(m)) = (start_rate, max_rate) {
+        if s <= 0.0 {
+            c.error(
+                &cap.start_rate.span(),
+                "start_rate must be greater than zero",
+            );
+        } else if m < s {
+            c.error(&cap.max_rate.span(), "max_rate must be at least start_rate");
+        }
+    }
+    let factor = match &cap.factor {
+        Some(f) if !(*f.get_ref() > 1.0 && f.get_ref().is_finite()) => {
+            c.error(&f.span(), "factor must be greater than 1");
+            None
+        }
+        Some(f) => Some(*f.get_ref()),
+        None => Some(2.0),
+    };
+    let hold = match &cap.hold {
+        Some(h) => c.duration(h, "hold"),
+        None => Some(Duration::from_secs(30)),
+    };
+    let warmup = match &cap.warmup {
+        Some(w) => c.duration_or_zero(w, "warmup"),
+        None => hold.map(|h| (h / 5).min(Duration::from_secs(5))),
+    };
+    if let (Some(w), Some(h), Some(span)) = (warmup, hold, cap.warmup.as_ref().map(Spanned::span)) {
+        if w >= h {
+            c.error(&span, "warmup must be shorter than hold");
+        }
+    }
+    let precision = match &cap.precision {
+        Some(p) => match threshold::parse_fraction_text(p.get_ref()) {
+            Ok(v) if v > 0.0 => Some(v),
+            _ => {
+                c.error(
+                    &p.span(),
+                    "precision must be a percentage above 0, e.g. \"5%\"",
+                );
+                None
+            }
+        },
+        None => Some(0.05),
+    };
+    Some(crate::capacity::CapacityPlan {
+        slo,
+        start_rate: start_rate?,
+        max_rate: max_rate?,
+        factor: factor?,
+        hold: hold?,
+        warmup: warmup?,
+        precision: precision?,
     })
 }
 

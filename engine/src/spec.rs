@@ -44,6 +44,26 @@ pub struct ScenarioSpec {
     /// `[scenarios.auth.load]`, `[[scenarios.auth.steps]]`. Instead of top-level load and steps.
     #[serde(default)]
     pub scenarios: std::collections::BTreeMap<String, ScenarioSection>,
+    /// Capacity search instead of one run: the highest rate that meets the SLOs.
+    pub capacity: Option<CapacitySpec>,
+}
+
+/// `[capacity]`: step the arrival rate up, then bisect, judging each level on the SLOs.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapacitySpec {
+    /// Threshold expressions every level must meet: `["p99 < 500ms", "error_rate < 1%"]`.
+    pub slo: Spanned<Vec<Spanned<String>>>,
+    pub start_rate: Spanned<CountSpec>,
+    pub max_rate: Spanned<CountSpec>,
+    /// Step-up multiplier until a level fails (default 2).
+    pub factor: Option<Spanned<f64>>,
+    /// How long each level runs (default "30s").
+    pub hold: Option<Spanned<String>>,
+    /// The start of each level that is not judged (default a fifth of `hold`, at most 5s).
+    pub warmup: Option<Spanned<String>>,
+    /// Stop bisecting when the failing and passing rates are this close (default "5%").
+    pub precision: Option<Spanned<String>>,
 }
 
 /// One of several scenarios in a file. Target, `[request]` defaults, feeders and engine
@@ -351,6 +371,7 @@ impl ScenarioSpec {
             vars: Default::default(),
             thresholds: Vec::new(),
             scenarios: Default::default(),
+            capacity: None,
         }
     }
 

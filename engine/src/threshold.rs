@@ -271,6 +271,11 @@ fn parse_metric(text: &str) -> Result<Metric, String> {
     })
 }
 
+/// `5%` or `0.05`, for settings written like a threshold's rate.
+pub fn parse_fraction_text(text: &str) -> Result<f64, String> {
+    parse_fraction(text.trim())
+}
+
 /// `1%`, `99.9%` or a plain fraction `0.01`.
 fn parse_fraction(text: &str) -> Result<f64, String> {
     let bad =

@@ -1,0 +1,80 @@
+//! `loadctl run FILE` for a file with `[capacity]`: the search, level by level, then the verdict.
+
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use engine::capacity::{self, CapacityPlan, CapacityResult, Level};
+use engine::plan::Plan;
+
+use crate::args::{Output, RunArgs};
+use crate::{EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE};
+
+/// Exit code when even the start rate failed the SLOs.
+pub const EXIT_START_FAILS: u8 = 1;
+
+pub fn run(plan: &Plan, mut cap: CapacityPlan, args: &RunArgs) -> u8 {
+    if args.smoke {
+        cap.smoke();
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let on_signal = stop.clone();
+    let _ = ctrlc::set_handler(move || {
+        if on_signal.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("stopping the search after this level (Ctrl-C again to quit now)");
+    });
+    let progress = !args.quiet && std::io::stderr().is_terminal();
+    if progress {
+        eprintln!(
+            "capacity search on {}: {}/s up to {}/s, ×{} then bisect, {} per level",
+            plan.target.url,
+            cap.start_rate,
+            cap.max_rate,
+            cap.factor,
+            engine::units::format_duration(cap.hold)
+        );
+        eprintln!("{}", Level::header().trim_start_matches('\n'));
+    }
+    let result = capacity::search(
+        plan,
+        &cap,
+        |level| {
+            if progress {
+                eprintln!("{}", level.row());
+            }
+        },
+        &stop,
+    );
+    let result = match result {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    let written = match args.output {
+        Output::Json => serde_json::to_writer(&mut out, &result).map_err(std::io::Error::from),
+        Output::Text => out.write_all(result.render_text().as_bytes()),
+    };
+    let _ = written.and_then(|()| writeln!(out));
+    exit_code(&result)
+}
+
+/// 0: a sustainable rate was found; 1: even the start rate failed; 3: inconclusive (the
+/// generator could not offer a level, or the search was stopped).
+pub fn exit_code(r: &CapacityResult) -> u8 {
+    match (
+        r.sustainable_rate_per_s,
+        r.first_failing_rate_per_s,
+        &r.generator_limited,
+    ) {
+        (_, _, Some(_)) => EXIT_RUN_FAILED,
+        (Some(_), Some(_), None) => EXIT_OK,
+        (Some(_), None, None) if r.reached_max_rate => EXIT_OK,
+        (None, Some(_), None) => EXIT_START_FAILS,
+        _ => EXIT_RUN_FAILED,
+    }
+}

@@ -1,0 +1,481 @@
+//! Capacity search: the highest arrival rate a target sustains while meeting its SLOs.
+//!
+//! Each level is an open-model run of the scenario's journey at one constant rate, held long
+//! enough to be stable; its SLOs are judged on what came after a warm-up. Levels step up by a
+//! factor until one fails, then bisect between the last pass and the first failure until they
+//! are within the precision. A level that clearly fails (a latency SLO at twice its limit, an
+//! error-rate SLO at twice its limit) stops early. A level the generator could not offer —
+//! arrivals dropped, or every connection busy while the SLO allowed more concurrency — ends the
+//! search with that said, rather than reporting the generator's limit as the target's.
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::plan::{LoadModel, Plan};
+use crate::results::format_us;
+use crate::run::{self, RunEvent};
+use crate::schedule::Schedule;
+use crate::stats::StatsSet;
+use crate::threshold::{Metric, Op, Threshold, ThresholdResult};
+
+/// A validated `[capacity]` section.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CapacityPlan {
+    pub slo: Vec<Threshold>,
+    pub start_rate: f64,
+    pub max_rate: f64,
+    /// Step-up multiplier before the first failure.
+    pub factor: f64,
+    /// Each level's length.
+    pub hold: Duration,
+    /// The start of each level that is not judged.
+    pub warmup: Duration,
+    /// Bisection stops when (fail − pass) / pass is at most this.
+    pub precision: f64,
+}
+
+impl CapacityPlan {
+    /// Connections a level needs so that the generator never caps concurrency below what the
+    /// SLO allows (Little's law: rate × latency limit), with slack.
+    pub fn connections_needed(&self) -> u32 {
+        let limit_s = self
+            .slo
+            .iter()
+            .filter_map(|t| match t.metric {
+                Metric::Latency(_) | Metric::Service(_) | Metric::Iteration(_) => {
+                    Some(t.limit / 1e6)
+                }
+                _ => None,
+            })
+            .fold(0.0f64, f64::max);
+        let limit_s = if limit_s > 0.0 { limit_s } else { 1.0 };
+        ((self.max_rate * limit_s * 1.5).ceil() as u32).clamp(32, 10_000)
+    }
+
+    /// A few seconds in all, for `--smoke`.
+    pub fn smoke(&mut self) {
+        self.hold = self.hold.min(Duration::from_millis(1200));
+        self.warmup = self.warmup.min(Duration::from_millis(200));
+        self.max_rate = self.max_rate.min(self.start_rate * self.factor);
+    }
+}
+
+/// One level of the search.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Level {
+    /// Offered (requested) arrivals per second.
+    pub rate_per_s: f64,
+    /// Iterations completed per second after the warm-up.
+    pub achieved_per_s: f64,
+    pub passed: bool,
+    /// Stopped before its hold because an SLO was clearly broken.
+    pub stopped_early: bool,
+    /// Set when the generator, not the target, limited this level.
+    pub generator_limited: Option<String>,
+    pub latency_p50_us: u64,
+    pub latency_p99_us: u64,
+    pub latency_max_us: u64,
+    pub error_rate: f64,
+    pub dropped: u64,
+    pub duration_s: f64,
+    pub slo: Vec<ThresholdResult>,
+}
+
+impl Level {
+    /// The SLOs it failed, with their figures.
+    pub fn why(&self) -> String {
+        let failed: Vec<String> = self
+            .slo
+            .iter()
+            .filter(|t| !t.passed)
+            .map(|t| format!("{} (actual {})", t.threshold, t.render_actual()))
+            .collect();
+        failed.join(", ")
+    }
+}
+
+/// What the search found.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct CapacityResult {
+    pub schema: String,
+    pub target: String,
+    pub slo: Vec<String>,
+    /// In the order they ran.
+    pub levels: Vec<Level>,
+    /// The highest rate that met every SLO.
+    pub sustainable_rate_per_s: Option<f64>,
+    /// The lowest rate that failed one, and why.
+    pub first_failing_rate_per_s: Option<f64>,
+    pub first_failing_reason: Option<String>,
+    /// The search stopped because the generator could not offer a level.
+    pub generator_limited: Option<String>,
+    /// `max_rate` passed: the capacity is at least that.
+    pub reached_max_rate: bool,
+    pub verdict: String,
+}
+
+pub const SCHEMA: &str = "loadd.capacity.v1";
+
+/// Runs the search. `on_level` sees each level as it finishes; `stop` ends the search early
+/// (a level in progress is stopped gracefully and not judged).
+pub fn search(
+    plan: &Plan,
+    capacity: &CapacityPlan,
+    mut on_level: impl FnMut(&Level),
+    stop: &std::sync::atomic::AtomicBool,
+) -> Result<CapacityResult, run::StartError> {
+    let mut levels: Vec<Level> = Vec::new();
+    let (mut pass, mut fail): (Option<f64>, Option<f64>) = (None, None);
+    let mut rate = capacity.start_rate;
+    let mut generator_limited = None;
+    let mut reached_max = false;
+    loop {
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            break;
+        }
+        let Some(level) = run_level(plan, capacity, rate, stop)? else {
+            break;
+        };
+        on_level(&level);
+        let passed = level.passed;
+        let limited = level.generator_limited.clone();
+        levels.push(level);
+        if let Some(why) = limited {
+            generator_limited = Some(why);
+            break;
+        }
+        if passed {
+            pass = Some(pass.map_or(rate, |p| p.max(rate)));
+        } else {
+            fail = Some(fail.map_or(rate, |f| f.min(rate)));
+        }
+        rate = match (pass, fail) {
+            (Some(p), None) if p >= capacity.max_rate => {
+                reached_max = true;
+                break;
+            }
+            (Some(p), None) => (p * capacity.factor).min(capacity.max_rate),
+            (None, Some(_)) => break, // even the start rate fails
+            (Some(p), Some(f)) if (f - p) / p <= capacity.precision => break,
+            (Some(p), Some(f)) => round_rate((p + f) / 2.0),
+            (None, None) => break,
+        };
+    }
+    let failing = fail.and_then(|f| levels.iter().find(|l| !l.passed && l.rate_per_s == f));
+    let verdict = match (pass, fail, &generator_limited) {
+        (_, _, Some(why)) => format!(
+            "stopped: the generator could not offer the next level ({why}); capacity is at least {}",
+            pass.map_or("unknown".into(), |p| format!("{p}/s"))
+        ),
+        (Some(p), _, None) if reached_max => {
+            format!("sustains at least {p}/s (max_rate); raise max_rate to find the limit")
+        }
+        (Some(p), Some(f), None) => format!(
+            "sustains {p}/s; fails at {f}/s: {}",
+            failing.map(Level::why).unwrap_or_default()
+        ),
+        (None, Some(f), None) => format!(
+            "fails already at the start rate {f}/s: {}",
+            failing.map(Level::why).unwrap_or_default()
+        ),
+        _ => "stopped before a level was judged".into(),
+    };
+    Ok(CapacityResult {
+        schema: SCHEMA.into(),
+        target: plan.target.url.clone(),
+        slo: capacity.slo.iter().map(|t| t.text.clone()).collect(),
+        first_failing_reason: failing.map(Level::why),
+        first_failing_rate_per_s: fail,
+        sustainable_rate_per_s: pass,
+        generator_limited,
+        reached_max_rate: reached_max,
+        levels,
+        verdict,
+    })
+}
+
+/// Rates are shown and compared rounded to 0.1/s.
+fn round_rate(r: f64) -> f64 {
+    (r * 10.0).round() / 10.0
+}
+
+/// One level; `None` when it was stopped from outside before it could be judged.
+fn run_level(
+    plan: &Plan,
+    capacity: &CapacityPlan,
+    rate: f64,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Result<Option<Level>, run::StartError> {
+    let mut level_plan = plan.clone();
+    let connections = capacity.connections_needed();
+    let hold_ns = capacity.hold.as_nanos() as u64;
+    for s in &mut level_plan.scenarios {
+        s.model = LoadModel::Open {
+            schedule: Schedule::constant(rate, hold_ns),
+            max_queue: ((rate * 10.0) as usize).clamp(1024, 1 << 20),
+        };
+        s.connections = connections;
+        s.graceful_stop = plan.timeout;
+    }
+    level_plan.thresholds.clear();
+    let handle = run::start(&level_plan)?;
+    let warmup_s = capacity.warmup.as_secs_f64();
+    let mut judged = StatsSet::new(level_plan.steps().count(), level_plan.scenarios.len());
+    let mut judged_s = 0.0;
+    let mut stopped_early = false;
+    let mut outside_stop = false;
+    let started = Instant::now();
+    let mut finished = None;
+    for ev in handle.events().iter() {
+        match ev {
+            RunEvent::Interval(iv) => {
+                if iv.summary.t_s > warmup_s {
+                    judged.merge(&iv.stats);
+                    judged_s += 1.0;
+                }
+                if !stopped_early
+                    && judged_s >= 1.0
+                    && clearly_fails(&capacity.slo, &judged, judged_s)
+                {
+                    stopped_early = true;
+                    handle.stop();
+                }
+                if stop.load(std::sync::atomic::Ordering::Relaxed) && !outside_stop {
+                    outside_stop = true;
+                    handle.stop();
+                }
+            }
+            RunEvent::Finished(f) => finished = Some(f),
+            RunEvent::Started { .. } => {}
+        }
+    }
+    let Some(finished) = finished else {
+        return Ok(None);
+    };
+    if outside_stop {
+        return Ok(None);
+    }
+    // A last partial second is in the totals but not in an interval: judge whole seconds only,
+    // unless the level was too short to have one after its warm-up.
+    if judged_s == 0.0 {
+        judged.merge(&finished.totals);
+        judged_s = started.elapsed().as_secs_f64().max(1e-3);
+    }
+    let slo: Vec<ThresholdResult> = capacity
+        .slo
+        .iter()
+        .map(|t| t.evaluate(&judged, judged_s))
+        .collect();
+    let passed = slo.iter().all(|t| t.passed);
+    let total = judged.total();
+    let errors = total.errors_total();
+    let failures = errors
+        - total.errors[crate::ErrorKind::Status4xx.index()]
+        - total.errors[crate::ErrorKind::Status5xx.index()];
+    let attempts = total.requests + failures;
+    let results_dropped = finished.results.dropped;
+    let iterations = judged.iterations().count;
+    let achieved = iterations as f64 / judged_s;
+    // Connections are sized by Little's law from the SLO, so running out of them means the
+    // SLO was already broken: the target's doing. Drops, or a passing level that was not
+    // offered in full, are the generator's.
+    let generator_limited = if results_dropped > 0 {
+        Some(format!(
+            "{results_dropped} arrivals dropped at {rate}/s: the generator's queue was full"
+        ))
+    } else if passed && !stopped_early && achieved < 0.9 * rate {
+        Some(format!(
+            "asked for {rate}/s but offered only {achieved:.1}/s"
+        ))
+    } else {
+        None
+    };
+    let q = crate::histogram::quantile_us;
+    Ok(Some(Level {
+        rate_per_s: rate,
+        achieved_per_s: (achieved * 10.0).round() / 10.0,
+        passed,
+        stopped_early,
+        generator_limited,
+        latency_p50_us: q(&total.latency, 0.5),
+        latency_p99_us: q(&total.latency, 0.99),
+        latency_max_us: total.latency.max(),
+        error_rate: if attempts == 0 {
+            0.0
+        } else {
+            errors as f64 / attempts as f64
+        },
+        dropped: results_dropped,
+        duration_s: (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+        slo,
+    }))
+}
+
+/// An SLO broken by a wide margin: twice a latency or error limit (any error against a 0% one).
+fn clearly_fails(slo: &[Threshold], set: &StatsSet, seconds: f64) -> bool {
+    slo.iter().any(|t| {
+        let actual = t.measure(set, seconds);
+        match (t.metric, t.op) {
+            (
+                Metric::Latency(_) | Metric::Service(_) | Metric::Iteration(_) | Metric::ErrorRate,
+                Op::Lt | Op::Le,
+            ) => actual > 2.0 * t.limit && actual > 0.0,
+            _ => false,
+        }
+    })
+}
+
+impl CapacityResult {
+    /// The readable summary: one line per level, then the verdict.
+    pub fn render_text(&self) -> String {
+        use std::fmt::Write as _;
+        let mut o = String::new();
+        let _ = writeln!(o, "Capacity search on {}", self.target);
+        let _ = writeln!(o, "SLO        {}", self.slo.join(", "));
+        let _ = writeln!(o, "{}", Level::header());
+        for l in &self.levels {
+            let _ = writeln!(o, "{}", l.row());
+        }
+        let _ = writeln!(o, "\n{}", self.verdict);
+        o
+    }
+}
+
+impl Level {
+    pub fn header() -> &'static str {
+        "\n  offered/s  achieved/s      p50      p99      max   errors  verdict"
+    }
+
+    pub fn row(&self) -> String {
+        let verdict = match (&self.generator_limited, self.passed, self.stopped_early) {
+            (Some(why), _, _) => format!("generator-limited: {why}"),
+            (None, true, _) => "pass".into(),
+            (None, false, true) => format!("FAIL (stopped early): {}", self.why()),
+            (None, false, false) => format!("FAIL: {}", self.why()),
+        };
+        format!(
+            "  {:>9.1} {:>11.1} {:>8} {:>8} {:>8} {:>7.2}%  {verdict}",
+            self.rate_per_s,
+            self.achieved_per_s,
+            format_us(self.latency_p50_us),
+            format_us(self.latency_p99_us),
+            format_us(self.latency_max_us),
+            self.error_rate * 100.0
+        )
+    }
+}
+
+/// A self-contained HTML page with the knee: latency against offered rate.
+pub fn render_html(result: &CapacityResult) -> String {
+    use std::fmt::Write as _;
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    let mut levels: Vec<&Level> = result.levels.iter().collect();
+    levels.sort_by(|a, b| a.rate_per_s.total_cmp(&b.rate_per_s));
+    let (w, h, pad) = (720.0, 360.0, 50.0);
+    let max_rate = levels.iter().map(|l| l.rate_per_s).fold(1.0, f64::max);
+    let max_lat = levels
+        .iter()
+        .map(|l| l.latency_p99_us as f64)
+        .fold(1.0, f64::max);
+    let x = |r: f64| pad + (w - 2.0 * pad) * r / max_rate;
+    let y = |us: f64| h - pad - (h - 2.0 * pad) * us / max_lat;
+    let line = |pick: &dyn Fn(&Level) -> f64| {
+        levels
+            .iter()
+            .map(|l| format!("{:.1},{:.1}", x(l.rate_per_s), y(pick(l))))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mut svg = String::new();
+    let _ = write!(
+        svg,
+        r##"<svg id="knee" xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" role="img" aria-label="latency against offered rate">
+<line x1="{pad}" y1="{b}" x2="{r}" y2="{b}" stroke="#444"/><line x1="{pad}" y1="{pad}" x2="{pad}" y2="{b}" stroke="#444"/>
+<text x="{cx}" y="{ty}" text-anchor="middle" font-size="12">offered rate (/s), max {max_rate}</text>
+<text x="12" y="{pad}" font-size="12">p99 max {lat}</text>
+<polyline fill="none" stroke="#c0392b" stroke-width="2" points="{p99}"/>
+<polyline fill="none" stroke="#2e86c1" stroke-width="2" points="{p50}"/>
+"##,
+        b = h - pad,
+        r = w - pad,
+        cx = w / 2.0,
+        ty = h - 12.0,
+        lat = format_us(max_lat as u64),
+        p99 = line(&|l: &Level| l.latency_p99_us as f64),
+        p50 = line(&|l: &Level| l.latency_p50_us as f64),
+    );
+    for l in &levels {
+        let color = if l.passed { "#27ae60" } else { "#c0392b" };
+        let _ = writeln!(
+            svg,
+            r#"<circle cx="{:.1}" cy="{:.1}" r="4" fill="{color}"><title>{}/s: p99 {}</title></circle>"#,
+            x(l.rate_per_s),
+            y(l.latency_p99_us as f64),
+            l.rate_per_s,
+            format_us(l.latency_p99_us)
+        );
+    }
+    svg.push_str("</svg>");
+    let rows: String =
+        result
+            .levels
+            .iter()
+            .map(|l| {
+                format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}%</td><td>{}</td></tr>",
+                l.rate_per_s,
+                l.achieved_per_s,
+                format_us(l.latency_p50_us),
+                format_us(l.latency_p99_us),
+                l.error_rate * 100.0,
+                esc(&if l.passed { "pass".to_string() } else { format!("fail: {}", l.why()) })
+            )
+            })
+            .collect();
+    format!(
+        r#"<!doctype html><html><head><meta charset="utf-8"><title>loadd capacity search</title>
+<style>body{{font-family:sans-serif;margin:2em;max-width:60em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}.v{{font-size:1.3em;font-weight:bold}}</style></head>
+<body><h1>Capacity search</h1><p>Target {target}. SLO: {slo}.</p><p class="v">{verdict}</p>
+<h2>Latency against offered rate</h2><p>Blue p50, red p99; green points passed every SLO.</p>{svg}
+<h2>Levels</h2><table><tr><th>offered/s</th><th>achieved/s</th><th>p50</th><th>p99</th><th>errors</th><th>verdict</th></tr>{rows}</table></body></html>
+"#,
+        target = esc(&result.target),
+        slo = esc(&result.slo.join(", ")),
+        verdict = esc(&result.verdict),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_follow_littles_law() {
+        let plan = CapacityPlan {
+            slo: vec![crate::threshold::parse("p99 < 500ms", &[]).expect("slo")],
+            start_rate: 10.0,
+            max_rate: 1000.0,
+            factor: 2.0,
+            hold: Duration::from_secs(5),
+            warmup: Duration::from_secs(1),
+            precision: 0.05,
+        };
+        assert_eq!(plan.connections_needed(), 750);
+    }
+
+    #[test]
+    fn clear_failures_need_a_wide_margin() {
+        let slo = vec![crate::threshold::parse("p99 < 10ms", &[]).expect("slo")];
+        let mut set = StatsSet::new(1, 1);
+        set.steps[0].record_response(200, None, 0, 15_000_000);
+        assert!(!clearly_fails(&slo, &set, 1.0), "15 ms against 10 ms");
+        set.steps[0].record_response(200, None, 0, 30_000_000);
+        assert!(clearly_fails(&slo, &set, 1.0), "30 ms against 10 ms");
+    }
+}
