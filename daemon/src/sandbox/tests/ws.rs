@@ -127,6 +127,18 @@ fn echo_refuses_what_is_not_a_handshake() {
 }
 
 #[test]
+fn a_kept_alive_connection_can_upgrade() {
+    let sandbox = sandbox();
+    let mut client = connect(&sandbox);
+    assert_eq!(client.request("GET", "/", "").status, 200);
+    assert!(client.buf.is_empty());
+    let url = format!("ws://{}/ws/echo", sandbox.addr());
+    let (mut ws, _) = tungstenite::client::client(url, client.stream).expect("handshake");
+    round_trip(&mut ws, "upgraded");
+    assert_eq!(sandbox.requests(), 2);
+}
+
+#[test]
 fn echo_waits_delay_ms() {
     let sandbox = sandbox();
     let mut ws = ws(&sandbox, "/ws/echo?delay_ms=100");
