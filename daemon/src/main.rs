@@ -6,7 +6,7 @@ use std::num::NonZeroUsize;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use daemon::sandbox::{self, SandboxConfig};
+use daemon::sandbox::{self, CapacityConfig, SandboxConfig};
 
 #[derive(Parser)]
 #[command(name = "loadd", version, about = "loadd: the load daemon")]
@@ -25,6 +25,12 @@ enum Command {
         /// Tokio worker threads.
         #[arg(long, default_value = "1")]
         workers: NonZeroUsize,
+        /// Requests `/capacity/work` serves at once (the rest queue).
+        #[arg(long, default_value = "8")]
+        capacity_concurrency: usize,
+        /// Milliseconds each `/capacity/work` request holds its slot.
+        #[arg(long, default_value = "10")]
+        capacity_service_ms: u64,
     },
     /// Serve the control API (runs, live events, reports) until SIGINT or SIGTERM.
     Serve(daemon::api::ServeArgs),
@@ -32,9 +38,18 @@ enum Command {
 
 fn main() -> ExitCode {
     let result = match Args::parse().command {
-        Command::Sandbox { listen, workers } => sandbox::serve_forever(SandboxConfig {
+        Command::Sandbox {
+            listen,
+            workers,
+            capacity_concurrency,
+            capacity_service_ms,
+        } => sandbox::serve_forever(SandboxConfig {
             listen,
             workers: workers.get(),
+            capacity: CapacityConfig {
+                concurrency: capacity_concurrency,
+                service_ms: capacity_service_ms,
+            },
         }),
         Command::Serve(args) => daemon::api::serve_forever(args),
     };

@@ -7,21 +7,26 @@
 //!
 //! Besides the raw endpoints it serves realistic user journeys for scenario files: a multi-tenant
 //! JSON API under `/api/t/{t}/` (see `api`) and page loads under `/pages/` and `/static/` (see
-//! `pages`), all in memory.
+//! `pages`), all in memory. WebSocket endpoints (an echo with test knobs, broadcast rooms) live in
+//! `ws` and `rooms`; an endpoint with a known throughput ceiling in `capacity`. `docs/sandbox.md`
+//! lists every endpoint.
 
 mod api;
 mod body;
+mod capacity;
 mod conn;
 mod events;
 mod members;
 mod misbehave;
 mod pages;
 mod quiz;
+mod rooms;
 mod routes;
 mod tenants;
 #[cfg(test)]
 mod tests;
 mod uploads;
+mod ws;
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,6 +38,11 @@ use anyhow::Context as _;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::oneshot;
 
+use capacity::Capacity;
+pub use capacity::CapacityConfig;
+use rooms::Rooms;
+use ws::WsStats;
+
 /// Mass connects against a 128-entry backlog (std's default) are ~20× slower.
 const LISTEN_BACKLOG: i32 = 4096;
 
@@ -42,6 +52,8 @@ pub struct SandboxConfig {
     pub listen: SocketAddr,
     /// Tokio worker threads (at least one is used).
     pub workers: usize,
+    /// The shape of `/capacity/work` at start (changeable at run time).
+    pub capacity: CapacityConfig,
 }
 
 impl Default for SandboxConfig {
@@ -49,6 +61,7 @@ impl Default for SandboxConfig {
         SandboxConfig {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             workers: 1,
+            capacity: CapacityConfig::default(),
         }
     }
 }
@@ -65,6 +78,7 @@ impl Sandbox {
     /// Binds (backlog 4096, `SO_REUSEADDR`), spawns a thread with its own tokio runtime, and returns
     /// once the socket is listening.
     pub fn start(config: SandboxConfig) -> anyhow::Result<Sandbox> {
+        config.capacity.check().map_err(anyhow::Error::msg)?;
         let listener =
             bind(config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
@@ -78,7 +92,7 @@ impl Sandbox {
             let _in_runtime = runtime.enter();
             tokio::net::TcpListener::from_std(listener)?
         };
-        let state = Arc::new(SandboxState::new());
+        let state = Arc::new(SandboxState::new(config.capacity));
         let (stop, stopped) = oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("sandbox".into())
@@ -182,20 +196,27 @@ fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
-/// What every connection task shares: the request count and the end of the current stall.
+/// What every connection task shares: the request count, the end of the current stall, the
+/// WebSocket counters and rooms, and the capacity endpoint's slots.
 struct SandboxState {
     requests: AtomicU64,
     origin: Instant,
     /// Microseconds after `origin` until which counted requests are held; 0 means no stall.
     stall_until_us: AtomicU64,
+    ws: WsStats,
+    rooms: Rooms,
+    capacity: Capacity,
 }
 
 impl SandboxState {
-    fn new() -> Self {
+    fn new(capacity: CapacityConfig) -> Self {
         SandboxState {
             requests: AtomicU64::new(0),
             origin: Instant::now(),
             stall_until_us: AtomicU64::new(0),
+            ws: WsStats::default(),
+            rooms: Rooms::default(),
+            capacity: Capacity::new(capacity),
         }
     }
 

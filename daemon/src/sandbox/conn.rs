@@ -3,6 +3,7 @@
 //! A `/misbehave/*` path is answered raw (see `misbehave`); anything else goes to hyper's HTTP/1.1
 //! server and the axum router, keep-alive on, with the bytes already read replayed first. A
 //! connection never changes sides after its first request: a load generator reconnects anyway.
+//! Connections are served with upgrades on, so a WebSocket handshake hands hyper's connection over.
 
 use std::io;
 use std::pin::Pin;
@@ -47,7 +48,7 @@ pub(super) async fn accept_loop(listener: TcpListener, state: Arc<SandboxState>)
                     };
                     let io = TokioIo::new(Replay::new(head, stream));
                     // Client resets and protocol errors end the connection; nothing to report.
-                    let _ = http.serve_connection(io, service).await;
+                    let _ = http.serve_connection(io, service).with_upgrades().await;
                 });
             }
             Err(_) => tokio::time::sleep(ACCEPT_BACKOFF).await,

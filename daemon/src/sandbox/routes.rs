@@ -4,6 +4,7 @@
 //! middleware and the control endpoints. It never sees a `/misbehave/*` request: those are answered
 //! raw before hyper is involved.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +18,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::body::{FillerBody, Framing, FILLER_LEN};
-use super::{api, pages, SandboxState};
+use super::{api, capacity, pages, rooms, ws, SandboxState};
 
 /// Largest body `/bytes/{n}` and `/chunked/{n}` will send.
 const MAX_BODY_LEN: usize = 64 << 20;
@@ -36,13 +37,29 @@ pub(super) fn app(state: Arc<SandboxState>) -> Router {
         .route("/control/stall", post(stall))
         .route("/control/stats", get(stats))
         .route("/control/reset-stats", post(reset_stats))
-        .merge(api::router())
+        .route("/control/capacity", post(capacity::configure))
+        .route("/control/slow", post(capacity::slow))
+        .route("/ws/echo", get(ws::echo))
+        .route("/ws/rooms/{room}", get(rooms::join))
+        .merge(slowable(&state))
         .merge(pages::router())
         .layer(middleware::from_fn_with_state(
             Arc::clone(&state),
             count_and_hold,
         ))
         .with_state(state)
+}
+
+/// The routes `/control/slow` slows: the API and the capacity endpoint (nothing else pays for the
+/// check).
+fn slowable(state: &Arc<SandboxState>) -> Router<Arc<SandboxState>> {
+    Router::new()
+        .route("/capacity/work", get(capacity::work))
+        .merge(api::router())
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(state),
+            capacity::slow_down,
+        ))
 }
 
 /// Counts every request outside `/control/`, and holds it while a stall is in force — both before
@@ -126,15 +143,31 @@ async fn stall(
 #[derive(Serialize)]
 struct Stats {
     requests: u64,
+    /// WebSocket connections open now.
+    ws_connections: u64,
+    /// Text and binary messages received, and sent (each echo, each delivery of a broadcast).
+    ws_messages_in: u64,
+    ws_messages_out: u64,
+    /// Room members disconnected (close code 1008) for falling too far behind.
+    ws_lagged_disconnects: u64,
+    /// Members per open room.
+    rooms: BTreeMap<String, usize>,
 }
 
 async fn stats(State(state): State<Arc<SandboxState>>) -> Json<Stats> {
     Json(Stats {
         requests: state.requests(),
+        ws_connections: state.ws.connections(),
+        ws_messages_in: state.ws.messages_in(),
+        ws_messages_out: state.ws.messages_out(),
+        ws_lagged_disconnects: state.ws.lagged(),
+        rooms: state.rooms.members(),
     })
 }
 
+/// Zeroes the counters (requests and WebSocket messages), not the gauges.
 async fn reset_stats(State(state): State<Arc<SandboxState>>) -> StatusCode {
     state.reset_requests();
+    state.ws.reset();
     StatusCode::NO_CONTENT
 }

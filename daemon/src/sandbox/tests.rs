@@ -9,8 +9,10 @@ use std::time::{Duration, Instant};
 use super::{Sandbox, SandboxConfig};
 
 mod api;
+mod capacity;
 mod pages;
 mod uploads;
+mod ws;
 
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -26,6 +28,13 @@ fn connect(sandbox: &Sandbox) -> Client {
         stream,
         buf: Vec::new(),
     }
+}
+
+/// `GET /control/stats` as JSON.
+fn stats(sandbox: &Sandbox) -> serde_json::Value {
+    let reply = get(sandbox, "/control/stats");
+    assert_eq!(reply.status, 200);
+    serde_json::from_slice(&reply.body).expect("JSON stats")
 }
 
 /// One request on a fresh connection.
@@ -374,10 +383,19 @@ fn requests_counts_all_but_control() {
     assert!(client.read_to_end().is_empty());
     assert_eq!(sandbox.requests(), 4);
 
-    let stats = get(&sandbox, "/control/stats");
-    assert_eq!(stats.header("content-type"), Some("application/json"));
-    let stats: serde_json::Value = serde_json::from_slice(&stats.body).expect("json");
-    assert_eq!(stats, serde_json::json!({ "requests": 4 }));
+    let reply = get(&sandbox, "/control/stats");
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    assert_eq!(
+        stats(&sandbox),
+        serde_json::json!({
+            "requests": 4,
+            "ws_connections": 0,
+            "ws_messages_in": 0,
+            "ws_messages_out": 0,
+            "ws_lagged_disconnects": 0,
+            "rooms": {},
+        })
+    );
     assert_eq!(
         connect(&sandbox)
             .request("POST", "/control/reset-stats", "")
