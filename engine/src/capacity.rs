@@ -221,6 +221,8 @@ fn run_level(
     level_plan.thresholds.clear();
     let handle = run::start(&level_plan)?;
     let warmup_s = capacity.warmup.as_secs_f64();
+    let hold_s = capacity.hold.as_secs_f64();
+    let mut window_iterations = 0u64;
     let mut judged = StatsSet::new(level_plan.steps().count(), level_plan.scenarios.len());
     let mut judged_s = 0.0;
     let mut stopped_early = false;
@@ -230,9 +232,15 @@ fn run_level(
     for ev in handle.events().iter() {
         match ev {
             RunEvent::Interval(iv) => {
-                if iv.summary.t_s > warmup_s {
+                // Seconds that start after the warm-up; those past the hold (the drain of the
+                // last requests) count in the latencies but not as load time.
+                let start_s = iv.summary.t_s - 1.0;
+                if start_s >= warmup_s {
                     judged.merge(&iv.stats);
-                    judged_s += 1.0;
+                    if iv.summary.t_s <= hold_s + 1e-9 {
+                        judged_s += 1.0;
+                        window_iterations += iv.stats.iterations().count;
+                    }
                 }
                 if !stopped_early
                     && judged_s >= 1.0
@@ -259,8 +267,9 @@ fn run_level(
     // A last partial second is in the totals but not in an interval: judge whole seconds only,
     // unless the level was too short to have one after its warm-up.
     if judged_s == 0.0 {
-        judged.merge(&finished.totals);
+        judged = (*finished.totals).clone();
         judged_s = started.elapsed().as_secs_f64().max(1e-3);
+        window_iterations = judged.iterations().count;
     }
     let slo: Vec<ThresholdResult> = capacity
         .slo
@@ -275,8 +284,7 @@ fn run_level(
         - total.errors[crate::ErrorKind::Status5xx.index()];
     let attempts = total.requests + failures;
     let results_dropped = finished.results.dropped;
-    let iterations = judged.iterations().count;
-    let achieved = iterations as f64 / judged_s;
+    let achieved = window_iterations as f64 / judged_s;
     // Connections are sized by Little's law from the SLO, so running out of them means the
     // SLO was already broken: the target's doing. Drops, or a passing level that was not
     // offered in full, are the generator's.

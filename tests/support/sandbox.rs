@@ -91,6 +91,19 @@ impl Sandbox {
             .with_context(|| format!("/control/stats has no integer `requests`: {stats}"))
     }
 
+    /// `POST {path}` on a control endpoint; an error unless it answers 2xx.
+    pub fn control(&self, path: &str) -> Result<()> {
+        let response = raw_http::request(self.addr, "POST", path, &[], b"")?;
+        if !(200..300).contains(&response.status) {
+            bail!(
+                "{path} answered {}: {}",
+                response.status,
+                response.body_text()
+            );
+        }
+        Ok(())
+    }
+
     /// `POST /control/stall?ms=N`: the sandbox holds every request for the next `ms`.
     pub fn stall(&self, ms: u64) -> Result<()> {
         let path = format!("/control/stall?ms={ms}");
