@@ -173,15 +173,24 @@ fn keep_alive_exchanges_over_one_tls_connection() {
                 let mut buf = Vec::with_capacity(16 * 1024);
                 for _ in 0..5 {
                     let (status, body) = get(&mut stream, "/", &mut buf).await.expect("GET /");
-                    assert_eq!((status, body.as_slice()), (200, NGINX_INDEX_BODY.as_bytes()));
+                    assert_eq!(
+                        (status, body.as_slice()),
+                        (200, NGINX_INDEX_BODY.as_bytes())
+                    );
                 }
                 let (status, body) = get(&mut stream, "/big", &mut buf).await.expect("GET /big");
                 assert_eq!((status, body.len()), (200, NGINX_BIG_BYTES));
-                assert!(body.iter().enumerate().all(|(i, &b)| b == b'a' + (i % 26) as u8));
+                assert!(body
+                    .iter()
+                    .enumerate()
+                    .all(|(i, &b)| b == b'a' + (i % 26) as u8));
                 // A 100-byte read buffer: every record overflows it.
                 let mut small = Vec::with_capacity(100);
                 let (status, body) = get(&mut stream, "/", &mut small).await.expect("small");
-                assert_eq!((status, body.as_slice()), (200, NGINX_INDEX_BODY.as_bytes()));
+                assert_eq!(
+                    (status, body.as_slice()),
+                    (200, NGINX_INDEX_BODY.as_bytes())
+                );
                 // 500 pipelined requests in one write_all: ~20 KiB, more than one record.
                 let pipelined: Vec<u8> = (0..500).flat_map(|_| request("/")).collect();
                 assert!(pipelined.len() > 16 * 1024);
@@ -191,7 +200,10 @@ fn keep_alive_exchanges_over_one_tls_connection() {
                     let (status, body) = read_response(&mut stream, &mut buf)
                         .await
                         .unwrap_or_else(|e| panic!("pipelined response {i}: {e}"));
-                    assert_eq!((status, body.as_slice()), (200, NGINX_INDEX_BODY.as_bytes()));
+                    assert_eq!(
+                        (status, body.as_slice()),
+                        (200, NGINX_INDEX_BODY.as_bytes())
+                    );
                 }
                 stream.shutdown().await.expect("close_notify and shutdown");
                 5 + 1 + 1 + 500
@@ -244,6 +256,35 @@ fn sessions_resume_per_config_unless_disabled() {
     }
 }
 
+/// A server flight larger than a record (a long chain: the CA certificate repeated 100 times,
+/// ~40 KiB of DER): the Certificate message is reassembled across three records, the buffer
+/// grows past its initial size for the handshake and shrinks back after it.
+#[test]
+fn a_certificate_chain_larger_than_a_record_is_accepted() {
+    let _load = serial();
+    let pki = Pki::generate().expect("pki");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let chain = dir.path().join("chain.pem");
+    let leaf = std::fs::read_to_string(&pki.server_cert).expect("server cert");
+    let ca = std::fs::read_to_string(&pki.ca).expect("CA cert");
+    std::fs::write(&chain, leaf + &ca.repeat(100)).expect("write chain");
+    assert!(std::fs::metadata(&chain).expect("chain").len() > 50_000);
+    let tls = NginxTls::new(&chain, &pki.server_key);
+    let nginx = Nginx::start_tls(NginxConfig::default(), tls).expect("start nginx");
+    run(Driver::Uring, || async {
+        let mut stream = open(
+            nginx.tls_addr(),
+            &client_config(&trusting(&pki)),
+            &localhost(),
+        )
+        .await
+        .expect("handshake with a long chain");
+        let mut buf = Vec::with_capacity(4096);
+        let (status, _) = get(&mut stream, "/", &mut buf).await.expect("GET /");
+        assert_eq!(status, 200);
+    });
+}
+
 /// An unknown CA and a name the certificate does not cover are certificate failures.
 #[test]
 fn untrusted_or_misnamed_certificates_are_tls_certificate_errors() {
@@ -255,8 +296,7 @@ fn untrusted_or_misnamed_certificates_are_tls_certificate_errors() {
         let wrong_ca = client_config(&trusting(&stranger));
         let err = open(nginx.tls_addr(), &wrong_ca, &localhost())
             .await
-            .err()
-            .expect("an unknown CA fails the handshake");
+            .expect_err("an unknown CA fails the handshake");
         assert_eq!(err.kind_name(), "tls_certificate", "{err}");
         assert!(err.to_string().contains("UnknownIssuer"), "{err}");
 
@@ -267,8 +307,7 @@ fn untrusted_or_misnamed_certificates_are_tls_certificate_errors() {
         let name = tls::server_name(&misnamed, "127.0.0.1").expect("server name");
         let err = open(nginx.tls_addr(), &client_config(&misnamed), &name)
             .await
-            .err()
-            .expect("a name the certificate lacks fails the handshake");
+            .expect_err("a name the certificate lacks fails the handshake");
         assert_eq!(err.kind_name(), "tls_certificate", "{err}");
 
         // The same names work with the right CA and a name the certificate covers.
@@ -358,10 +397,13 @@ fn rejected_handshake_is_a_tls_alert() {
         };
         let nginx = Nginx::start_tls(NginxConfig::default(), tls).expect("start nginx");
         run(Driver::Uring, || async {
-            let err = open(nginx.tls_addr(), &client_config(&trusting(&pki)), &localhost())
-                .await
-                .err()
-                .expect("nginx rejects the handshake");
+            let err = open(
+                nginx.tls_addr(),
+                &client_config(&trusting(&pki)),
+                &localhost(),
+            )
+            .await
+            .expect_err("nginx rejects the handshake");
             assert_eq!(err.kind_name(), "tls_alert", "{protocols}: {err}");
             assert_eq!(expect_alert(&err), "UnrecognisedName", "{protocols}");
         });
@@ -394,8 +436,7 @@ fn tls_rejects_a_missing_client_certificate_at_handshake_or_first_read() {
                     let mut buf = Vec::with_capacity(4096);
                     let err = get(&mut stream, "/", &mut buf)
                         .await
-                        .err()
-                        .expect("the server refuses the connection");
+                        .expect_err("the server refuses the connection");
                     let tls_err = tls::tls_error(&err)
                         .unwrap_or_else(|| panic!("not a TLS error on the first read: {err}"));
                     assert_eq!(tls_err.kind_name(), "tls_alert");
@@ -463,6 +504,38 @@ fn rustls_mtls_server(
     (addr, server)
 }
 
+/// The watchdog cancels a read by dropping its future: the stream is then poisoned (later
+/// calls fail and the caller closes it) instead of reading a corrupted record stream.
+#[test]
+fn a_dropped_read_poisons_the_stream_without_panicking() {
+    let _load = serial();
+    let pki = Pki::generate().expect("pki");
+    let nginx = tls_nginx(&pki, "TLSv1.2 TLSv1.3", false);
+    for driver in [Driver::Uring, Driver::Legacy] {
+        run(driver, || async {
+            let config = client_config(&trusting(&pki));
+            let mut stream = Stream::from(
+                open(nginx.tls_addr(), &config, &localhost())
+                    .await
+                    .expect("handshake"),
+            );
+            let mut buf = Vec::with_capacity(4096);
+            get(&mut stream, "/", &mut buf).await.expect("GET /");
+            // Nothing was asked for, so nothing comes: the read is still pending when dropped.
+            let idle = monoio::time::timeout(
+                Duration::from_millis(20),
+                stream.read(Vec::with_capacity(4096)),
+            )
+            .await;
+            assert!(idle.is_err(), "{driver:?}: the idle read completed");
+            let err = get(&mut stream, "/", &mut buf)
+                .await
+                .expect_err("a poisoned stream refuses further use");
+            assert_eq!(err.kind(), io::ErrorKind::NotConnected, "{driver:?}: {err}");
+        });
+    }
+}
+
 /// A client key that is not the certificate's is a configuration error naming both files.
 #[test]
 fn mismatched_client_key_is_a_config_error() {
@@ -477,7 +550,10 @@ fn mismatched_client_key_is_a_config_error() {
     let err = tls::client_config(&opts).expect_err("mismatched key");
     let message = err.to_string();
     assert!(message.contains("does not match"), "{message}");
-    assert!(message.contains("client.key") && message.contains("client.pem"), "{message}");
+    assert!(
+        message.contains("client.key") && message.contains("client.pem"),
+        "{message}"
+    );
 }
 
 /// Heap held per idle TLS connection after a handshake and one request, measured over many
@@ -495,7 +571,7 @@ fn idle_tls_connection_heap_is_small() {
     let nginx = tls_nginx(&pki, "TLSv1.2 TLSv1.3", false);
     let _profiler = dhat::Profiler::builder().testing().build();
     for resumption in [false, true] {
-        let (per_conn, allocs_per_request) = run(Driver::Uring, || async {
+        let (per_conn, allocs_per_request, setup) = run(Driver::Uring, || async {
             let config = client_config(&TlsOptions {
                 resumption,
                 ..trusting(&pki)
@@ -511,6 +587,7 @@ fn idle_tls_connection_heap_is_small() {
                 get(&mut s, "/", &mut buf).await.expect("warm-up GET");
             }
             let mut streams: Vec<Stream> = Vec::with_capacity(CONNECTIONS);
+            let started = std::time::Instant::now();
             let before = dhat::HeapStats::get().curr_bytes;
             for _ in 0..CONNECTIONS {
                 let stream = open(nginx.tls_addr(), &config, &localhost())
@@ -522,6 +599,7 @@ fn idle_tls_connection_heap_is_small() {
                 streams.push(stream);
             }
             let held = dhat::HeapStats::get().curr_bytes.saturating_sub(before);
+            let setup = started.elapsed() / CONNECTIONS as u32;
             assert_eq!(
                 streams.iter().filter(|s| s.resumed()).count(),
                 if resumption { CONNECTIONS } else { 0 }
@@ -533,13 +611,14 @@ fn idle_tls_connection_heap_is_small() {
                 get(stream, "/", &mut buf).await.expect("GET /");
             }
             let per_request = (dhat::HeapStats::get().total_blocks - blocks) as f64 / 200.0;
-            (held / CONNECTIONS, per_request)
+            (held / CONNECTIONS, per_request, setup)
         });
         println!(
             "idle TLS connection (resumption {resumption}): {per_conn} heap bytes each \
              (plus the socket's kernel memory); size_of::<TlsStream>() = {}; \
              {allocs_per_request:.2} allocations per request (the test's own request Vec \
-             and response body included)",
+             and response body included); connect + handshake + 1 request: {setup:?} each \
+             (dhat on)",
             std::mem::size_of::<TlsStream>()
         );
         assert!(

@@ -17,7 +17,8 @@ use std::sync::{Mutex, MutexGuard};
 
 pub use loadctl::{run_json, run_loadctl, run_loadctl_timeout, LoadctlRun, DEFAULT_RUN_TIMEOUT};
 pub use nginx::{
-    Nginx, NginxConfig, NginxTls, StubStatus, BIG_BYTES as NGINX_BIG_BYTES, INDEX_BODY as NGINX_INDEX_BODY,
+    Nginx, NginxConfig, NginxTls, StubStatus, BIG_BYTES as NGINX_BIG_BYTES,
+    INDEX_BODY as NGINX_INDEX_BODY,
 };
 pub use pki::Pki;
 pub use raw_http::{request as raw_request, RawResponse};

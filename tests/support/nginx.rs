@@ -125,7 +125,12 @@ impl Nginx {
             .prefix("testbed-nginx-")
             .tempdir()?;
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, crate::free_port()));
-        let tls = tls.map(|t| (t, SocketAddr::from((Ipv4Addr::LOCALHOST, crate::free_port()))));
+        let tls = tls.map(|t| {
+            (
+                t,
+                SocketAddr::from((Ipv4Addr::LOCALHOST, crate::free_port())),
+            )
+        });
         write_tree(dir.path(), config, addr, tls)?;
         let stderr = fs::File::create(dir.path().join("stderr.log"))?;
         let mut cmd = match config.pin_cpu {

@@ -74,7 +74,9 @@ pub enum TlsConfigError {
         path: PathBuf,
         source: io::Error,
     },
-    #[error("{what} `{path}` is not valid PEM ({detail}): expect `-----BEGIN {label}-----` blocks")]
+    #[error(
+        "{what} `{path}` is not valid PEM ({detail}): expect `-----BEGIN {label}-----` blocks"
+    )]
     Pem {
         what: &'static str,
         path: PathBuf,
@@ -88,7 +90,10 @@ pub enum TlsConfigError {
         label: &'static str,
     },
     #[error("a certificate in ca_file `{path}` cannot be a trust anchor: {source}")]
-    BadCa { path: PathBuf, source: rustls::Error },
+    BadCa {
+        path: PathBuf,
+        source: rustls::Error,
+    },
     #[error("client_cert and client_key go together: set both or neither")]
     ClientAuthIncomplete,
     #[error(
@@ -217,7 +222,12 @@ fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsConfigError> {
     PrivateKeyDer::from_pem_file(path).map_err(|e| pem_error(e, "client_key", path, "PRIVATE KEY"))
 }
 
-fn pem_error(e: pem::Error, what: &'static str, path: &Path, label: &'static str) -> TlsConfigError {
+fn pem_error(
+    e: pem::Error,
+    what: &'static str,
+    path: &Path,
+    label: &'static str,
+) -> TlsConfigError {
     let path = path.to_owned();
     match e {
         pem::Error::Io(source) => TlsConfigError::Read { what, path, source },

@@ -11,6 +11,7 @@
 //! caller closes it. It never panics and never leaks.
 
 use std::any::Any;
+use std::fmt;
 use std::io;
 use std::mem;
 use std::sync::Arc;
@@ -421,6 +422,17 @@ impl TlsStream {
     }
 }
 
+impl fmt::Debug for TlsStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsStream")
+            .field("protocol", &self.protocol_version())
+            .field("resumed", &self.resumed())
+            .field("peer_closed", &self.peer_closed)
+            .field("poisoned", &self.poisoned)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Outgoing {
     /// Lets rustls write into the free part of the buffer, growing it to the size rustls asks.
     fn push(
@@ -542,8 +554,8 @@ fn slice_bytes<B: IoBuf>(any: &dyn Any) -> Option<&[u8]> {
     if let Some(s) = any.downcast_ref::<Slice<B>>() {
         owned_bytes(s.get_ref())?.get(s.begin()..s.end())
     } else {
-        let s = any.downcast_ref::<SliceMut<B>>()?;
-        owned_bytes(s.get_ref())?.get(s.begin()..s.end())
+        // Its initialized part, which may end before `end()` (a read target's spare room).
+        any.downcast_ref::<SliceMut<B>>().map(|s| &s[..])
     }
 }
 
@@ -584,6 +596,7 @@ impl AsyncWriteRent for TlsStream {
 }
 
 /// A connection's socket: plain TCP or TLS over TCP, with the same read/write traits.
+#[derive(Debug)]
 pub enum Stream {
     Plain(TcpStream),
     /// Boxed: a TLS connection's state is far larger than a socket.
