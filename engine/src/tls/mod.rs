@@ -11,11 +11,14 @@
 
 mod config;
 mod error;
+mod socket;
 mod stream;
+mod write_buf;
 
 pub use config::{client_config, server_name, Alpn, TlsConfigError, TlsOptions};
 pub use error::{tls_error, TlsError};
-pub use stream::{connect, Stream, TlsStream};
+pub use socket::Stream;
+pub use stream::{connect, TlsStream};
 // The rustls this module is built on, for its types (`ProtocolVersion`, `AlertDescription`).
 pub use rustls;
 pub use rustls::pki_types::ServerName;

@@ -1,7 +1,7 @@
 //! `TlsStream`: a TLS client connection over a monoio `TcpStream`, driving rustls' unbuffered
-//! API with two owned ciphertext buffers, and `Stream`, a socket that is plain or TLS.
+//! API with two owned ciphertext buffers.
 //!
-//! Both implement monoio's `AsyncReadRent`/`AsyncWriteRent`, so connection code reads into
+//! It implements monoio's `AsyncReadRent`/`AsyncWriteRent`, so connection code reads into
 //! `buf.slice_mut(len..cap)` and `write_all(vec)` exactly as on a `TcpStream`. Buffers stay
 //! small while a connection idles: the ciphertext buffer grows to a record's size only when
 //! such a record arrives, and plaintext goes straight into the caller's buffer.
@@ -10,13 +10,12 @@
 //! socket holds one of its buffers, the stream is poisoned (every later call fails) and the
 //! caller closes it. It never panics and never leaks.
 
-use std::any::Any;
 use std::fmt;
 use std::io;
 use std::mem;
 use std::sync::Arc;
 
-use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut, IoVecWrapperMut, Slice, SliceMut};
+use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut, IoVecWrapperMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 use monoio::BufResult;
@@ -26,6 +25,7 @@ use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, Insufficien
 use rustls::{ClientConfig, HandshakeKind, ProtocolVersion};
 
 use super::error::TlsError;
+use super::write_buf::bytes_of;
 
 /// Ciphertext buffer at the start: the server's first flight (certificates) usually fits.
 const INCOMING_HANDSHAKE: usize = 4 * 1024;
@@ -526,39 +526,6 @@ fn make_room(incoming: &mut Vec<u8>) -> Result<(), TlsError> {
     Ok(())
 }
 
-/// The bytes of a buffer given to `write`, for the buffer types connection code uses.
-/// monoio only offers a raw pointer to an `IoBuf`'s bytes; asking for the concrete type keeps
-/// this crate free of `unsafe`.
-fn bytes_of<T: IoBuf>(buf: &T) -> Option<&[u8]> {
-    let any: &dyn Any = buf;
-    owned_bytes(any)
-        .or_else(|| slice_bytes::<Vec<u8>>(any))
-        .or_else(|| slice_bytes::<Box<[u8]>>(any))
-        .or_else(|| slice_bytes::<&'static [u8]>(any))
-        .or_else(|| slice_bytes::<&'static str>(any))
-}
-
-fn owned_bytes(any: &dyn Any) -> Option<&[u8]> {
-    if let Some(v) = any.downcast_ref::<Vec<u8>>() {
-        Some(v)
-    } else if let Some(b) = any.downcast_ref::<Box<[u8]>>() {
-        Some(b)
-    } else if let Some(s) = any.downcast_ref::<&'static [u8]>() {
-        Some(s)
-    } else {
-        any.downcast_ref::<&'static str>().map(|s| s.as_bytes())
-    }
-}
-
-fn slice_bytes<B: IoBuf>(any: &dyn Any) -> Option<&[u8]> {
-    if let Some(s) = any.downcast_ref::<Slice<B>>() {
-        owned_bytes(s.get_ref())?.get(s.begin()..s.end())
-    } else {
-        // Its initialized part, which may end before `end()` (a read target's spare room).
-        any.downcast_ref::<SliceMut<B>>().map(|s| &s[..])
-    }
-}
-
 impl AsyncReadRent for TlsStream {
     async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
         self.read_plain(buf).await
@@ -595,112 +562,9 @@ impl AsyncWriteRent for TlsStream {
     }
 }
 
-/// A connection's socket: plain TCP or TLS over TCP, with the same read/write traits.
-#[derive(Debug)]
-pub enum Stream {
-    Plain(TcpStream),
-    /// Boxed: a TLS connection's state is far larger than a socket.
-    Tls(Box<TlsStream>),
-}
-
-impl Stream {
-    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
-        match self {
-            Stream::Plain(tcp) => tcp.set_nodelay(nodelay),
-            Stream::Tls(tls) => tls.tcp.set_nodelay(nodelay),
-        }
-    }
-
-    pub fn is_tls(&self) -> bool {
-        matches!(self, Stream::Tls(_))
-    }
-
-    /// Whether a TLS handshake resumed a session (`false` for plain TCP).
-    pub fn resumed(&self) -> bool {
-        match self {
-            Stream::Plain(_) => false,
-            Stream::Tls(tls) => tls.resumed(),
-        }
-    }
-}
-
-impl From<TcpStream> for Stream {
-    fn from(tcp: TcpStream) -> Self {
-        Stream::Plain(tcp)
-    }
-}
-
-impl From<TlsStream> for Stream {
-    fn from(tls: TlsStream) -> Self {
-        Stream::Tls(Box::new(tls))
-    }
-}
-
-impl AsyncReadRent for Stream {
-    async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
-        match self {
-            Stream::Plain(tcp) => tcp.read(buf).await,
-            Stream::Tls(tls) => tls.read_plain(buf).await,
-        }
-    }
-
-    async fn readv<T: IoVecBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
-        match self {
-            Stream::Plain(tcp) => tcp.readv(buf).await,
-            Stream::Tls(tls) => tls.readv(buf).await,
-        }
-    }
-}
-
-impl AsyncWriteRent for Stream {
-    async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
-        match self {
-            Stream::Plain(tcp) => tcp.write(buf).await,
-            Stream::Tls(tls) => tls.write_plain(buf).await,
-        }
-    }
-
-    async fn writev<T: IoVecBuf>(&mut self, buf: T) -> BufResult<usize, T> {
-        match self {
-            Stream::Plain(tcp) => tcp.writev(buf).await,
-            Stream::Tls(tls) => tls.writev(buf).await,
-        }
-    }
-
-    async fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Stream::Plain(tcp) => tcp.flush().await,
-            Stream::Tls(_) => Ok(()),
-        }
-    }
-
-    async fn shutdown(&mut self) -> io::Result<()> {
-        match self {
-            Stream::Plain(tcp) => tcp.shutdown().await,
-            Stream::Tls(tls) => tls.close().await,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn write_buffers_of_the_usual_types_are_seen() {
-        let v = b"hello".to_vec();
-        assert_eq!(bytes_of(&v), Some(&b"hello"[..]));
-        assert_eq!(bytes_of(&v.clone().slice(1..4)), Some(&b"ell"[..]));
-        assert_eq!(bytes_of(&"static"), Some(&b"static"[..]));
-        assert_eq!(bytes_of(&"s".slice(0..1)), Some(&b"s"[..]));
-        let boxed: Box<[u8]> = Box::new(*b"box");
-        assert_eq!(bytes_of(&boxed.slice(1..)), Some(&b"ox"[..]));
-        let mut grown = Vec::with_capacity(8);
-        grown.extend_from_slice(b"abc");
-        assert_eq!(bytes_of(&grown.slice_mut(1..8)), Some(&b"bc"[..]));
-        // A type it does not know is refused, not misread.
-        assert_eq!(bytes_of(&std::rc::Rc::new(b"x".to_vec())), None);
-    }
 
     #[test]
     fn room_is_made_for_the_record_at_the_front() {
