@@ -22,6 +22,7 @@ pub mod spec;
 pub mod stats;
 pub mod template;
 pub mod threshold;
+pub mod tls;
 pub mod units;
 
 pub use error_kind::ErrorKind;

@@ -1,11 +1,13 @@
 //! `testbed`: what the workspace's integration tests and benches share — the built binaries
 //! (`bin`), RAII loopback servers (`Nginx`, `Sandbox`) that bind free ports, report their address
-//! and stop on drop, and a bounded runner for `loadctl` (`run_loadctl`, `run_json`).
+//! and stop on drop, a bounded runner for `loadctl` (`run_loadctl`, `run_json`), and a throwaway
+//! PKI (`Pki`) for TLS listeners.
 //!
 //! It refuses to talk to anything but 127.0.0.0/8, to use fixed ports, or to wait without a bound.
 
 mod loadctl;
 mod nginx;
+mod pki;
 mod raw_http;
 mod sandbox;
 
@@ -15,8 +17,10 @@ use std::sync::{Mutex, MutexGuard};
 
 pub use loadctl::{run_json, run_loadctl, run_loadctl_timeout, LoadctlRun, DEFAULT_RUN_TIMEOUT};
 pub use nginx::{
-    Nginx, NginxConfig, StubStatus, BIG_BYTES as NGINX_BIG_BYTES, INDEX_BODY as NGINX_INDEX_BODY,
+    Nginx, NginxConfig, NginxTls, StubStatus, BIG_BYTES as NGINX_BIG_BYTES,
+    INDEX_BODY as NGINX_INDEX_BODY,
 };
+pub use pki::Pki;
 pub use raw_http::{request as raw_request, RawResponse};
 pub use sandbox::Sandbox;
 

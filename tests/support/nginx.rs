@@ -45,6 +45,33 @@ impl Default for NginxConfig {
     }
 }
 
+/// A TLS listener on its own port beside the plain one (which keeps serving the harness's
+/// `stub_status` probes), with the same locations.
+#[derive(Debug, Clone)]
+pub struct NginxTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// CA bundle for client certificates: set, nginx requires one (`ssl_verify_client on`).
+    pub client_ca: Option<PathBuf>,
+    /// `ssl_protocols`. nginx 1.22 leaves TLS 1.3 out of its default, so it is named here.
+    pub protocols: String,
+    /// `ssl_reject_handshake on`: every handshake ends in an `unrecognized_name` alert.
+    pub reject_handshake: bool,
+}
+
+impl NginxTls {
+    /// TLS 1.2 and 1.3 with this certificate and key, no client certificates.
+    pub fn new(cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        Self {
+            cert: cert.into(),
+            key: key.into(),
+            client_ca: None,
+            protocols: "TLSv1.2 TLSv1.3".into(),
+            reject_handshake: false,
+        }
+    }
+}
+
 /// nginx's `stub_status` counters, net of the requests and connections this harness made itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StubStatus {
@@ -58,6 +85,7 @@ pub struct StubStatus {
 pub struct Nginx {
     child: Child,
     addr: SocketAddr,
+    tls_addr: Option<SocketAddr>,
     dir: tempfile::TempDir,
     /// Connections and requests of our own `stub_status` probes, subtracted from what nginx reports.
     own_accepts: Cell<u64>,
@@ -71,11 +99,20 @@ impl Nginx {
     }
 
     pub fn start_with(config: NginxConfig) -> Result<Self> {
+        Self::start_inner(&config, None)
+    }
+
+    /// nginx with a TLS listener too (`tls_addr`); the plain one stays on `addr`.
+    pub fn start_tls(config: NginxConfig, tls: NginxTls) -> Result<Self> {
+        Self::start_inner(&config, Some(&tls))
+    }
+
+    fn start_inner(config: &NginxConfig, tls: Option<&NginxTls>) -> Result<Self> {
         let nginx = find_nginx()?;
         // The port is picked by the OS and released before nginx binds it: retry if taken meanwhile.
         let mut last_err = None;
         for _ in 0..3 {
-            match Self::start_once(&nginx, &config) {
+            match Self::start_once(&nginx, config, tls) {
                 Ok(server) => return Ok(server),
                 Err(err) => last_err = Some(err),
             }
@@ -83,12 +120,18 @@ impl Nginx {
         Err(last_err.unwrap_or_else(|| anyhow::anyhow!("nginx did not start")))
     }
 
-    fn start_once(nginx: &Path, config: &NginxConfig) -> Result<Self> {
+    fn start_once(nginx: &Path, config: &NginxConfig, tls: Option<&NginxTls>) -> Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("testbed-nginx-")
             .tempdir()?;
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, crate::free_port()));
-        write_tree(dir.path(), config, addr)?;
+        let tls = tls.map(|t| {
+            (
+                t,
+                SocketAddr::from((Ipv4Addr::LOCALHOST, crate::free_port())),
+            )
+        });
+        write_tree(dir.path(), config, addr, tls)?;
         let stderr = fs::File::create(dir.path().join("stderr.log"))?;
         let mut cmd = match config.pin_cpu {
             Some(cpu) => {
@@ -114,6 +157,7 @@ impl Nginx {
         let mut server = Nginx {
             child,
             addr,
+            tls_addr: tls.map(|(_, a)| a),
             dir,
             own_accepts: Cell::new(0),
             own_requests: Cell::new(0),
@@ -149,6 +193,17 @@ impl Nginx {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The TLS listener's address. Panics if nginx was not started with `start_tls`.
+    pub fn tls_addr(&self) -> SocketAddr {
+        self.tls_addr
+            .expect("nginx was started without TLS: use Nginx::start_tls")
+    }
+
+    /// `https://127.0.0.1:PORT{path}` on the TLS listener; `path` starts with `/`.
+    pub fn https_url(&self, path: &str) -> String {
+        format!("https://{}{path}", self.tls_addr())
     }
 
     /// `http://127.0.0.1:PORT{path}`; `path` starts with `/`.
@@ -305,7 +360,12 @@ fn parse_stub_status(text: &str) -> Result<StubStatus> {
 
 /// Writes nginx.conf and the docroot. Directories are world-readable because nginx's workers
 /// drop to `nobody` when the tests run as root.
-fn write_tree(dir: &Path, config: &NginxConfig, addr: SocketAddr) -> Result<()> {
+fn write_tree(
+    dir: &Path,
+    config: &NginxConfig,
+    addr: SocketAddr,
+    tls: Option<(&NginxTls, SocketAddr)>,
+) -> Result<()> {
     let html = dir.join("html");
     fs::create_dir_all(&html)?;
     fs::create_dir_all(dir.join("tmp"))?;
@@ -322,12 +382,18 @@ fn write_tree(dir: &Path, config: &NginxConfig, addr: SocketAddr) -> Result<()> 
         html.join("chunked"),
         "chunked response, part one\n<!--# echo var=\"no_such_var\" default=\"from ssi\" -->\npart two\n",
     )?;
-    fs::write(dir.join("nginx.conf"), render_conf(dir, config, addr))?;
+    fs::write(dir.join("nginx.conf"), render_conf(dir, config, addr, tls))?;
     Ok(())
 }
 
-fn render_conf(dir: &Path, config: &NginxConfig, addr: SocketAddr) -> String {
+fn render_conf(
+    dir: &Path,
+    config: &NginxConfig,
+    addr: SocketAddr,
+    tls: Option<(&NginxTls, SocketAddr)>,
+) -> String {
     let d = dir.display();
+    let tls = tls.map_or_else(String::new, |(tls, tls_addr)| render_tls(tls, tls_addr));
     let access_log = if config.access_log {
         format!("access_log {d}/access.log;")
     } else {
@@ -366,7 +432,7 @@ http {{
 
     server {{
         listen {addr} backlog=4096;
-        root {d}/html;
+        root {d}/html;{tls}
 
         location / {{
             index index.html;
@@ -394,5 +460,31 @@ http {{
 "#,
         workers = config.worker_processes,
         keepalive_requests = config.keepalive_requests,
+    )
+}
+
+/// The TLS part of the server block: a second listener and its certificate. The session cache
+/// lets TLS 1.2 clients resume by id; tickets (TLS 1.2 and 1.3) are on by default.
+fn render_tls(tls: &NginxTls, tls_addr: SocketAddr) -> String {
+    let mut extra = tls.client_ca.as_ref().map_or_else(String::new, |ca| {
+        format!(
+            "\n        ssl_client_certificate {};\n        ssl_verify_client on;",
+            ca.display()
+        )
+    });
+    if tls.reject_handshake {
+        extra.push_str("\n        ssl_reject_handshake on;");
+    }
+    format!(
+        r#"
+
+        listen {tls_addr} ssl backlog=4096;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        ssl_protocols {protocols};
+        ssl_session_cache shared:testbed_tls:1m;{extra}"#,
+        cert = tls.cert.display(),
+        key = tls.key.display(),
+        protocols = tls.protocols,
     )
 }

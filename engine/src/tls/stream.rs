@@ -1,0 +1,595 @@
+//! `TlsStream`: a TLS client connection over a monoio `TcpStream`, driving rustls' unbuffered
+//! API with two owned ciphertext buffers.
+//!
+//! It implements monoio's `AsyncReadRent`/`AsyncWriteRent`, so connection code reads into
+//! `buf.slice_mut(len..cap)` and `write_all(vec)` exactly as on a `TcpStream`. Buffers stay
+//! small while a connection idles: the ciphertext buffer grows to a record's size only when
+//! such a record arrives, and plaintext goes straight into the caller's buffer.
+//!
+//! It refuses to be clever about cancellation: if a read or write future is dropped while the
+//! socket holds one of its buffers, the stream is poisoned (every later call fails) and the
+//! caller closes it. It never panics and never leaks.
+
+use std::fmt;
+use std::io;
+use std::mem;
+use std::sync::Arc;
+
+use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut, IoVecWrapperMut};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
+use monoio::net::TcpStream;
+use monoio::BufResult;
+use rustls::client::UnbufferedClientConnection;
+use rustls::pki_types::ServerName;
+use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, InsufficientSizeError};
+use rustls::{ClientConfig, HandshakeKind, ProtocolVersion};
+
+use super::error::TlsError;
+use super::write_buf::bytes_of;
+
+/// Ciphertext buffer at the start: the server's first flight (certificates) usually fits.
+const INCOMING_HANDSHAKE: usize = 4 * 1024;
+/// Ciphertext buffer kept after the handshake: small responses and control records fit; a
+/// larger record grows it to that record's size (once per connection).
+const INCOMING_IDLE: usize = 2 * 1024;
+/// A handshake message may span records and is reassembled in place (rustls caps one at
+/// 64 KiB); beyond this the peer is not speaking TLS we accept.
+const INCOMING_MAX: usize = 0xffff + RECORD_MAX;
+/// Largest record on the wire (TLS 1.2's ciphertext bound plus the header).
+const RECORD_MAX: usize = 5 + (1 << 14) + 2048;
+const HEADER_LEN: usize = 5;
+/// Outgoing ciphertext at the start (a ClientHello) and kept after the handshake.
+const OUTGOING_IDLE: usize = 1024;
+/// Plaintext encrypted per `write` call: one full record, so the outgoing buffer stays under
+/// ~16.5 KiB whatever the caller writes (`write_all` loops).
+const WRITE_CHUNK: usize = 1 << 14;
+
+/// A client TLS connection after its handshake.
+pub struct TlsStream {
+    tcp: TcpStream,
+    conn: UnbufferedClientConnection,
+    /// Ciphertext received and not yet discarded; its spare capacity is what the next socket
+    /// read fills.
+    incoming: Vec<u8>,
+    out: Outgoing,
+    /// Decrypted bytes the caller's buffer had no room for, served before anything else.
+    plain: Vec<u8>,
+    plain_pos: usize,
+    /// The peer sent close_notify: reads return 0 from now on.
+    peer_closed: bool,
+    /// An operation failed or was dropped mid-way: the TLS state no longer matches the wire.
+    poisoned: bool,
+}
+
+/// Ciphertext to send. `buf` is zero-filled up to its length once; `len` bytes are pending.
+struct Outgoing {
+    buf: Vec<u8>,
+    len: usize,
+}
+
+/// What rustls asked for after one `process_tls_records` call.
+enum Next {
+    /// Call again (something was encoded or consumed).
+    Again,
+    /// Send the outgoing buffer, then call again.
+    Transmit,
+    /// Read more ciphertext from the socket.
+    NeedData,
+    /// The handshake is over (or, in `write`, the data is encrypted and must be sent).
+    Ready,
+    /// The peer closed cleanly.
+    PeerClosed,
+}
+
+/// Performs the TLS handshake on a connected socket. Sets `TCP_NODELAY`: without it the
+/// handshake's small flights wait on delayed ACKs (tens of ms instead of under one).
+/// Dropping the future (a connect timeout) closes the socket.
+pub async fn connect(
+    tcp: TcpStream,
+    config: &Arc<ClientConfig>,
+    server_name: &ServerName<'static>,
+) -> Result<TlsStream, TlsError> {
+    // Best effort, as for plain connections: a socket without it still works, only slower.
+    let _ = tcp.set_nodelay(true);
+    let conn = UnbufferedClientConnection::new(Arc::clone(config), server_name.clone())
+        .map_err(|e| TlsError::from_rustls(e, true))?;
+    let mut stream = TlsStream {
+        tcp,
+        conn,
+        incoming: Vec::with_capacity(INCOMING_HANDSHAKE),
+        out: Outgoing {
+            buf: vec![0; OUTGOING_IDLE],
+            len: 0,
+        },
+        plain: Vec::new(),
+        plain_pos: 0,
+        peer_closed: false,
+        poisoned: false,
+    };
+    stream.handshake().await?;
+    stream.trim();
+    Ok(stream)
+}
+
+impl TlsStream {
+    /// Whether the handshake resumed an earlier session (ticket or session id).
+    pub fn resumed(&self) -> bool {
+        self.conn.handshake_kind() == Some(HandshakeKind::Resumed)
+    }
+
+    /// The negotiated TLS version.
+    pub fn protocol_version(&self) -> Option<ProtocolVersion> {
+        self.conn.protocol_version()
+    }
+
+    /// The ALPN protocol the server chose, if any.
+    pub fn alpn_protocol(&self) -> Option<&[u8]> {
+        self.conn.alpn_protocol()
+    }
+
+    /// The underlying socket (for socket options).
+    pub fn tcp(&self) -> &TcpStream {
+        &self.tcp
+    }
+
+    async fn handshake(&mut self) -> Result<(), TlsError> {
+        loop {
+            let Self {
+                conn,
+                incoming,
+                out,
+                ..
+            } = self;
+            let status = conn.process_tls_records(incoming);
+            let discard = status.discard;
+            let next = match status.state {
+                Ok(ConnectionState::EncodeTlsData(mut data)) => out
+                    .push(|spare| data.encode(spare).map_err(encode_need))
+                    .map(|()| Next::Again),
+                Ok(ConnectionState::TransmitTlsData(data)) => {
+                    // Only a flag for rustls; the bytes go out right below, before anything else.
+                    data.done();
+                    Ok(Next::Transmit)
+                }
+                Ok(ConnectionState::BlockedHandshake) => Ok(Next::NeedData),
+                // Application data may already follow the handshake: it waits inside rustls.
+                Ok(ConnectionState::WriteTraffic(_) | ConnectionState::ReadTraffic(_)) => {
+                    Ok(Next::Ready)
+                }
+                Ok(ConnectionState::PeerClosed | ConnectionState::Closed) => Ok(Next::PeerClosed),
+                Ok(other) => Err(TlsError::Handshake(unexpected(&other))),
+                Err(e) => Err(TlsError::from_rustls(e, true)),
+            };
+            discard_front(incoming, discard);
+            let step = match next {
+                Ok(Next::Again) => Ok(()),
+                Ok(Next::Transmit) => self.transmit().await,
+                Ok(Next::NeedData) => match self.fill().await {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err(TlsError::HandshakeEof),
+                    Err(e) => Err(e),
+                },
+                Ok(Next::Ready) => return Ok(()),
+                Ok(Next::PeerClosed) => Err(TlsError::HandshakeEof),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = step {
+                return Err(self.fail(e));
+            }
+        }
+    }
+
+    /// After the handshake: give back what the certificates needed, keep idle-sized buffers.
+    fn trim(&mut self) {
+        if self.incoming.capacity() > INCOMING_IDLE && self.incoming.len() <= INCOMING_IDLE {
+            self.incoming.shrink_to(INCOMING_IDLE);
+        }
+        if self.out.len == 0 && self.out.buf.len() > OUTGOING_IDLE {
+            self.out.buf.truncate(OUTGOING_IDLE);
+            self.out.buf.shrink_to_fit();
+        }
+    }
+
+    async fn read_plain<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
+        if self.poisoned {
+            return (Err(poisoned()), buf);
+        }
+        if self.plain_pos < self.plain.len() {
+            let mut rest = &self.plain[self.plain_pos..];
+            // monoio's reader for `&[u8]` copies into any `IoBufMut` and is ready at once.
+            let (res, buf) = rest.read(buf).await;
+            if let Ok(n) = res {
+                self.plain_pos += n;
+                if self.plain_pos == self.plain.len() {
+                    self.plain.clear();
+                    self.plain_pos = 0;
+                }
+            }
+            return (res, buf);
+        }
+        if self.peer_closed {
+            return (Ok(0), buf);
+        }
+        loop {
+            let Self {
+                conn,
+                incoming,
+                out,
+                plain,
+                ..
+            } = self;
+            let status = conn.process_tls_records(incoming);
+            let discard = status.discard;
+            let next = match status.state {
+                Ok(ConnectionState::ReadTraffic(mut traffic)) => match traffic.next_record() {
+                    Some(Ok(record)) if !record.payload.is_empty() => {
+                        // Straight into the caller's buffer; only what does not fit is kept.
+                        let mut rest = record.payload;
+                        let (res, buf) = rest.read(buf).await;
+                        plain.extend_from_slice(rest);
+                        drop(traffic);
+                        discard_front(incoming, discard);
+                        return (res, buf);
+                    }
+                    Some(Ok(_)) | None => Ok(Next::Again),
+                    Some(Err(e)) => Err(TlsError::from_rustls(e, false)),
+                },
+                Ok(ConnectionState::EncodeTlsData(mut data)) => out
+                    .push(|spare| data.encode(spare).map_err(encode_need))
+                    .map(|()| Next::Again),
+                Ok(ConnectionState::TransmitTlsData(data)) => {
+                    data.done();
+                    Ok(Next::Transmit)
+                }
+                Ok(ConnectionState::BlockedHandshake | ConnectionState::WriteTraffic(_)) => {
+                    Ok(Next::NeedData)
+                }
+                Ok(ConnectionState::PeerClosed | ConnectionState::Closed) => Ok(Next::PeerClosed),
+                Ok(other) => Err(TlsError::Protocol(unexpected(&other))),
+                Err(e) => Err(TlsError::from_rustls(e, false)),
+            };
+            discard_front(incoming, discard);
+            let step = match next {
+                Ok(Next::Again | Next::Ready) => Ok(()),
+                Ok(Next::Transmit) => self.transmit().await,
+                Ok(Next::NeedData) => match self.fill().await {
+                    // The peer closed without close_notify: HTTP framing tells a short body.
+                    Ok(false) => {
+                        self.peer_closed = true;
+                        return (Ok(0), buf);
+                    }
+                    Ok(true) => Ok(()),
+                    Err(e) => Err(e),
+                },
+                Ok(Next::PeerClosed) => {
+                    self.peer_closed = true;
+                    return (Ok(0), buf);
+                }
+                Err(e) => Err(e),
+            };
+            if let Err(e) = step {
+                return (Err(self.fail(e).into_io()), buf);
+            }
+        }
+    }
+
+    async fn write_plain<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        if self.poisoned {
+            return (Err(poisoned()), buf);
+        }
+        let Some(data) = bytes_of(&buf) else {
+            let e = io::Error::new(
+                io::ErrorKind::Unsupported,
+                "TlsStream writes Vec<u8>, Box<[u8]>, static slices, and slices of these",
+            );
+            return (Err(e), buf);
+        };
+        let chunk = &data[..data.len().min(WRITE_CHUNK)];
+        let written = chunk.len();
+        if written == 0 {
+            return (Ok(0), buf);
+        }
+        loop {
+            let Self {
+                conn,
+                incoming,
+                out,
+                plain,
+                peer_closed,
+                ..
+            } = self;
+            let status = conn.process_tls_records(incoming);
+            let discard = status.discard;
+            let next = match status.state {
+                Ok(ConnectionState::WriteTraffic(mut traffic)) => out
+                    .push(|spare| traffic.encrypt(chunk, spare).map_err(encrypt_need))
+                    .map(|()| Next::Ready),
+                // Data that arrived before this write is kept for the next read.
+                Ok(ConnectionState::ReadTraffic(mut traffic)) => {
+                    let mut next = Ok(Next::Again);
+                    while let Some(record) = traffic.next_record() {
+                        match record {
+                            Ok(record) => plain.extend_from_slice(record.payload),
+                            Err(e) => {
+                                next = Err(TlsError::from_rustls(e, false));
+                                break;
+                            }
+                        }
+                    }
+                    next
+                }
+                Ok(ConnectionState::EncodeTlsData(mut data)) => out
+                    .push(|spare| data.encode(spare).map_err(encode_need))
+                    .map(|()| Next::Again),
+                Ok(ConnectionState::TransmitTlsData(data)) => {
+                    data.done();
+                    Ok(Next::Transmit)
+                }
+                Ok(ConnectionState::PeerClosed) => {
+                    // Reads see the close; a request may still go out (the server decides).
+                    *peer_closed = true;
+                    Ok(Next::Again)
+                }
+                Ok(ConnectionState::Closed) => Err(TlsError::Io(io::ErrorKind::BrokenPipe.into())),
+                Ok(ConnectionState::BlockedHandshake) => Ok(Next::NeedData),
+                Ok(other) => Err(TlsError::Protocol(unexpected(&other))),
+                Err(e) => Err(TlsError::from_rustls(e, false)),
+            };
+            discard_front(incoming, discard);
+            let step = match next {
+                Ok(Next::Again) => Ok(()),
+                Ok(Next::Transmit) => self.transmit().await,
+                Ok(Next::Ready) => {
+                    return match self.transmit().await {
+                        Ok(()) => (Ok(written), buf),
+                        Err(e) => (Err(self.fail(e).into_io()), buf),
+                    };
+                }
+                // Only reachable mid-handshake, which `connect` finished: nothing will unblock.
+                Ok(Next::NeedData | Next::PeerClosed) => Err(TlsError::Protocol(
+                    rustls::Error::General("write before the handshake completed".into()),
+                )),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = step {
+                return (Err(self.fail(e).into_io()), buf);
+            }
+        }
+    }
+
+    /// Sends close_notify if the connection is in a state to, then shuts the socket down.
+    async fn close(&mut self) -> io::Result<()> {
+        if !self.poisoned {
+            let Self {
+                conn,
+                incoming,
+                out,
+                ..
+            } = self;
+            let status = conn.process_tls_records(incoming);
+            let discard = status.discard;
+            let queued = match status.state {
+                Ok(ConnectionState::WriteTraffic(mut traffic)) => out
+                    .push(|spare| traffic.queue_close_notify(spare).map_err(encrypt_need))
+                    .is_ok(),
+                _ => false,
+            };
+            discard_front(incoming, discard);
+            if queued {
+                self.transmit().await.map_err(TlsError::into_io)?;
+            }
+        }
+        self.tcp.shutdown().await
+    }
+
+    /// Sends the pending outgoing ciphertext.
+    async fn transmit(&mut self) -> Result<(), TlsError> {
+        if self.out.len == 0 {
+            return Ok(());
+        }
+        let pending = self.out.len;
+        let buf = mem::take(&mut self.out.buf);
+        // Stays set if this future is dropped while the socket holds the buffer.
+        self.poisoned = true;
+        let (res, slice) = self.tcp.write_all(buf.slice(..pending)).await;
+        self.out.buf = slice.into_inner();
+        self.out.len = 0;
+        self.poisoned = false;
+        res.map(|_| ()).map_err(TlsError::Io)
+    }
+
+    /// Reads more ciphertext; `false` at end of stream.
+    async fn fill(&mut self) -> Result<bool, TlsError> {
+        make_room(&mut self.incoming)?;
+        let buf = mem::take(&mut self.incoming);
+        let (len, cap) = (buf.len(), buf.capacity());
+        // Stays set if this future is dropped while the socket holds the buffer.
+        self.poisoned = true;
+        let (res, slice) = self.tcp.read(buf.slice_mut(len..cap)).await;
+        self.incoming = slice.into_inner();
+        self.poisoned = false;
+        match res {
+            Ok(0) => Ok(false),
+            Ok(_) => Ok(true),
+            Err(e) => Err(TlsError::Io(e)),
+        }
+    }
+
+    /// Poisons the stream and passes the error on.
+    fn fail(&mut self, e: TlsError) -> TlsError {
+        self.poisoned = true;
+        e
+    }
+}
+
+impl fmt::Debug for TlsStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsStream")
+            .field("protocol", &self.protocol_version())
+            .field("resumed", &self.resumed())
+            .field("peer_closed", &self.peer_closed)
+            .field("poisoned", &self.poisoned)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Outgoing {
+    /// Lets rustls write into the free part of the buffer, growing it to the size rustls asks.
+    fn push(
+        &mut self,
+        mut write: impl FnMut(&mut [u8]) -> Result<usize, Need>,
+    ) -> Result<(), TlsError> {
+        // The second attempt has the room rustls asked for.
+        for _ in 0..2 {
+            match write(self.buf.get_mut(self.len..).unwrap_or_default()) {
+                Ok(n) => {
+                    self.len += n;
+                    return Ok(());
+                }
+                Err(Need::Room(required)) => {
+                    let size = self.len + required;
+                    self.buf.reserve_exact(size.saturating_sub(self.buf.len()));
+                    self.buf.resize(size, 0);
+                }
+                Err(Need::Fail(e)) => return Err(TlsError::Protocol(e)),
+            }
+        }
+        Err(TlsError::Protocol(rustls::Error::General(
+            "TLS encoder kept asking for more room".into(),
+        )))
+    }
+}
+
+/// Why rustls could not write into the buffer it was given.
+enum Need {
+    Room(usize),
+    Fail(rustls::Error),
+}
+
+fn encode_need(e: EncodeError) -> Need {
+    match e {
+        EncodeError::InsufficientSize(InsufficientSizeError { required_size }) => {
+            Need::Room(required_size)
+        }
+        EncodeError::AlreadyEncoded => Need::Fail(rustls::Error::General(e.to_string())),
+    }
+}
+
+fn encrypt_need(e: EncryptError) -> Need {
+    match e {
+        EncryptError::InsufficientSize(InsufficientSizeError { required_size }) => {
+            Need::Room(required_size)
+        }
+        EncryptError::EncryptExhausted => Need::Fail(rustls::Error::EncryptError),
+    }
+}
+
+fn unexpected<Data>(state: &ConnectionState<'_, '_, Data>) -> rustls::Error {
+    rustls::Error::General(format!("unexpected TLS client state {state:?}"))
+}
+
+fn poisoned() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotConnected,
+        "TLS stream unusable after a failed or cancelled operation: close it",
+    )
+}
+
+/// Drops the bytes rustls is done with (the front of the buffer), keeping the capacity.
+fn discard_front(incoming: &mut Vec<u8>, discard: usize) {
+    if discard > 0 {
+        incoming.drain(..discard.min(incoming.len()));
+    }
+}
+
+/// Makes room in `incoming` for the next socket read: for the whole record whose header is at
+/// the front if that is larger, else twice the room when full.
+fn make_room(incoming: &mut Vec<u8>) -> Result<(), TlsError> {
+    let len = incoming.len();
+    let record = match incoming.get(3..HEADER_LEN) {
+        Some(&[hi, lo]) => HEADER_LEN + usize::from(u16::from_be_bytes([hi, lo])),
+        _ => 0,
+    };
+    let want = if record > incoming.capacity() {
+        record
+    } else if len == incoming.capacity() {
+        (2 * len).max(INCOMING_IDLE)
+    } else {
+        return Ok(());
+    };
+    if want > INCOMING_MAX {
+        return Err(TlsError::Protocol(rustls::Error::General(format!(
+            "TLS data of {want} bytes buffered without a complete message"
+        ))));
+    }
+    incoming.reserve_exact(want - len);
+    Ok(())
+}
+
+impl AsyncReadRent for TlsStream {
+    async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
+        self.read_plain(buf).await
+    }
+
+    async fn readv<T: IoVecBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
+        match IoVecWrapperMut::new(buf) {
+            Ok(one) => {
+                let (res, one) = self.read_plain(one).await;
+                (res, one.into_inner())
+            }
+            Err(buf) => (Err(io::ErrorKind::InvalidInput.into()), buf),
+        }
+    }
+}
+
+impl AsyncWriteRent for TlsStream {
+    async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        self.write_plain(buf).await
+    }
+
+    async fn writev<T: IoVecBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        // Vectored buffers expose only raw pointers (see `bytes_of`).
+        (Err(io::ErrorKind::Unsupported.into()), buf)
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        // Every write goes to the socket before it returns.
+        Ok(())
+    }
+
+    async fn shutdown(&mut self) -> io::Result<()> {
+        self.close().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_is_made_for_the_record_at_the_front() {
+        let mut incoming = Vec::with_capacity(INCOMING_IDLE);
+        incoming.extend_from_slice(&[23, 3, 3, 0x40, 0x11]);
+        make_room(&mut incoming).expect("a full-size record fits the bound");
+        assert!(incoming.capacity() >= HEADER_LEN + 0x4011);
+        // Room left and no larger record announced: no growth.
+        let cap = incoming.capacity();
+        make_room(&mut incoming).expect("room left");
+        assert_eq!(incoming.capacity(), cap);
+
+        let mut full = vec![0u8; INCOMING_IDLE];
+        full[3] = 0;
+        full[4] = 10;
+        make_room(&mut full).expect("doubles when full");
+        assert!(full.capacity() >= 2 * INCOMING_IDLE);
+    }
+
+    #[test]
+    fn discard_keeps_the_unprocessed_tail() {
+        let mut incoming = b"doneTAIL".to_vec();
+        discard_front(&mut incoming, 4);
+        assert_eq!(incoming, b"TAIL");
+        discard_front(&mut incoming, 99);
+        assert!(incoming.is_empty());
+    }
+}
