@@ -105,6 +105,9 @@ pub struct RunArgs {
     /// No progress lines on stderr.
     #[arg(short, long)]
     pub quiet: bool,
+    /// https://: accept any server certificate (printed in the summary), like curl's -k.
+    #[arg(short = 'k', long)]
+    pub insecure: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

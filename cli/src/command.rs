@@ -194,6 +194,11 @@ fn apply_flags(spec: &mut ScenarioSpec, a: &RunArgs) {
     if let Some(base) = &a.base_url {
         spec.target.url = unspanned(spec::rebase(spec.target.url.get_ref(), base));
     }
+    if a.insecure {
+        spec.tls
+            .get_or_insert_with(Default::default)
+            .insecure_skip_verify = true;
+    }
     let load = &mut spec.load;
     if let Some(c) = a.connections {
         load.connections = Some(unspanned(c));

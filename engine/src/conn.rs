@@ -19,6 +19,8 @@ use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 
+use crate::tls::Stream;
+
 use crate::dispatch::Permit;
 use crate::inspect::{inspect, Response};
 use crate::journey::{StepPlan, Think, MAX_INSPECTED_BODY};
@@ -98,7 +100,7 @@ enum Failure {
 
 /// A connection and the virtual user driving it: one journey iteration per permit.
 struct Conn {
-    stream: Option<TcpStream>,
+    stream: Option<Stream>,
     /// Responses received on the current stream.
     served: u64,
     buf: Vec<u8>,
@@ -123,7 +125,7 @@ struct Conn {
 }
 
 /// The connection task: runs until its permits stop.
-pub(crate) async fn run(shard: Rc<ShardState>, id: usize, stream: Option<TcpStream>) {
+pub(crate) async fn run(shard: Rc<ShardState>, id: usize, stream: Option<Stream>) {
     let mut conn = Conn {
         stream,
         served: 0,
@@ -148,23 +150,50 @@ pub(crate) async fn run(shard: Rc<ShardState>, id: usize, stream: Option<TcpStre
     shard.conn_finished();
 }
 
-/// Opens a connection with the plan's connect timeout.
-pub(crate) async fn connect(shard: &ShardState) -> Result<TcpStream, ErrorKind> {
+/// Opens a connection (and its TLS session for `https://`) within the plan's connect timeout.
+pub(crate) async fn connect(shard: &ShardState) -> Result<Stream, ErrorKind> {
     let plan = &shard.shared.plan;
-    let attempt = TcpStream::connect_addr(plan.addr);
-    match monoio::time::timeout(plan.connect_timeout, attempt).await {
+    let opened = monoio::time::timeout(plan.connect_timeout, open(shard)).await;
+    match opened {
         Ok(Ok(stream)) => {
-            // Without NODELAY a small request can sit in Nagle's buffer for tens of ms.
-            let _ = stream.set_nodelay(true);
             shard.step(0).connects += 1;
             shard.conn_opened();
             Ok(stream)
         }
-        Ok(Err(_)) | Err(_) => Err(ErrorKind::Connect),
+        Ok(Err(kind)) => Err(kind),
+        Err(_) => Err(ErrorKind::Connect),
+    }
+}
+
+async fn open(shard: &ShardState) -> Result<Stream, ErrorKind> {
+    let tcp = TcpStream::connect_addr(shard.shared.plan.addr)
+        .await
+        .map_err(|_| ErrorKind::Connect)?;
+    // Without NODELAY a small request can sit in Nagle's buffer for tens of ms.
+    let _ = tcp.set_nodelay(true);
+    let Some((config, name)) = &shard.shared.tls else {
+        return Ok(Stream::Plain(tcp));
+    };
+    let began = std::time::Instant::now();
+    match crate::tls::connect(tcp, config, name).await {
+        Ok(tls) => {
+            let took = began.elapsed().as_nanos() as u64;
+            shard
+                .shared
+                .stats
+                .borrow_mut()
+                .record_handshake(took, tls.resumed());
+            Ok(Stream::from(tls))
+        }
+        Err(e) => Err(ErrorKind::of_tls(&e).unwrap_or(ErrorKind::Connect)),
     }
 }
 
 fn read_error_kind(e: &io::Error) -> ErrorKind {
+    // A TLS alert can arrive on the first read (TLS 1.3: a server refusing our certificate).
+    if let Some(kind) = crate::tls::tls_error(e).and_then(ErrorKind::of_tls) {
+        return kind;
+    }
     match e.kind() {
         io::ErrorKind::ConnectionReset
         | io::ErrorKind::ConnectionAborted

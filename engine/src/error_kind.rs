@@ -33,11 +33,17 @@ pub enum ErrorKind {
     Status5xx,
     /// A journey step's capture found nothing to capture (the iteration stops there).
     CaptureFailed,
+    /// The server's certificate was refused (unknown CA, wrong name, expired).
+    TlsCertificate,
+    /// The peer sent a TLS alert (e.g. a certificate the server requires).
+    TlsAlert,
+    /// Any other TLS handshake or record failure.
+    TlsHandshake,
 }
 
 impl ErrorKind {
     /// Every kind, in index order.
-    pub const ALL: [ErrorKind; 12] = [
+    pub const ALL: [ErrorKind; 15] = [
         ErrorKind::Connect,
         ErrorKind::Reset,
         ErrorKind::Timeout,
@@ -50,6 +56,9 @@ impl ErrorKind {
         ErrorKind::Status4xx,
         ErrorKind::Status5xx,
         ErrorKind::CaptureFailed,
+        ErrorKind::TlsCertificate,
+        ErrorKind::TlsAlert,
+        ErrorKind::TlsHandshake,
     ];
     /// Number of kinds: the length of every per-kind counter array.
     pub const COUNT: usize = Self::ALL.len();
@@ -69,10 +78,23 @@ impl ErrorKind {
             ErrorKind::Status4xx => "status_4xx",
             ErrorKind::Status5xx => "status_5xx",
             ErrorKind::CaptureFailed => "capture_failed",
+            ErrorKind::TlsCertificate => "tls_certificate",
+            ErrorKind::TlsAlert => "tls_alert",
+            ErrorKind::TlsHandshake => "tls_handshake",
         }
     }
 
     /// Index into a `[u64; ErrorKind::COUNT]` counter array.
+    /// The kind of a TLS failure (`None`: not TLS, e.g. a plain socket error inside it).
+    pub fn of_tls(e: &crate::tls::TlsError) -> Option<ErrorKind> {
+        match e.kind_name() {
+            "tls_certificate" => Some(ErrorKind::TlsCertificate),
+            "tls_alert" => Some(ErrorKind::TlsAlert),
+            "tls_handshake" | "tls_protocol" => Some(ErrorKind::TlsHandshake),
+            _ => None,
+        }
+    }
+
     pub fn index(self) -> usize {
         self as usize
     }

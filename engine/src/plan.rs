@@ -78,6 +78,17 @@ pub struct Target {
     /// The URL as the user gave it, normalized.
     pub url: String,
     pub addrs: Vec<SocketAddr>,
+    /// `https://`
+    pub tls: bool,
+    /// The host as written (a name or an address), for SNI.
+    pub host: String,
+}
+
+/// TLS for an `https://` target, validated (the config was built once to check it).
+#[derive(Clone, Debug)]
+pub struct TlsPlan {
+    pub options: crate::tls::TlsOptions,
+    pub server_name: crate::tls::ServerName<'static>,
 }
 
 /// A validated run: one target, one or more scenarios side by side.
@@ -95,6 +106,8 @@ pub struct Plan {
     pub thresholds: Vec<Threshold>,
     /// A capacity search instead of one run.
     pub capacity: Option<crate::capacity::CapacityPlan>,
+    /// Set for `https://` targets.
+    pub tls: Option<TlsPlan>,
 }
 
 /// One scenario: what an iteration does and how iterations are started.
@@ -305,6 +318,9 @@ impl Plan {
             thresholds.extend(check_thresholds(&mut c, own, &names));
         }
 
+        let tls = target
+            .as_ref()
+            .and_then(|(t, _, _)| check_tls(&mut c, spec, source, t));
         let capacity = spec.capacity.as_ref().and_then(|cap| {
             names.within = None;
             check_capacity(&mut c, spec, cap, &names)
@@ -323,6 +339,7 @@ impl Plan {
         Ok(Plan {
             thresholds,
             capacity,
+            tls,
             target,
             scenarios,
             timeout,
@@ -482,6 +499,7 @@ impl Plan {
                     driver: self.driver,
                     steps: self.steps().count(),
                     scenarios: self.scenarios.len(),
+                    tls: self.tls.clone(),
                     groups,
                 }
             })
@@ -502,6 +520,8 @@ pub struct ShardPlan {
     /// Steps and scenarios of the whole run: the shape of the shard's stats.
     pub steps: usize,
     pub scenarios: usize,
+    /// Each shard builds its own client config (and session store) from this.
+    pub tls: Option<TlsPlan>,
     /// This shard's share of each scenario.
     pub groups: Vec<GroupPlan>,
 }
@@ -674,6 +694,67 @@ fn check_scenario(
         tags: view.tags.clone(),
         step_base: 0,
     })
+}
+
+/// `[tls]` for an `https://` target: files found and parsed, the config built once.
+fn check_tls(
+    c: &mut Checker<'_>,
+    spec: &ScenarioSpec,
+    source: &Source,
+    target: &Target,
+) -> Option<TlsPlan> {
+    let given = spec.tls.clone().unwrap_or_default();
+    let first_span = [
+        &given.ca_file,
+        &given.client_cert,
+        &given.client_key,
+        &given.server_name,
+    ]
+    .into_iter()
+    .flatten()
+    .map(Spanned::span)
+    .next();
+    if !target.tls {
+        if let Some(span) = first_span {
+            c.error(&span, "[tls] applies to https:// targets");
+        }
+        return None;
+    }
+    let mut path = |f: &Option<Spanned<String>>| -> Option<std::path::PathBuf> {
+        let f = f.as_ref()?;
+        if let crate::spec::Files::Bundle(_) = source.files {
+            c.error(
+                &f.span(),
+                "TLS files are read from the local disk: use loadctl run (submitting them to a daemon is not supported yet)",
+            );
+            return None;
+        }
+        Some(source.base_dir.join(f.get_ref()))
+    };
+    let options = crate::tls::TlsOptions {
+        ca_file: path(&given.ca_file),
+        client_cert: path(&given.client_cert),
+        client_key: path(&given.client_key),
+        insecure_skip_verify: given.insecure_skip_verify,
+        resumption: given.resumption.unwrap_or(true),
+        server_name: given.server_name.as_ref().map(|s| s.get_ref().clone()),
+        alpn: crate::tls::Alpn::Http11,
+    };
+    let span = first_span.unwrap_or_else(|| spec.target.url.span());
+    if let Err(e) = crate::tls::client_config(&options) {
+        c.error(&span, format!("tls: {e}"));
+        return None;
+    }
+    match crate::tls::server_name(&options, &target.host) {
+        Ok(server_name) => Some(TlsPlan {
+            options,
+            server_name,
+        }),
+        Err(e) => {
+            c.error(&span, format!("tls: {e}"));
+            None
+        }
+    }
 }
 
 /// A `[capacity]` section: only for one scenario, whose rate it sets itself.
@@ -849,17 +930,11 @@ fn check_target(c: &mut Checker<'_>, url: &Spanned<String>) -> Option<(Target, S
     };
     match parsed.scheme() {
         "http" => {}
-        "https" => {
-            c.error(
-                &span,
-                "https:// targets are not supported yet (TLS comes later); use http://",
-            );
-            return None;
-        }
+        "https" => {}
         other => {
             c.error(
                 &span,
-                format!("unsupported scheme `{other}://`; use http://"),
+                format!("unsupported scheme `{other}://`; use http:// or https://"),
             );
             return None;
         }
@@ -895,6 +970,8 @@ fn check_target(c: &mut Checker<'_>, url: &Spanned<String>) -> Option<(Target, S
         Target {
             url: parsed.to_string(),
             addrs,
+            tls: parsed.scheme() == "https",
+            host: lookup_host.to_string(),
         },
         path_and_query,
         host_header,

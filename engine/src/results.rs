@@ -153,6 +153,16 @@ pub struct ScenarioResult {
     pub steps: std::ops::Range<usize>,
 }
 
+/// TLS figures of a run.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TlsSummary {
+    pub handshakes: u64,
+    pub resumed: u64,
+    pub handshake_us: LatencySummary,
+    /// Certificates were not verified (`insecure_skip_verify`).
+    pub insecure_skip_verify: bool,
+}
+
 /// What the collector knows of a scenario beyond the stats.
 pub struct ScenarioFacts {
     pub name: String,
@@ -264,6 +274,10 @@ pub struct Results {
     /// Per scenario, in the file's order.
     #[serde(default)]
     pub scenarios: Vec<ScenarioResult>,
+    /// `https://`: handshakes, how many resumed a session, and their duration (separate from
+    /// request latency).
+    #[serde(default)]
+    pub tls: Option<TlsSummary>,
     pub intervals: Vec<IntervalSummary>,
 }
 
@@ -283,6 +297,8 @@ pub struct RunFacts {
     /// Mean requested iterations per second (open model).
     pub requested_rate_per_s: Option<f64>,
     pub scenarios: Vec<ScenarioFacts>,
+    /// `Some(insecure_skip_verify)` for an `https://` target.
+    pub tls: Option<bool>,
 }
 
 impl Results {
@@ -398,6 +414,12 @@ impl Results {
             thresholds: Vec::new(),
             thresholds_failed: false,
             aborted_by: None,
+            tls: facts.tls.map(|insecure| TlsSummary {
+                handshakes: set.handshake.len(),
+                resumed: set.resumed,
+                handshake_us: LatencySummary::of(&set.handshake),
+                insecure_skip_verify: insecure,
+            }),
             scenarios,
             intervals,
         }
@@ -478,6 +500,21 @@ impl Results {
             .map(|(k, v)| format!("{k} {v}"))
             .collect();
         let _ = writeln!(o, "Errors     {}", or_none(&errors));
+        if let Some(t) = &self.tls {
+            let _ = writeln!(
+                o,
+                "TLS        {} handshakes ({} resumed), p50 {}, p99 {}{}",
+                t.handshakes,
+                t.resumed,
+                format_us(t.handshake_us.p50),
+                format_us(t.handshake_us.p99),
+                if t.insecure_skip_verify {
+                    "; CERTIFICATES NOT VERIFIED (insecure_skip_verify)"
+                } else {
+                    ""
+                }
+            );
+        }
         let _ = writeln!(
             o,
             "\nLatency            min     mean      p50      p90      p99    p99.9   p99.99      max"
@@ -663,6 +700,7 @@ mod tests {
             step_names: vec!["GET /".into()],
             requested_rate_per_s: open.then_some(100.0),
             scenarios: Vec::new(),
+            tls: None,
         }
     }
 

@@ -334,6 +334,7 @@ fn build_results(
             step_names: plan.steps().map(|s| s.name.clone()).collect(),
             requested_rate_per_s: plan.requested_rate_per_s(),
             scenarios,
+            tls: plan.tls.as_ref().map(|t| t.options.insecure_skip_verify),
         },
     );
     // Thresholds on rates use the same basis as the summary's rates.

@@ -51,6 +51,11 @@ pub(crate) struct ShardShared {
     /// Every scenario's steps: a group records into its own range.
     pub stats: RefCell<Box<StatsSet>>,
     pub active: Cell<u32>,
+    /// `https://`: this shard's own client config (and session store) and the server name.
+    pub tls: Option<(
+        std::sync::Arc<crate::tls::ClientConfig>,
+        crate::tls::ServerName<'static>,
+    )>,
 }
 
 impl ShardShared {
@@ -328,7 +333,14 @@ async fn shard_main(
     cpu: Option<usize>,
 ) {
     let groups = std::mem::take(&mut plan.groups);
+    // The plan already built this config once, so it cannot fail here for a reason of its own.
+    let tls = plan.tls.as_ref().and_then(|t| {
+        crate::tls::client_config(&t.options)
+            .ok()
+            .map(|cfg| (cfg, t.server_name.clone()))
+    });
     let shared = Rc::new(ShardShared {
+        tls,
         origin: Cell::new(Instant::now()),
         stats: RefCell::new(Box::new(StatsSet::new(plan.steps, plan.scenarios))),
         active: Cell::new(0),

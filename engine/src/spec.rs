@@ -46,6 +46,26 @@ pub struct ScenarioSpec {
     pub scenarios: std::collections::BTreeMap<String, ScenarioSection>,
     /// Capacity search instead of one run: the highest rate that meets the SLOs.
     pub capacity: Option<CapacitySpec>,
+    /// For `https://` targets.
+    pub tls: Option<TlsSpec>,
+}
+
+/// `[tls]`: how `https://` targets are verified and connected to.
+#[derive(Clone, Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSpec {
+    /// PEM bundle of trusted CAs (relative to the scenario); default: the system's store.
+    pub ca_file: Option<Spanned<String>>,
+    /// PEM client certificate and key, for servers that require one (mTLS).
+    pub client_cert: Option<Spanned<String>>,
+    pub client_key: Option<Spanned<String>>,
+    /// Accept any server certificate. Printed in the run summary.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+    /// Resume TLS sessions on reconnect (default true); false forces full handshakes.
+    pub resumption: Option<bool>,
+    /// SNI and certificate name instead of the URL's host.
+    pub server_name: Option<Spanned<String>>,
 }
 
 /// `[capacity]`: step the arrival rate up, then bisect, judging each level on the SLOs.
@@ -372,6 +392,7 @@ impl ScenarioSpec {
             thresholds: Vec::new(),
             scenarios: Default::default(),
             capacity: None,
+            tls: None,
         }
     }
 

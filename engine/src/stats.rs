@@ -262,6 +262,10 @@ pub struct StatsSet {
     pub steps: Vec<Stats>,
     /// Per scenario, in the plan's order.
     pub journeys: Vec<IterationStats>,
+    /// TLS handshakes (connection-level, so once per set, not per step): their duration.
+    pub handshake: LatencyHistogram,
+    /// TLS handshakes that resumed a session.
+    pub resumed: u64,
 }
 
 impl StatsSet {
@@ -271,6 +275,8 @@ impl StatsSet {
             journeys: (0..scenarios.max(1))
                 .map(|_| IterationStats::new())
                 .collect(),
+            handshake: new_histogram(),
+            resumed: 0,
         }
     }
 
@@ -282,6 +288,8 @@ impl StatsSet {
     pub fn reset(&mut self) {
         self.steps.iter_mut().for_each(Stats::reset);
         self.journeys.iter_mut().for_each(IterationStats::reset);
+        self.handshake.reset();
+        self.resumed = 0;
     }
 
     /// Adds another set of the same plan into this one.
@@ -292,10 +300,23 @@ impl StatsSet {
         for (a, b) in self.journeys.iter_mut().zip(&other.journeys) {
             a.merge(b);
         }
+        let _ = self.handshake.add(&other.handshake);
+        self.resumed += other.resumed;
+    }
+
+    /// A TLS handshake of `ns`, resumed or full.
+    #[inline]
+    pub fn record_handshake(&mut self, ns: u64, resumed: bool) {
+        record_ns(&mut self.handshake, ns);
+        if resumed {
+            self.resumed += 1;
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.journeys.iter().all(IterationStats::is_empty) && self.steps.iter().all(Stats::is_empty)
+        self.journeys.iter().all(IterationStats::is_empty)
+            && self.steps.iter().all(Stats::is_empty)
+            && self.handshake.is_empty()
     }
 
     /// The whole run's figures: every step merged (rendering only, never on the hot path).
