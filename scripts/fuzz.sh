@@ -32,10 +32,14 @@ summary=()
 for target in "${targets[@]}"; do
     learned=fuzz/target/corpus/$target
     mkdir -p "$learned"
+    seeds=()
+    if [ -d "fuzz/corpus/$target" ]; then
+        seeds=("fuzz/corpus/$target")
+    fi
     log=$(mktemp)
     echo "== $target: ${seconds}s"
     set +e
-    "${fuzz[@]}" run --fuzz-dir fuzz "$target" "$learned" "fuzz/corpus/$target" \
+    "${fuzz[@]}" run --fuzz-dir fuzz "$target" "$learned" "${seeds[@]}" \
         -- -max_total_time="$seconds" -print_final_stats=1 2>&1 |
         tee "$log" | grep -E '^(INFO: Seed|#[0-9]+[[:space:]]+(INITED|DONE))|ERROR|panicked'
     status=${PIPESTATUS[0]}
@@ -43,7 +47,7 @@ for target in "${targets[@]}"; do
     runs=$(grep -oE '^stat::number_of_executed_units: [0-9]+' "$log" | grep -oE '[0-9]+$' || echo '?')
     if [ "$status" -ne 0 ]; then
         failed+=("$target")
-        summary+=("$target: CRASHED after $runs runs (see fuzz/artifacts/$target/)")
+        summary+=("$target: FAILED (exit $status) after $runs runs; crash inputs go to fuzz/artifacts/$target/")
         tail -n 40 "$log"
     else
         summary+=("$target: $runs runs in ${seconds}s, no crash")
