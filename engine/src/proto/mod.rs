@@ -1,3 +1,4 @@
 //! Sans-io protocol codecs: bytes in, events out. Nothing here imports monoio or sockets.
 
 pub mod http1;
+pub mod ws;
