@@ -5,7 +5,9 @@
 
 pub mod args;
 pub mod command;
+pub mod compare;
 pub mod remote;
+pub mod report;
 
 use std::process::ExitCode;
 
