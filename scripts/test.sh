@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what the integration tests need (nginx), builds the binaries the tests drive
+# Installs what the integration tests need (nginx, chromium), builds the binaries the tests drive
 # (loadctl, loadd), then runs the whole workspace's tests. Extra arguments go to `cargo test`.
 # Works as root in CI (CI=true, no stdin) and locally (uses sudo when not root).
 set -euo pipefail
@@ -31,6 +31,11 @@ if [ "${LOADD_SKIP_INSTALL:-0}" != 1 ]; then
     if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
         echo "test.sh: installing nginx" >&2
         apt_install nginx
+    fi
+    # tests/reports.rs renders the HTML report in headless Chromium.
+    if [ ! -x /usr/bin/chromium ]; then
+        echo "test.sh: installing chromium" >&2
+        apt_install chromium
     fi
 fi
 

@@ -38,8 +38,10 @@ pub enum Command {
     List(crate::remote::ListArgs),
     /// Stop a loadd run gracefully (in-flight requests finish; results are kept).
     Stop(crate::remote::StopArgs),
-    /// Print a loadd run's report as JSON, CSV (per-interval series) or HTML.
-    Report(crate::remote::ReportArgs),
+    /// Render a saved result file, or a loadd run's result, as JSON, HTML, Markdown or CSV.
+    Report(crate::report::ReportArgs),
+    /// Compare two results (files or loadd run ids); exit 1 on a significant regression.
+    Compare(crate::compare::CompareArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -108,6 +110,15 @@ pub struct RunArgs {
     /// https://: accept any server certificate (printed in the summary), like curl's -k.
     #[arg(short = 'k', long)]
     pub insecure: bool,
+    /// At the end, write a report here: .html, .md, .json or .csv (or say --report-format).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// The --report file's format, whatever its extension.
+    #[arg(long, value_enum, requires = "report")]
+    pub report_format: Option<crate::report::ReportFormat>,
+    /// Write the corrected latency as an HdrHistogram interval log, one histogram a second.
+    #[arg(long, value_name = "FILE")]
+    pub hlog: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

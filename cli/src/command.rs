@@ -29,7 +29,8 @@ pub fn dispatch(command: Command) -> u8 {
         Command::Status(a) => crate::remote::status(&a),
         Command::List(a) => crate::remote::list(&a),
         Command::Stop(a) => crate::remote::stop(&a),
-        Command::Report(a) => crate::remote::report(&a),
+        Command::Report(a) => crate::report::report(&a),
+        Command::Compare(a) => crate::compare::compare(&a),
     }
 }
 
@@ -54,6 +55,11 @@ fn run(args: &RunArgs) -> u8 {
     if args.smoke {
         plan.smoke(Duration::from_secs(2));
     }
+    let mut files = match crate::report::RunFiles::create(args) {
+        Ok(f) => f,
+        Err(code) => return code,
+    };
+    let mut recorder = files.recorder();
     let handle = match engine::start(&plan) {
         Ok(h) => h,
         Err(e) => {
@@ -74,6 +80,7 @@ fn run(args: &RunArgs) -> u8 {
     let progress = !args.quiet && std::io::stderr().is_terminal();
     let mut finished = None;
     for event in handle.events().iter() {
+        recorder.observe(&event);
         match event {
             RunEvent::Started {
                 shards,
@@ -105,14 +112,15 @@ fn run(args: &RunArgs) -> u8 {
         eprintln!("error: the run ended without a result");
         return EXIT_RUN_FAILED;
     };
-    let results = finished.results;
+    let mut results = finished.results;
+    let files_written = recorder.finish(&mut results, &finished.totals);
     let mut out = std::io::stdout().lock();
     let written = match args.output {
         Output::Json => serde_json::to_writer(&mut out, &results).map_err(std::io::Error::from),
         Output::Text => out.write_all(results.render_text().as_bytes()),
     };
     let _ = written.and_then(|()| writeln!(out));
-    exit_code(&results)
+    files_written.err().unwrap_or_else(|| exit_code(&results))
 }
 
 /// Exit code 4: an `abort_on_fail` threshold stopped the run; 1: a threshold failed.

@@ -6,7 +6,9 @@
 pub mod args;
 pub mod capacity;
 pub mod command;
+pub mod compare;
 pub mod remote;
+pub mod report;
 
 use std::process::ExitCode;
 

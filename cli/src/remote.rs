@@ -16,7 +16,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 use engine::results::format_us;
 use serde_json::Value;
 
@@ -83,24 +83,6 @@ pub struct ListArgs {
 pub struct StopArgs {
     /// The run id.
     pub id: String,
-    #[command(flatten)]
-    pub daemon: DaemonArgs,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ReportFormat {
-    Json,
-    Csv,
-    Html,
-}
-
-#[derive(Debug, Args)]
-pub struct ReportArgs {
-    /// The run id.
-    pub id: String,
-    /// Report format.
-    #[arg(long, value_enum, default_value_t = ReportFormat::Json)]
-    pub format: ReportFormat,
     #[command(flatten)]
     pub daemon: DaemonArgs,
 }
@@ -373,27 +355,20 @@ fn stop_inner(args: &StopArgs) -> Result<u8, Failure> {
     Ok(EXIT_OK)
 }
 
-pub fn report(args: &ReportArgs) -> u8 {
-    finish(report_inner(args))
-}
-
-fn report_inner(args: &ReportArgs) -> Result<u8, Failure> {
-    let client = Client::new(&args.daemon);
-    let format = match args.format {
-        ReportFormat::Json => "json",
-        ReportFormat::Csv => "csv",
-        ReportFormat::Html => "html",
-    };
-    let reply = client.get(&format!("/v1/runs/{}/report?format={format}", args.id))?;
+/// A run's report from loadd as text (`format`: json, html, md, csv, steps-csv, hlog), or the
+/// exit code after saying why not (`loadctl report ID`, `loadctl compare`).
+pub fn fetch_report(daemon: &DaemonArgs, id: &str, format: &str) -> Result<String, u8> {
+    let client = Client::new(daemon);
+    let path = format!(
+        "/v1/runs/{}/report?format={}",
+        percent_encode(id),
+        percent_encode(format)
+    );
+    let reply = client.get(&path).map_err(Failure::report)?;
     if !(200..300).contains(&reply.status) {
-        return Err(refused(&reply));
+        return Err(refused(&reply).report());
     }
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(reply.body.as_bytes());
-    if !reply.body.ends_with('\n') {
-        let _ = writeln!(out);
-    }
-    Ok(EXIT_OK)
+    Ok(reply.body)
 }
 
 #[cfg(test)]

@@ -3,7 +3,8 @@
 //! [`Runs`] is the registry the API reads (behind one mutex, held only to copy or update small
 //! things and write a small state file, never across a run or a network wait). The runner thread takes queued runs in submission order,
 //! starts each on the engine's own threads, and turns its `RunEvent`s into stored intervals,
-//! a result and a histogram, persisting each as it arrives and waking live tails.
+//! a result, a histogram and an HdrHistogram interval log, persisting each as it arrives and
+//! waking live tails.
 //! It refuses to run two loads at once: they would steal each other's CPUs.
 //!
 //! Each stored interval is the engine's `IntervalSummary` as is: it already carries what the live
@@ -15,9 +16,11 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use engine::report::hlog::{corrected_latency, HlogWriter, V2DeflateSerializer};
+use engine::results::Environment;
 use engine::run::{RunEvent, Stopper};
 use engine::Plan;
-use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
+use hdrhistogram::serialization::Serializer;
 use tokio::sync::watch;
 
 use crate::store::{RunMeta, RunState, Store, StoredRun};
@@ -32,6 +35,8 @@ pub struct Run {
     /// Corrected-latency histogram, V2+deflate.
     pub histogram_v2: Option<Vec<u8>>,
     plan: Option<Plan>,
+    /// SHA-256 of the submitted scenario text, noted in the result's environment.
+    scenario_sha256: Option<String>,
     stopper: Option<Stopper>,
     /// Bumped on every change; live tails wait on it.
     changed: watch::Sender<u64>,
@@ -45,6 +50,7 @@ impl Run {
             result: None,
             histogram_v2: None,
             plan: None,
+            scenario_sha256: None,
             stopper: None,
             changed: watch::Sender::new(0),
         }
@@ -112,6 +118,11 @@ impl Runs {
         Ok(runs)
     }
 
+    /// A run's HdrHistogram interval log as stored (`None`: the run has none).
+    pub fn hlog(&self, id: &str) -> std::io::Result<Option<String>> {
+        self.store.read_hlog(id)
+    }
+
     /// The registry, locked. A panic elsewhere while holding it leaves plain data behind.
     pub fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Run>> {
         self.runs.lock().unwrap_or_else(|p| p.into_inner())
@@ -147,6 +158,7 @@ impl Runs {
             self.store.create(&meta, scenario, files)?;
             let mut run = Run::new(meta.clone());
             run.plan = Some(plan);
+            run.scenario_sha256 = Some(Environment::sha256_hex(scenario.as_bytes()));
             runs.insert(meta.id.clone(), run);
             meta
         };
@@ -284,6 +296,17 @@ fn execute(runs: &Runs, id: &str, plan: &Plan) {
             None
         }
     };
+    // The interval log starts when the run does (its base time) and gets a line a second.
+    let mut hlog_file = match runs.store.hlog(id) {
+        Ok(f) => Some(f),
+        Err(e) => {
+            eprintln!("loadd: warning: run {id}: cannot create its interval log: {e}");
+            None
+        }
+    };
+    let mut serializer = V2DeflateSerializer::new();
+    let mut hlog_pending = hlog_file.as_mut().map(|f| (f, &mut serializer));
+    let mut hlog: Option<HlogWriter<'_, std::fs::File>> = None;
     let handle = match engine::start(plan) {
         Ok(h) => h,
         Err(e) => {
@@ -291,9 +314,11 @@ fn execute(runs: &Runs, id: &str, plan: &Plan) {
             return;
         }
     };
+    let mut scenario_sha256 = None;
     {
         let mut map = runs.lock();
         if let Some(run) = map.get_mut(id) {
+            scenario_sha256 = run.scenario_sha256.clone();
             let stopper = handle.stopper();
             // A stop that arrived between dequeuing and starting.
             if run.meta.stop_requested {
@@ -306,8 +331,24 @@ fn execute(runs: &Runs, id: &str, plan: &Plan) {
 
     for event in handle.events().iter() {
         match event {
-            RunEvent::Started { .. } => {}
+            RunEvent::Started { .. } => {
+                if let Some((file, serializer)) = hlog_pending.take() {
+                    let comment = format!("loadd run {id}: corrected latency");
+                    hlog = HlogWriter::begin(file, serializer, SystemTime::now(), &comment)
+                        .map_err(|e| eprintln!("loadd: warning: run {id}: interval log: {e}"))
+                        .ok();
+                }
+            }
             RunEvent::Interval(iv) => {
+                if let Some(w) = hlog.as_mut() {
+                    let start = Duration::from_secs_f64((iv.summary.t_s - 1.0).max(0.0));
+                    let line =
+                        w.interval(start, Duration::from_secs(1), &corrected_latency(&iv.stats));
+                    if let Err(e) = line {
+                        eprintln!("loadd: warning: run {id}: interval log: {e}");
+                        hlog = None;
+                    }
+                }
                 // The engine's summary carries p99.9, errors by kind and the requested rate.
                 let Ok(value) = serde_json::to_value(&iv.summary) else {
                     continue;
@@ -323,7 +364,14 @@ fn execute(runs: &Runs, id: &str, plan: &Plan) {
                     run.touch();
                 }
             }
-            RunEvent::Finished(f) => {
+            RunEvent::Finished(mut f) => {
+                f.results.environment.scenario_sha256 = scenario_sha256.take();
+                if let Some(w) = hlog.take() {
+                    let end = Duration::from_secs_f64(f.results.elapsed_s.max(0.0));
+                    if let Err(e) = w.finish(&corrected_latency(&f.totals), end) {
+                        eprintln!("loadd: warning: run {id}: interval log: {e}");
+                    }
+                }
                 let result = serde_json::to_value(&f.results).unwrap_or(serde_json::Value::Null);
                 let mut histogram = Vec::new();
                 let histogram = V2DeflateSerializer::new()

@@ -3,7 +3,8 @@
 //! Layout: `STATE_DIR/runs/{id}/` holds `scenario.toml` (as submitted), `files/` (the files
 //! that travelled with it, each named by the hex of its relative name, so no submitted name
 //! ever becomes a path), `state.json` (a [`RunMeta`], replaced atomically), `intervals.ndjson` (one JSON object per interval, appended
-//! and flushed to the OS each second), `result.json` and `histogram.hdr` (V2+deflate) at the end.
+//! and flushed to the OS each second), `latency.hlog` (HdrHistogram interval log, a line a
+//! second), `result.json` and `histogram.hdr` (V2+deflate) at the end.
 //! Loading never fails on what it finds: a corrupt or partial file is reported and skipped, and a
 //! run that was queued or running when loadd died comes back `aborted`. It refuses to build a path
 //! from anything but an id loadd generated itself.
@@ -97,6 +98,7 @@ const STATE: &str = "state.json";
 const INTERVALS: &str = "intervals.ndjson";
 const RESULT: &str = "result.json";
 const HISTOGRAM: &str = "histogram.hdr";
+const HLOG: &str = "latency.hlog";
 
 impl Store {
     /// Opens (creating) `state_dir/runs`.
@@ -142,6 +144,20 @@ impl Store {
             .append(true)
             .open(self.dir(id).join(INTERVALS))?;
         Ok(IntervalLog { file })
+    }
+
+    /// Creates the run's HdrHistogram interval log (one corrected-latency histogram a second).
+    pub fn hlog(&self, id: &str) -> io::Result<File> {
+        File::create(self.dir(id).join(HLOG))
+    }
+
+    /// The run's interval log as written so far; `None` when it has none.
+    pub fn read_hlog(&self, id: &str) -> io::Result<Option<String>> {
+        match fs::read_to_string(self.dir(id).join(HLOG)) {
+            Ok(text) => Ok(Some(text)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Writes the final result and histogram.

@@ -14,6 +14,7 @@ pub mod inspect;
 pub mod journey;
 pub mod plan;
 pub mod proto;
+pub mod report;
 pub mod results;
 pub mod run;
 pub mod schedule;

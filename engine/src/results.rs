@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::histogram::LatencySummary;
+use crate::histogram::{LatencyHistogram, LatencySummary};
 use crate::stats::{CheckKind, Stats, StatsSet};
 use crate::threshold::ThresholdResult;
 use crate::ErrorKind;
@@ -126,6 +126,9 @@ pub struct StepResult {
     /// The scenario the step belongs to ("default" in a file without `[scenarios]`).
     #[serde(default)]
     pub scenario: String,
+    /// Corrected latency at p95 (the per-step table shows it; `LatencySummary` has no p95).
+    #[serde(default)]
+    pub latency_p95_us: u64,
 }
 
 /// One scenario's figures (a file without `[scenarios]` has one, "default").
@@ -193,6 +196,7 @@ impl StepResult {
             latency_us: LatencySummary::of(&s.latency),
             service_time_us: LatencySummary::of(&s.service),
             scenario: String::new(),
+            latency_p95_us: crate::histogram::quantile_us(&s.latency, 0.95),
         }
     }
 }
@@ -279,6 +283,12 @@ pub struct Results {
     #[serde(default)]
     pub tls: Option<TlsSummary>,
     pub intervals: Vec<IntervalSummary>,
+    /// Where and with what the run was made (empty in results written before it existed).
+    #[serde(default)]
+    pub environment: Environment,
+    /// Corrected and uncorrected latency at log-spaced percentiles, for the percentile plot.
+    #[serde(default)]
+    pub latency_distribution: Vec<PercentilePoint>,
 }
 
 /// What the collector knows beyond the stats.
@@ -422,6 +432,8 @@ impl Results {
             }),
             scenarios,
             intervals,
+            environment: Environment::current(facts.elapsed_s),
+            latency_distribution: PercentilePoint::distribution(&totals.latency, &totals.service),
         }
     }
 
@@ -676,6 +688,105 @@ fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
+/// Where and with what a run was made, so a report read later (or compared) says so.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Environment {
+    pub loadd_version: String,
+    /// `uname -r` (from /proc/sys/kernel/osrelease); empty where unknown.
+    pub kernel: String,
+    pub os: String,
+    pub arch: String,
+    pub hostname: String,
+    /// CPUs this process could run on.
+    pub cpus_available: usize,
+    /// Wall-clock start of the run, Unix milliseconds.
+    pub started_unix_ms: u64,
+    /// SHA-256 (hex) of the scenario file as read; set by whoever read the file.
+    #[serde(default)]
+    pub scenario_sha256: Option<String>,
+}
+
+impl Environment {
+    /// This process's environment, for a run that ended now after `elapsed_s`.
+    pub fn current(elapsed_s: f64) -> Self {
+        let proc = |name: &str| {
+            std::fs::read_to_string(format!("/proc/sys/kernel/{name}"))
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default()
+        };
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        Self {
+            loadd_version: env!("CARGO_PKG_VERSION").into(),
+            kernel: proc("osrelease"),
+            os: std::env::consts::OS.into(),
+            arch: std::env::consts::ARCH.into(),
+            hostname: proc("hostname"),
+            cpus_available: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            started_unix_ms: now_ms.saturating_sub((elapsed_s.max(0.0) * 1000.0) as u64),
+            scenario_sha256: None,
+        }
+    }
+
+    /// The fingerprint `scenario_sha256` holds: `sha256sum FILE` gives the same.
+    pub fn sha256_hex(bytes: &[u8]) -> String {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+/// One point of the latency distribution: the value at `percentile` (0–100), corrected (from
+/// the intended start) and uncorrected (from the send).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PercentilePoint {
+    pub percentile: f64,
+    pub corrected_us: u64,
+    pub uncorrected_us: u64,
+}
+
+impl PercentilePoint {
+    /// Five points per decade of 1/(1−p), as far as the sample count resolves, plus the usual
+    /// named percentiles and the maximum (100) last. Empty when nothing was recorded.
+    pub fn distribution(corrected: &LatencyHistogram, uncorrected: &LatencyHistogram) -> Vec<Self> {
+        let count = corrected.len();
+        if count == 0 {
+            return Vec::new();
+        }
+        let mut ps: Vec<f64> = (0..)
+            .map(|k| 100.0 * (1.0 - 10f64.powf(-f64::from(k) / 5.0)))
+            .take_while(|p| 100.0 / (100.0 - p) <= count as f64)
+            .take(60)
+            .chain(
+                [50.0, 90.0, 95.0, 99.0, 99.9, 99.99, 99.999]
+                    .into_iter()
+                    .filter(|p| 100.0 / (100.0 - p) <= count as f64),
+            )
+            .map(|p| (p * 1e6).round() / 1e6)
+            .collect();
+        ps.sort_by(f64::total_cmp);
+        ps.dedup();
+        let q = crate::histogram::quantile_us;
+        let mut points: Vec<Self> = ps
+            .into_iter()
+            .map(|p| Self {
+                percentile: p,
+                corrected_us: q(corrected, p / 100.0),
+                uncorrected_us: q(uncorrected, p / 100.0),
+            })
+            .collect();
+        points.push(Self {
+            percentile: 100.0,
+            corrected_us: corrected.max(),
+            uncorrected_us: uncorrected.max(),
+        });
+        points
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -725,6 +836,36 @@ mod tests {
         let json = serde_json::to_string(&r).unwrap();
         let back: Results = serde_json::from_str(&json).unwrap();
         assert_eq!(back, r);
+    }
+
+    #[test]
+    fn distribution_is_log_spaced_and_ends_at_the_max() {
+        let mut corrected = crate::histogram::new_histogram();
+        let mut uncorrected = crate::histogram::new_histogram();
+        for us in 1..=10_000u64 {
+            corrected.record(us).unwrap();
+            uncorrected.record(us / 2 + 1).unwrap();
+        }
+        let d = PercentilePoint::distribution(&corrected, &uncorrected);
+        assert!(d.windows(2).all(|w| w[0].percentile < w[1].percentile));
+        assert!(d.windows(2).all(|w| w[0].corrected_us <= w[1].corrected_us));
+        let last = d.last().unwrap();
+        assert_eq!(
+            (last.percentile, last.corrected_us),
+            (100.0, corrected.max())
+        );
+        // 10,000 samples resolve p99.99 but not p99.999.
+        assert!(d.iter().any(|p| p.percentile == 95.0));
+        assert!(d.iter().any(|p| p.percentile == 99.99));
+        assert!(!d.iter().any(|p| p.percentile == 99.999));
+        assert!(
+            PercentilePoint::distribution(&crate::histogram::new_histogram(), &uncorrected)
+                .is_empty()
+        );
+        assert_eq!(
+            Environment::sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 
     #[test]

@@ -1,29 +1,83 @@
-//! Renders what the API serves besides JSON: the per-interval CSV time series, a self-contained
-//! HTML summary page, and the Prometheus text exposition.
+//! Renders what the API serves besides JSON: a run's reports (delegated to the engine's
+//! renderers in `engine::report`: HTML with charts, Markdown, per-interval and per-step CSV)
+//! and the Prometheus text exposition.
 //!
-//! Pure functions over stored JSON: intervals and results are read by field name, so the engine
-//! can add fields (per-step results) without this module changing. It refuses to fail on a field
-//! it does not know: unknown shapes are shown as JSON.
+//! Stored JSON is read back as the engine's types; what no longer has that shape (a result
+//! written by another version, intervals of a run killed mid-write) is still served, as a
+//! generic table or pretty JSON, never as an error.
 
 use std::fmt::Write as _;
 
+use engine::report::{self as engine_report, html::escape, Format};
+use engine::results::IntervalSummary;
+use engine::Results;
 use serde_json::Value;
 
 use crate::store::{RunMeta, RunState};
 
-/// The per-step figures of an interval, as CSV columns `step_<i>_<field>`.
-const STEP_FIELDS: [&str; 5] = [
-    "requests",
-    "errors",
-    "checks_failed",
-    "latency_p50_us",
-    "latency_p99_us",
-];
+/// A stored result as the engine's `Results`, when it has that shape.
+pub fn typed(result: Option<&Value>) -> Option<Results> {
+    result.and_then(|r| serde_json::from_value(r.clone()).ok())
+}
 
-/// Per-interval time series, wide: a header from the first interval's scalar fields, then
-/// `step_<i>_<field>` for each journey step `i` (0-based, the order of the report's `steps`),
-/// one row per interval.
+/// The per-interval time series: the engine's CSV when every stored interval has the engine's
+/// shape, a generic wide table otherwise.
 pub fn render_csv(intervals: &[Value]) -> String {
+    let typed: Result<Vec<IntervalSummary>, _> = intervals
+        .iter()
+        .map(|v| serde_json::from_value(v.clone()))
+        .collect();
+    match typed {
+        Ok(t) => engine_report::csv::intervals(&t),
+        Err(_) => render_csv_generic(intervals),
+    }
+}
+
+/// A finished run's result in a document format (Markdown, HTML, steps CSV); a run without a
+/// result gets a short note (HTML: its intervals) instead.
+pub fn render_document(
+    format: Format,
+    meta: &RunMeta,
+    intervals: &[Value],
+    result: Option<&Value>,
+) -> String {
+    let heading = format!("loadd run {}", meta.id);
+    let note = format!(
+        "state {}{}",
+        meta.state.name(),
+        meta.error
+            .as_deref()
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default()
+    );
+    match (typed(result), format) {
+        (Some(r), Format::Html) => engine_report::html::render(
+            &r,
+            &engine_report::html::Page {
+                heading: Some(heading),
+                note: Some(note),
+            },
+        ),
+        (Some(r), f) => engine_report::render(&r, f),
+        (None, Format::Html) => render_html_without_result(meta, intervals, result),
+        (None, Format::Markdown) => format!(
+            "### {heading}\n\nNo result to report ({note}): {} interval(s) were recorded.\n",
+            intervals.len()
+        ),
+        (None, _) => String::new(),
+    }
+}
+
+/// Per-interval time series, wide, from whatever the stored intervals hold: a header from the
+/// first interval's scalar fields, then `step_<i>_<field>` for each journey step.
+fn render_csv_generic(intervals: &[Value]) -> String {
+    const STEP_FIELDS: [&str; 5] = [
+        "requests",
+        "errors",
+        "checks_failed",
+        "latency_p50_us",
+        "latency_p99_us",
+    ];
     let first = intervals.first().and_then(Value::as_object);
     let columns: Vec<String> = first
         .map(|o| {
@@ -81,31 +135,13 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-fn escape_html(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for ch in s.chars() {
-        match ch {
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '&' => o.push_str("&amp;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c => o.push(c),
-        }
-    }
-    o
-}
-
-/// The engine's own text summary when the result still has its shape; pretty JSON otherwise.
-pub fn render_summary_text(result: &Value) -> String {
-    match serde_json::from_value::<engine::Results>(result.clone()) {
-        Ok(r) => r.render_text(),
-        Err(_) => serde_json::to_string_pretty(result).unwrap_or_default(),
-    }
-}
-
-/// A small self-contained page: run facts, the summary table and the interval series.
-pub fn render_html(meta: &RunMeta, intervals: &[Value], result: Option<&Value>) -> String {
+/// A run without a (readable) result: its facts, whatever result JSON there is, and the
+/// intervals recorded.
+fn render_html_without_result(
+    meta: &RunMeta,
+    intervals: &[Value],
+    result: Option<&Value>,
+) -> String {
     let mut o = String::new();
     let _ = write!(
         o,
@@ -113,19 +149,19 @@ pub fn render_html(meta: &RunMeta, intervals: &[Value], result: Option<&Value>) 
          <style>body{{font-family:sans-serif;margin:2em}}pre{{background:#f4f4f4;padding:1em}}\
          table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 8px;text-align:right}}</style>\
          </head><body>\n<h1>loadd run {id}</h1>\n<p>State: <b>{state}</b> &middot; target {target}</p>\n",
-        id = escape_html(&meta.id),
+        id = escape(&meta.id),
         state = meta.state.name(),
-        target = escape_html(&meta.target),
+        target = escape(&meta.target),
     );
     if let Some(e) = &meta.error {
-        let _ = writeln!(o, "<p>Note: {}</p>", escape_html(e));
+        let _ = writeln!(o, "<p>Note: {}</p>", escape(e));
     }
     match result {
         Some(r) => {
             let _ = writeln!(
                 o,
                 "<h2>Summary</h2>\n<pre>{}</pre>",
-                escape_html(&render_summary_text(r))
+                escape(&serde_json::to_string_pretty(r).unwrap_or_default())
             );
         }
         None => {
@@ -141,7 +177,7 @@ pub fn render_html(meta: &RunMeta, intervals: &[Value], result: Option<&Value>) 
         let cell = if n == 0 { "th" } else { "td" };
         o.push_str("<tr>");
         for field in line.split(',') {
-            let _ = write!(o, "<{cell}>{}</{cell}>", escape_html(field));
+            let _ = write!(o, "<{cell}>{}</{cell}>", escape(field));
         }
         o.push_str("</tr>\n");
     }
@@ -308,7 +344,7 @@ mod tests {
             csv,
             "interval,name,requests,t_s\n1,\"a,b\",10,1.0\n2,c,12,2.0\n"
         );
-        assert_eq!(render_csv(&[]), "interval\n");
+        assert!(render_csv(&[]).starts_with("interval,t_s,requests,"));
         let steps = [json!({"t_s": 1.0, "steps": [
             {"requests": 3, "errors": 0, "checks_failed": 0, "latency_p50_us": 5, "latency_p99_us": 9},
             {"requests": 2, "errors": 1, "checks_failed": 1, "latency_p50_us": 6, "latency_p99_us": 8}
@@ -321,21 +357,85 @@ mod tests {
         );
     }
 
-    #[test]
-    fn html_escapes() {
-        let meta = RunMeta {
+    fn meta(state: RunState) -> RunMeta {
+        RunMeta {
             id: "x".into(),
-            state: RunState::Aborted,
+            state,
             created_unix_ms: 0,
             target: "http://h/<script>".into(),
             stop_requested: false,
             error: None,
             steps: Vec::new(),
             requested_rate_per_s: None,
-        };
-        let page = render_html(&meta, &[json!({"t_s": 1.0})], None);
+        }
+    }
+
+    #[test]
+    fn html_escapes() {
+        let page = render_document(
+            Format::Html,
+            &meta(RunState::Aborted),
+            &[json!({"t_s": 1.0})],
+            None,
+        );
         assert!(page.contains("&lt;script&gt;"));
         assert!(!page.contains("<script>"));
+        let md = render_document(Format::Markdown, &meta(RunState::Aborted), &[], None);
+        assert!(md.contains("No result to report (state aborted)"), "{md}");
+    }
+
+    #[test]
+    fn results_render_through_the_engine() {
+        use engine::results::{ModelSummary, RunFacts};
+        use engine::stats::StatsSet;
+        let mut set = StatsSet::new(1, 1);
+        set.steps[0].record_response(200, None, 0, 1_500_000);
+        let interval = IntervalSummary::of(1, &set, 1, None);
+        let results = Results::build(
+            &set,
+            vec![interval.clone()],
+            RunFacts {
+                target: "http://127.0.0.1:1/".into(),
+                driver: "legacy".into(),
+                cpus: vec![],
+                model: ModelSummary {
+                    kind: "closed".into(),
+                    connections: 1,
+                    duration_s: Some(1.0),
+                    requests: None,
+                    rate_per_s: None,
+                },
+                open: false,
+                elapsed_s: 1.0,
+                rate_basis_s: 1.0,
+                warnings: vec![],
+                shards: 1,
+                step_names: vec!["GET /".into()],
+                requested_rate_per_s: None,
+                scenarios: Vec::new(),
+                tls: None,
+            },
+        );
+        let stored = serde_json::to_value(&results).unwrap();
+        let intervals = [serde_json::to_value(&interval).unwrap()];
+        let page = render_document(
+            Format::Html,
+            &meta(RunState::Finished),
+            &intervals,
+            Some(&stored),
+        );
+        assert!(page.contains("<h1>loadd run x</h1>") && page.contains("state finished"));
+        assert!(page.contains("data-chart=\"chart-percentiles\""));
+        let md = render_document(
+            Format::Markdown,
+            &meta(RunState::Finished),
+            &[],
+            Some(&stored),
+        );
+        assert!(md.contains("| Requests | 1 |"), "{md}");
+        let csv = render_csv(&intervals);
+        assert!(csv.starts_with("interval,t_s,requests,"), "{csv}");
+        assert_eq!(csv.lines().count(), 2, "{csv}");
     }
 
     #[test]

@@ -347,25 +347,34 @@ pub async fn report(
         let run = runs.get(&id).ok_or(ApiError::NotFound("no such run"))?;
         (run.meta.clone(), run.intervals.clone(), run.result.clone())
     };
-    match query.format.as_deref().unwrap_or("json") {
+    let format = query.format.as_deref().unwrap_or("json");
+    let text = |content_type: &'static str, body: String| {
+        ([(header::CONTENT_TYPE, content_type)], body).into_response()
+    };
+    match format {
         // A finished run's report is exactly the engine's result (as `loadctl run --output json`).
         "json" => Ok(Json(result.unwrap_or_else(|| {
             json!({"id": meta.id, "state": meta.state, "error": meta.error, "target": meta.target, "intervals": intervals})
         }))
         .into_response()),
-        "csv" => Ok((
-            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
-            report::render_csv(&intervals),
-        )
-            .into_response()),
-        "html" => Ok((
-            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            report::render_html(&meta, &intervals, result.as_ref()),
-        )
-            .into_response()),
-        other => Err(ApiError::BadRequest(format!(
-            "unknown report format `{other}`; use json, csv or html"
-        ))),
+        "csv" => Ok(text("text/csv; charset=utf-8", report::render_csv(&intervals))),
+        "hlog" => match state.runs.hlog(&id) {
+            Ok(Some(log)) => Ok(text("text/plain; charset=utf-8", log)),
+            Ok(None) => Err(ApiError::NotFound("the run has no interval log")),
+            Err(e) => Err(ApiError::Internal(format!("run {id}: interval log: {e}"))),
+        },
+        other => match engine::report::Format::from_name(other) {
+            Some(engine::report::Format::StepsCsv) if result.is_none() => Err(ApiError::NotFound(
+                "the run has no result (it has not finished)",
+            )),
+            Some(f) => Ok(text(
+                f.content_type(),
+                report::render_document(f, &meta, &intervals, result.as_ref()),
+            )),
+            None => Err(ApiError::BadRequest(format!(
+                "unknown report format `{other}`; use json, csv, steps-csv, html, md or hlog"
+            ))),
+        },
     }
 }
 
