@@ -37,6 +37,11 @@ if [ "${LOADD_SKIP_INSTALL:-0}" != 1 ]; then
         echo "test.sh: installing chromium" >&2
         apt_install chromium
     fi
+    # tests/websocket.rs uses Python `websockets` as an independent WebSocket peer.
+    if ! python3 -c "import websockets" >/dev/null 2>&1; then
+        echo "test.sh: installing the websockets Python package" >&2
+        python3 -m pip install --quiet --disable-pip-version-check "websockets>=13"
+    fi
 fi
 
 # The tests drive the binaries of their own profile (target/<profile>/loadctl): build the same one.

@@ -43,12 +43,12 @@ pub struct Slot {
 }
 
 impl Slot {
-    fn arm(&self, deadline_ns: u64) {
+    pub(crate) fn arm(&self, deadline_ns: u64) {
         self.expired.set(false);
         self.deadline_ns.set(deadline_ns);
     }
 
-    fn disarm(&self) {
+    pub(crate) fn disarm(&self) {
         self.deadline_ns.set(0);
         self.expired.set(false);
     }
@@ -67,9 +67,9 @@ impl Slot {
 
 /// Runs `fut` until it completes or the slot expires (then `None`; the future is dropped,
 /// which cancels its io_uring operation).
-struct Expiring<'a, F> {
-    fut: Pin<&'a mut F>,
-    slot: &'a Slot,
+pub(crate) struct Expiring<'a, F> {
+    pub fut: Pin<&'a mut F>,
+    pub slot: &'a Slot,
 }
 
 impl<F: Future> Future for Expiring<'_, F> {
@@ -189,7 +189,7 @@ async fn open(shard: &ShardState) -> Result<Stream, ErrorKind> {
     }
 }
 
-fn read_error_kind(e: &io::Error) -> ErrorKind {
+pub(crate) fn read_error_kind(e: &io::Error) -> ErrorKind {
     // A TLS alert can arrive on the first read (TLS 1.3: a server refusing our certificate).
     if let Some(kind) = crate::tls::tls_error(e).and_then(ErrorKind::of_tls) {
         return kind;

@@ -39,11 +39,17 @@ pub enum ErrorKind {
     TlsAlert,
     /// Any other TLS handshake or record failure.
     TlsHandshake,
+    /// The WebSocket upgrade was refused or its answer was wrong (status, accept key).
+    WsHandshake,
+    /// The server broke the WebSocket protocol (bad frame, invalid UTF-8, too large).
+    WsProtocol,
+    /// The server closed a live WebSocket, or its connection dropped (a drop).
+    WsClosed,
 }
 
 impl ErrorKind {
     /// Every kind, in index order.
-    pub const ALL: [ErrorKind; 15] = [
+    pub const ALL: [ErrorKind; 18] = [
         ErrorKind::Connect,
         ErrorKind::Reset,
         ErrorKind::Timeout,
@@ -59,6 +65,9 @@ impl ErrorKind {
         ErrorKind::TlsCertificate,
         ErrorKind::TlsAlert,
         ErrorKind::TlsHandshake,
+        ErrorKind::WsHandshake,
+        ErrorKind::WsProtocol,
+        ErrorKind::WsClosed,
     ];
     /// Number of kinds: the length of every per-kind counter array.
     pub const COUNT: usize = Self::ALL.len();
@@ -81,6 +90,9 @@ impl ErrorKind {
             ErrorKind::TlsCertificate => "tls_certificate",
             ErrorKind::TlsAlert => "tls_alert",
             ErrorKind::TlsHandshake => "tls_handshake",
+            ErrorKind::WsHandshake => "ws_handshake",
+            ErrorKind::WsProtocol => "ws_protocol",
+            ErrorKind::WsClosed => "ws_closed",
         }
     }
 

@@ -7,6 +7,7 @@
 pub mod capacity;
 pub mod collector;
 mod conn;
+mod conn_ws;
 pub mod dispatch;
 pub mod error_kind;
 pub mod histogram;

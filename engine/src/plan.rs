@@ -78,8 +78,10 @@ pub struct Target {
     /// The URL as the user gave it, normalized.
     pub url: String,
     pub addrs: Vec<SocketAddr>,
-    /// `https://`
+    /// `https://` or `wss://`
     pub tls: bool,
+    /// `ws://` or `wss://`: scenarios hold WebSockets instead of sending requests.
+    pub websocket: bool,
     /// The host as written (a name or an address), for SNI.
     pub host: String,
 }
@@ -125,7 +127,33 @@ pub struct ScenarioPlan {
     pub tags: std::collections::BTreeMap<String, String>,
     /// Index of this scenario's first step among the run's steps.
     pub step_base: usize,
+    /// `ws://`/`wss://`: what each connection does (its journey is then two pseudo-steps,
+    /// "ws connect" and "ws message", for the figures).
+    pub websocket: Option<WsPlan>,
 }
+
+/// A validated `[websocket]` section.
+#[derive(Clone, Debug)]
+pub struct WsPlan {
+    /// Path and query of the upgrade request.
+    pub path: crate::template::Template,
+    pub host_header: String,
+    pub headers: Vec<(String, String)>,
+    pub subprotocols: Vec<String>,
+    pub message: crate::template::Template,
+    pub binary: bool,
+    /// Replies are found by the message's `{{msg_id}}` rather than by order.
+    pub correlate_id: bool,
+    /// Messages per second per connection (0: hold only).
+    pub rate_per_conn: f64,
+    pub ramp: Duration,
+    pub reconnect: bool,
+    pub backoff: Duration,
+}
+
+/// Step indices of a WebSocket scenario's two pseudo-steps.
+pub const WS_CONNECT_STEP: usize = 0;
+pub const WS_MESSAGE_STEP: usize = 1;
 
 impl ScenarioPlan {
     /// This scenario's steps' indices among the run's.
@@ -486,6 +514,7 @@ impl Plan {
                             work,
                             start_after: s.start_after,
                             graceful_stop: s.graceful_stop,
+                            websocket: s.websocket.clone(),
                         }
                     })
                     .collect();
@@ -543,6 +572,7 @@ pub struct GroupPlan {
     pub work: LoadModel,
     pub start_after: Duration,
     pub graceful_stop: Duration,
+    pub websocket: Option<WsPlan>,
 }
 
 /// A scenario's view of the file: the shared sections with its own load and journey.
@@ -639,8 +669,25 @@ fn check_scenario(
         .as_ref()
         .and_then(|d| c.duration_or_zero(d, "graceful_stop"))
         .unwrap_or(DEFAULT_GRACEFUL_STOP);
-    let (_, path_and_query, host_header) = target?;
-    let journey = if spec.steps.is_empty() && spec.tasks.is_empty() {
+    let (target, path_and_query, host_header) = target?;
+    let websocket = if target.websocket {
+        check_websocket(
+            c,
+            spec,
+            path_and_query,
+            host_header,
+            headers,
+            model.as_ref(),
+        )
+    } else {
+        if let Some(w) = spec.websocket.as_ref().and_then(|w| w.rate.as_ref()) {
+            c.error(&w.span(), "[websocket] applies to ws:// and wss:// targets");
+        }
+        None
+    };
+    let journey = if let Some(ws) = &websocket {
+        ws_journey(ws)
+    } else if spec.steps.is_empty() && spec.tasks.is_empty() {
         if let Some((_, f)) = spec.feeders.iter().next() {
             c.error(
                 &f.span(),
@@ -693,6 +740,183 @@ fn check_scenario(
         graceful_stop,
         tags: view.tags.clone(),
         step_base: 0,
+        websocket,
+    })
+}
+
+/// The two pseudo-steps a WebSocket scenario reports under.
+fn ws_journey(_ws: &WsPlan) -> Journey {
+    let step = |name: &str| StepPlan {
+        name: name.into(),
+        head_request: false,
+        request: StepRequest::Static(Vec::new()),
+        captures: Vec::new(),
+        checks: Vec::new(),
+        think: Think::None,
+        needs_body: false,
+        needs_head: false,
+        once: false,
+    };
+    Journey::single(vec![step("ws connect"), step("ws message")])
+}
+
+/// `[websocket]` for a ws:// target, checked.
+fn check_websocket(
+    c: &mut Checker<'_>,
+    spec: &ScenarioSpec,
+    path_and_query: &str,
+    host_header: &str,
+    headers: &[(String, String)],
+    model: Option<&LoadModel>,
+) -> Option<WsPlan> {
+    let ws = spec.websocket.clone().unwrap_or_default();
+    if let Some(s) = spec.steps.first() {
+        c.error(
+            &s.path.span(),
+            "[[steps]] do not apply to a ws:// target: [websocket] says what each connection sends",
+        );
+    }
+    if let Some(t) = spec.tasks.first() {
+        c.error(&t.name.span(), "[[tasks]] do not apply to a ws:// target");
+    }
+    match model {
+        Some(LoadModel::Open { .. }) => {
+            let span = spec
+                .load
+                .rate
+                .as_ref()
+                .map(Spanned::span)
+                .or_else(|| spec.load.model.as_ref().map(Spanned::span))
+                .unwrap_or(0..0);
+            c.error(
+                &span,
+                "a ws:// target holds connections (vus, duration); messages are scheduled by [websocket] rate",
+            );
+        }
+        Some(LoadModel::Closed { vus: Some(_), .. }) => {
+            let span = spec
+                .load
+                .stages
+                .as_ref()
+                .and_then(|s| s.first())
+                .map_or(0..0, |s| s.duration.span());
+            c.error(
+                &span,
+                "ramping users are not supported for ws:// yet: use [websocket] ramp",
+            );
+        }
+        _ => {}
+    }
+    let builtins_only = |c: &mut Checker<'_>, text: &str, span: Range<usize>, escape| {
+        let mut refuse = |v: &str| -> Result<usize, String> {
+            Err(format!(
+                "`{{{{{v}}}}}` is not defined: a WebSocket message or path can use the built-ins ({})",
+                crate::template::BUILTINS.join(", ")
+            ))
+        };
+        match crate::template::Template::compile(text, escape, &mut refuse) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                let at = span.start + e.offset.min(span.len());
+                c.error(&(at..at), e.message);
+                None
+            }
+        }
+    };
+    let path = match &ws.path {
+        Some(p) => {
+            if !p.get_ref().starts_with('/') {
+                c.error(&p.span(), "path must start with `/`");
+            }
+            builtins_only(c, p.get_ref(), p.span(), crate::template::Escape::Path)
+        }
+        None => Some(crate::template::Template::literal(
+            path_and_query,
+            crate::template::Escape::None,
+        )),
+    };
+    let message_text = ws.message.as_ref().map_or_else(
+        || r#"{"id":"{{msg_id}}","t":{{now_ms}}}"#.to_string(),
+        |m| m.get_ref().clone(),
+    );
+    let message_span = ws.message.as_ref().map_or(0..0, Spanned::span);
+    let message = builtins_only(
+        c,
+        &message_text,
+        message_span.clone(),
+        crate::template::Escape::None,
+    );
+    let correlate_id = match ws
+        .correlate
+        .as_ref()
+        .map(|s| (s.get_ref().as_str(), s.span()))
+    {
+        None | Some(("order", _)) => false,
+        Some(("id", span)) => {
+            if !message_text.contains("msg_id") {
+                c.error(
+                    &span,
+                    "correlate = \"id\" needs {{msg_id}} in the message, to find its reply",
+                );
+            }
+            true
+        }
+        Some((other, span)) => {
+            c.error(
+                &span,
+                format!("correlate `{other}` is unknown: use \"order\" or \"id\""),
+            );
+            false
+        }
+    };
+    let rate_per_conn = match &ws.rate {
+        Some(r) if !(r.get_ref().is_finite() && *r.get_ref() >= 0.0) => {
+            c.error(
+                &r.span(),
+                "rate (messages per second per connection) must be 0 or more",
+            );
+            None
+        }
+        Some(r) => Some(*r.get_ref()),
+        None => Some(1.0),
+    };
+    let mut ws_headers = headers.to_vec();
+    for h in &ws.headers {
+        match h.get_ref().split_once(':') {
+            Some((n, v)) => match crate::proto::ws::validate_handshake_header(n.trim(), v.trim()) {
+                Ok(()) => ws_headers.push((n.trim().to_string(), v.trim().to_string())),
+                Err(why) => c.error(&h.span(), format!("header `{}`: {why}", n.trim())),
+            },
+            None => c.error(&h.span(), "a header is written \"Name: value\""),
+        }
+    }
+    let mut subprotocols = Vec::new();
+    for s in &ws.subprotocols {
+        match crate::proto::ws::validate_subprotocol(s.get_ref()) {
+            Ok(()) => subprotocols.push(s.get_ref().clone()),
+            Err(why) => c.error(&s.span(), format!("subprotocol `{}`: {why}", s.get_ref())),
+        }
+    }
+    let ramp = match &ws.ramp {
+        Some(r) => c.duration_or_zero(r, "ramp"),
+        None => Some(Duration::from_secs(1)),
+    };
+    let backoff = match &ws.backoff {
+        Some(b) => c.duration_or_zero(b, "backoff"),
+        None => Some(Duration::from_secs(1)),
+    };
+    Some(WsPlan {
+        path: path?,
+        host_header: host_header.to_string(),
+        headers: ws_headers,
+        subprotocols,
+        message: message?,
+        binary: ws.binary,
+        correlate_id,
+        rate_per_conn: rate_per_conn?,
+        ramp: ramp?,
+        reconnect: ws.reconnect.unwrap_or(true),
+        backoff: backoff?,
     })
 }
 
@@ -930,11 +1154,11 @@ fn check_target(c: &mut Checker<'_>, url: &Spanned<String>) -> Option<(Target, S
     };
     match parsed.scheme() {
         "http" => {}
-        "https" => {}
+        "https" | "ws" | "wss" => {}
         other => {
             c.error(
                 &span,
-                format!("unsupported scheme `{other}://`; use http:// or https://"),
+                format!("unsupported scheme `{other}://`; use http://, https://, ws:// or wss://"),
             );
             return None;
         }
@@ -970,7 +1194,8 @@ fn check_target(c: &mut Checker<'_>, url: &Spanned<String>) -> Option<(Target, S
         Target {
             url: parsed.to_string(),
             addrs,
-            tls: parsed.scheme() == "https",
+            tls: matches!(parsed.scheme(), "https" | "wss"),
+            websocket: matches!(parsed.scheme(), "ws" | "wss"),
             host: lookup_host.to_string(),
         },
         path_and_query,

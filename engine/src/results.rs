@@ -156,6 +156,34 @@ pub struct ScenarioResult {
     pub steps: std::ops::Range<usize>,
 }
 
+/// WebSocket figures of a run.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct WsSummary {
+    /// Upgrades that succeeded (reconnects included).
+    pub connections: u64,
+    pub connect_errors: u64,
+    /// Connections that succeeded among those attempted.
+    pub connect_success_rate: f64,
+    /// TCP + TLS + upgrade.
+    pub connect_us: LatencySummary,
+    pub messages_sent: u64,
+    pub messages_received: u64,
+    pub messages_sent_per_s: f64,
+    pub messages_received_per_s: f64,
+    /// Messages whose reply arrived; their round trip is `rtt_us`.
+    pub replies: u64,
+    /// Round trip from each message's intended send time (corrected).
+    pub rtt_us: LatencySummary,
+    /// Round trip from the actual send.
+    pub rtt_service_us: LatencySummary,
+    /// Live connections lost: server closes, resets, reply timeouts.
+    pub drops: u64,
+    /// Drops over messages sent.
+    pub drop_rate: f64,
+    pub reconnects: u64,
+    pub closed_cleanly: u64,
+}
+
 /// TLS figures of a run.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct TlsSummary {
@@ -164,6 +192,49 @@ pub struct TlsSummary {
     pub handshake_us: LatencySummary,
     /// Certificates were not verified (`insecure_skip_verify`).
     pub insecure_skip_verify: bool,
+}
+
+impl WsSummary {
+    fn of(set: &StatsSet, scenarios: &[ScenarioFacts], basis_s: f64) -> Self {
+        let mut connect = Stats::new();
+        let mut message = Stats::new();
+        for sc in scenarios {
+            if let Some(s) = set.steps.get(sc.steps.start) {
+                connect.merge(s);
+            }
+            if let Some(s) = set.steps.get(sc.steps.start + 1) {
+                message.merge(s);
+            }
+        }
+        let connect_errors = connect.errors_total();
+        let attempts = connect.requests + connect_errors;
+        let drops = message.errors_total();
+        Self {
+            connections: connect.requests,
+            connect_errors,
+            connect_success_rate: if attempts == 0 {
+                0.0
+            } else {
+                round3(connect.requests as f64 / attempts as f64)
+            },
+            connect_us: LatencySummary::of(&connect.latency),
+            messages_sent: set.ws.sent,
+            messages_received: set.ws.received,
+            messages_sent_per_s: round3(per_second(set.ws.sent, basis_s)),
+            messages_received_per_s: round3(per_second(set.ws.received, basis_s)),
+            replies: message.requests,
+            rtt_us: LatencySummary::of(&message.latency),
+            rtt_service_us: LatencySummary::of(&message.service),
+            drops,
+            drop_rate: if set.ws.sent == 0 {
+                0.0
+            } else {
+                drops as f64 / set.ws.sent as f64
+            },
+            reconnects: set.ws.reconnects,
+            closed_cleanly: set.ws.closed_cleanly,
+        }
+    }
 }
 
 /// What the collector knows of a scenario beyond the stats.
@@ -282,6 +353,9 @@ pub struct Results {
     /// request latency).
     #[serde(default)]
     pub tls: Option<TlsSummary>,
+    /// `ws://`/`wss://`: connections, messages and round trips.
+    #[serde(default)]
+    pub websocket: Option<WsSummary>,
     pub intervals: Vec<IntervalSummary>,
     /// Where and with what the run was made (empty in results written before it existed).
     #[serde(default)]
@@ -309,6 +383,8 @@ pub struct RunFacts {
     pub scenarios: Vec<ScenarioFacts>,
     /// `Some(insecure_skip_verify)` for an `https://` target.
     pub tls: Option<bool>,
+    /// A ws:// target: every scenario's steps are "ws connect", "ws message".
+    pub websocket: bool,
 }
 
 impl Results {
@@ -424,6 +500,9 @@ impl Results {
             thresholds: Vec::new(),
             thresholds_failed: false,
             aborted_by: None,
+            websocket: facts
+                .websocket
+                .then(|| WsSummary::of(set, &facts.scenarios, facts.rate_basis_s)),
             tls: facts.tls.map(|insecure| TlsSummary {
                 handshakes: set.handshake.len(),
                 resumed: set.resumed,
@@ -478,7 +557,7 @@ impl Results {
             format_bytes(self.bytes_in),
             format_bytes(self.bytes_out)
         );
-        if journey {
+        if journey && self.websocket.is_none() {
             let rate = self.iterations_per_s;
             let requested = self
                 .requested_rate_per_s
@@ -504,7 +583,9 @@ impl Results {
             .filter(|(_, v)| v.as_u64().unwrap_or(0) > 0)
             .map(|(k, v)| format!("{k} {v}"))
             .collect();
-        let _ = writeln!(o, "Status     {}", or_none(&status));
+        if self.websocket.is_none() {
+            let _ = writeln!(o, "Status     {}", or_none(&status));
+        }
         let errors: Vec<String> = self
             .errors
             .iter()
@@ -512,6 +593,31 @@ impl Results {
             .map(|(k, v)| format!("{k} {v}"))
             .collect();
         let _ = writeln!(o, "Errors     {}", or_none(&errors));
+        if let Some(w) = &self.websocket {
+            let _ = writeln!(
+                o,
+                "WebSocket  {} connections ({} failed, {:.2}% ok), {} reconnects, {} drops ({:.3}%), {} closed cleanly",
+                w.connections,
+                w.connect_errors,
+                w.connect_success_rate * 100.0,
+                w.reconnects,
+                w.drops,
+                w.drop_rate * 100.0,
+                w.closed_cleanly
+            );
+            let _ = writeln!(
+                o,
+                "Messages   {} sent ({:.1}/s), {} received ({:.1}/s), {} replies: RTT p50 {}, p99 {}, max {} (from intended send times)",
+                w.messages_sent,
+                w.messages_sent_per_s,
+                w.messages_received,
+                w.messages_received_per_s,
+                w.replies,
+                format_us(w.rtt_us.p50),
+                format_us(w.rtt_us.p99),
+                format_us(w.rtt_us.max)
+            );
+        }
         if let Some(t) = &self.tls {
             let _ = writeln!(
                 o,
@@ -592,15 +698,17 @@ impl Results {
                     format_us(st.latency_us.max)
                 );
             }
-            let _ = writeln!(
-                o,
-                "  whole iteration{:>21}{:>44} {:>8} {:>8} {:>8}",
-                self.iterations,
-                format_us(self.iteration_us.p50),
-                format_us(self.iteration_us.p90),
-                format_us(self.iteration_us.p99),
-                format_us(self.iteration_us.max)
-            );
+            if self.websocket.is_none() {
+                let _ = writeln!(
+                    o,
+                    "  whole iteration{:>21}{:>44} {:>8} {:>8} {:>8}",
+                    self.iterations,
+                    format_us(self.iteration_us.p50),
+                    format_us(self.iteration_us.p90),
+                    format_us(self.iteration_us.p99),
+                    format_us(self.iteration_us.max)
+                );
+            }
         }
         if self.checks_passed + self.checks_failed > 0 {
             let total = self.checks_passed + self.checks_failed;
@@ -812,6 +920,7 @@ mod tests {
             requested_rate_per_s: open.then_some(100.0),
             scenarios: Vec::new(),
             tls: None,
+            websocket: false,
         }
     }
 

@@ -335,6 +335,7 @@ fn build_results(
             requested_rate_per_s: plan.requested_rate_per_s(),
             scenarios,
             tls: plan.tls.as_ref().map(|t| t.options.insecure_skip_verify),
+            websocket: plan.target.websocket,
         },
     );
     // Thresholds on rates use the same basis as the summary's rates.

@@ -139,6 +139,12 @@ impl ShardState {
         }
     }
 
+    /// No new work may start (the scenario's load ended, or the run is stopping).
+    #[inline]
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.get()
+    }
+
     /// Running iterations are being cut short: what fails now is not the target's doing.
     #[inline]
     pub fn interrupted(&self) -> bool {
@@ -354,7 +360,12 @@ async fn shard_main(
     // Open every connection before the origin (as wrk2 does), so setup cost is not lag.
     let mut streams: Vec<Vec<_>> = Vec::with_capacity(states.len());
     for state in &states {
-        let n = state.group.connections as usize;
+        // WebSocket users connect at their own time within the ramp.
+        let n = if state.group.websocket.is_some() {
+            0
+        } else {
+            state.group.connections as usize
+        };
         let connecting: Vec<_> = (0..n)
             .map(|_| {
                 let s = state.clone();
@@ -393,6 +404,11 @@ async fn shard_main(
 
     let mut conns = Vec::new();
     for (state, opened) in states.iter().zip(streams) {
+        if state.group.websocket.is_some() {
+            for id in 0..state.group.connections as usize {
+                conns.push(monoio::spawn(crate::conn_ws::run(state.clone(), id)));
+            }
+        }
         for (id, stream) in opened.into_iter().enumerate() {
             conns.push(monoio::spawn(conn::run(state.clone(), id, stream)));
         }

@@ -46,8 +46,39 @@ pub struct ScenarioSpec {
     pub scenarios: std::collections::BTreeMap<String, ScenarioSection>,
     /// Capacity search instead of one run: the highest rate that meets the SLOs.
     pub capacity: Option<CapacitySpec>,
-    /// For `https://` targets.
+    /// For `https://` and `wss://` targets.
     pub tls: Option<TlsSpec>,
+    /// For `ws://` and `wss://` targets: what each connection sends and how replies are matched.
+    pub websocket: Option<WebSocketSpec>,
+}
+
+/// `[websocket]`: every connection (virtual user) holds a WebSocket open for the run and
+/// sends messages on a schedule; the round trip of each is measured from its intended time.
+#[derive(Clone, Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct WebSocketSpec {
+    /// Path and query to upgrade on, templated (default: the URL's): `/ws/rooms/r{{random(1,5)}}`.
+    pub path: Option<Spanned<String>>,
+    /// Messages per second per connection (default 1; 0: connections only hold).
+    pub rate: Option<Spanned<f64>>,
+    /// The message, templated; `{{msg_id}}` is a per-message id that replies are matched by.
+    pub message: Option<Spanned<String>>,
+    /// Send binary frames instead of text.
+    #[serde(default)]
+    pub binary: bool,
+    /// "order": the next message received is the reply (echo); "id": the reply is the first
+    /// message containing this message's `{{msg_id}}` (rooms, request/reply).
+    pub correlate: Option<Spanned<String>>,
+    #[serde(default)]
+    pub subprotocols: Vec<Spanned<String>>,
+    /// Extra handshake headers, "Name: value".
+    #[serde(default)]
+    pub headers: Vec<Spanned<String>>,
+    /// Connections start spread over this (default 1s).
+    pub ramp: Option<Spanned<String>>,
+    /// Reconnect after a drop (default true), after `backoff` (default "1s").
+    pub reconnect: Option<bool>,
+    pub backoff: Option<Spanned<String>>,
 }
 
 /// `[tls]`: how `https://` targets are verified and connected to.
@@ -393,6 +424,7 @@ impl ScenarioSpec {
             scenarios: Default::default(),
             capacity: None,
             tls: None,
+            websocket: None,
         }
     }
 

@@ -165,6 +165,15 @@ impl Stats {
         latency_ns
     }
 
+    /// Records a reply that has no HTTP status (a WebSocket message's, an upgrade's).
+    #[inline]
+    pub fn record_reply(&mut self, intended_ns: Option<u64>, sent_ns: u64, done_ns: u64) {
+        self.requests += 1;
+        let start_ns = intended_ns.map_or(sent_ns, |i| i.min(sent_ns));
+        record_ns(&mut self.latency, done_ns.saturating_sub(start_ns));
+        record_ns(&mut self.service, done_ns.saturating_sub(sent_ns));
+    }
+
     /// Records when a scheduled request actually went out.
     #[inline]
     pub fn record_send_lag(&mut self, intended_ns: u64, sent_ns: u64) {
@@ -266,6 +275,29 @@ pub struct StatsSet {
     pub handshake: LatencyHistogram,
     /// TLS handshakes that resumed a session.
     pub resumed: u64,
+    /// WebSocket message counts (connection-level).
+    pub ws: WsCounters,
+}
+
+/// What WebSocket connections counted besides round trips.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WsCounters {
+    pub sent: u64,
+    /// Every data message received (replies, broadcasts from others, pushes).
+    pub received: u64,
+    /// Connections opened again after a drop.
+    pub reconnects: u64,
+    /// Closing handshakes completed at the end of the run.
+    pub closed_cleanly: u64,
+}
+
+impl WsCounters {
+    fn merge(&mut self, o: &WsCounters) {
+        self.sent += o.sent;
+        self.received += o.received;
+        self.reconnects += o.reconnects;
+        self.closed_cleanly += o.closed_cleanly;
+    }
 }
 
 impl StatsSet {
@@ -277,6 +309,7 @@ impl StatsSet {
                 .collect(),
             handshake: new_histogram(),
             resumed: 0,
+            ws: WsCounters::default(),
         }
     }
 
@@ -290,6 +323,7 @@ impl StatsSet {
         self.journeys.iter_mut().for_each(IterationStats::reset);
         self.handshake.reset();
         self.resumed = 0;
+        self.ws = WsCounters::default();
     }
 
     /// Adds another set of the same plan into this one.
@@ -302,6 +336,7 @@ impl StatsSet {
         }
         let _ = self.handshake.add(&other.handshake);
         self.resumed += other.resumed;
+        self.ws.merge(&other.ws);
     }
 
     /// A TLS handshake of `ns`, resumed or full.
@@ -317,6 +352,7 @@ impl StatsSet {
         self.journeys.iter().all(IterationStats::is_empty)
             && self.steps.iter().all(Stats::is_empty)
             && self.handshake.is_empty()
+            && self.ws == WsCounters::default()
     }
 
     /// The whole run's figures: every step merged (rendering only, never on the hot path).

@@ -10,7 +10,15 @@
 use std::io::Write as _;
 
 /// Built-in names, for messages and for refusing them as capture names.
-pub const BUILTINS: [&str; 6] = ["vu", "iteration", "uuid", "now_ms", "random", "pick"];
+pub const BUILTINS: [&str; 7] = [
+    "vu",
+    "iteration",
+    "uuid",
+    "now_ms",
+    "random",
+    "pick",
+    "msg_id",
+];
 
 /// Where a template's output goes, which decides how inserted values are escaped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,6 +45,9 @@ enum Piece {
     Uuid,
     NowMs,
     Random(i64, i64),
+    /// `m{vu}-{iteration}`: a WebSocket message's id, unique in a scenario, found again in
+    /// the reply to correlate it.
+    MsgId,
     Pick(Vec<Vec<u8>>),
 }
 
@@ -150,6 +161,7 @@ impl Template {
                 Piece::NowMs => {
                     let _ = write!(out, "{}", cx.now_ms);
                 }
+                Piece::MsgId => write_msg_id(out, cx.vu, cx.iteration),
                 Piece::Random(lo, hi) => {
                     let _ = write!(out, "{}", cx.rng.i64(*lo..=*hi));
                 }
@@ -206,6 +218,7 @@ fn parse_expr(
         "vu" => Ok(Piece::Vu),
         "iteration" => Ok(Piece::Iteration),
         "uuid" => Ok(Piece::Uuid),
+        "msg_id" => Ok(Piece::MsgId),
         "now_ms" => Ok(Piece::NowMs),
         // `feeder.column` names a data feeder's column.
         name if is_identifier(name)
@@ -314,6 +327,11 @@ fn edit_distance(a: &str, b: &str) -> usize {
         prev = cur;
     }
     prev[b.len()]
+}
+
+/// A message id as `{{msg_id}}` renders it.
+pub fn write_msg_id(out: &mut Vec<u8>, vu: u64, iteration: u64) {
+    let _ = write!(out, "m{vu}-{iteration}.");
 }
 
 /// `application/x-www-form-urlencoded` encoding of `value` onto `out`.

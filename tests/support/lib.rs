@@ -10,6 +10,7 @@ mod nginx;
 mod pki;
 mod raw_http;
 mod sandbox;
+mod ws_peer;
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::PathBuf;
@@ -23,6 +24,7 @@ pub use nginx::{
 pub use pki::Pki;
 pub use raw_http::{request as raw_request, RawResponse};
 pub use sandbox::Sandbox;
+pub use ws_peer::WsPeer;
 
 /// Path of a binary built from this workspace (`loadctl`, `loadd`), next to the running test or
 /// bench: `target/<profile>/deps/<exe>` → `target/<profile>/<name>`.

@@ -414,6 +414,7 @@ mod tests {
                 requested_rate_per_s: None,
                 scenarios: Vec::new(),
                 tls: None,
+                websocket: false,
             },
         );
         let stored = serde_json::to_value(&results).unwrap();

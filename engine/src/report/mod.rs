@@ -300,6 +300,7 @@ pub(crate) mod fixture {
                 requested_rate_per_s: Some(200.0),
                 scenarios: Vec::new(),
                 tls: None,
+                websocket: false,
             },
         );
         r.thresholds = vec![
