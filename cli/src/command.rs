@@ -207,6 +207,24 @@ fn apply_flags(spec: &mut ScenarioSpec, a: &RunArgs) {
             .get_or_insert_with(Default::default)
             .insecure_skip_verify = true;
     }
+    let websocket = ["ws://", "wss://"]
+        .iter()
+        .any(|s| spec.target.url.get_ref().starts_with(s));
+    if websocket {
+        // For a ws:// target, -R is messages per second in all and --body the message.
+        let ws = spec.websocket.get_or_insert_with(Default::default);
+        if let Some(r) = a.rate {
+            let users = a
+                .connections
+                .or_else(|| spec.load.connections.as_ref().map(|c| *c.get_ref()))
+                .unwrap_or(10)
+                .max(1);
+            ws.rate = Some(unspanned(r / users as f64));
+        }
+        if let Some(b) = &a.body {
+            ws.message = Some(unspanned(b.clone()));
+        }
+    }
     let load = &mut spec.load;
     if let Some(c) = a.connections {
         load.connections = Some(unspanned(c));
@@ -217,7 +235,7 @@ fn apply_flags(spec: &mut ScenarioSpec, a: &RunArgs) {
     if let Some(n) = a.requests {
         load.requests = Some(unspanned(CountSpec::Int(n.min(i64::MAX as u64) as i64)));
     }
-    if let Some(r) = a.rate {
+    if let Some(r) = a.rate.filter(|_| !websocket) {
         load.rate = Some(unspanned(CountSpec::Float(r)));
         load.stages = None;
         load.model = Some(unspanned("open".into()));
@@ -228,7 +246,7 @@ fn apply_flags(spec: &mut ScenarioSpec, a: &RunArgs) {
     }
     req.headers
         .extend(a.headers.iter().map(|h| unspanned(h.clone())));
-    if let Some(b) = &a.body {
+    if let Some(b) = a.body.as_ref().filter(|_| !websocket) {
         req.body = Some(unspanned(b.clone()));
         req.body_file = None;
     }

@@ -22,6 +22,8 @@ const DEFAULT_DURATION: Duration = Duration::from_secs(10);
 const DEFAULT_CONNECTIONS: u32 = 10;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// More shards than this is a typo, not a machine (and would allocate per shard).
+const MAX_THREADS: usize = 1024;
 /// k6's default: running iterations get this long to finish after the load ends.
 const DEFAULT_GRACEFUL_STOP: Duration = Duration::from_secs(30);
 /// The open-model queue holds this much of the peak rate before dropping arrivals.
@@ -392,6 +394,9 @@ impl Plan {
             let budget = total.saturating_sub(start).max(Duration::from_millis(500));
             s.start_after = start;
             s.graceful_stop = s.graceful_stop.min(total);
+            if let Some(ws) = &mut s.websocket {
+                ws.ramp = ws.ramp.min(budget / 4);
+            }
             match &mut s.model {
                 LoadModel::Open { schedule, .. } => {
                     *schedule = schedule.scaled_to(budget.as_nanos() as u64)
@@ -1625,8 +1630,11 @@ fn check_cpus(c: &mut Checker<'_>, spec: &ScenarioSpec, connections: u32) -> Vec
     };
     if let Some(t) = &spec.engine.threads {
         let n = *t.get_ref() as usize;
-        if n == 0 {
-            c.error(&t.span(), "threads must be at least 1");
+        if n == 0 || n > MAX_THREADS {
+            c.error(
+                &t.span(),
+                format!("threads must be between 1 and {MAX_THREADS}"),
+            );
         } else if spec.engine.cpus.is_some() {
             if n != cpus.len() {
                 c.error(

@@ -588,6 +588,26 @@ pub fn rebase(url: &str, base: &str) -> String {
     };
     let path = &url[path_of(url)..];
     let base = base.trim_end_matches('/');
+    // A ws:// scenario rebased onto an http:// origin keeps speaking WebSocket.
+    let ws_scheme = |u: &str| {
+        if u.starts_with("ws://") || u.starts_with("wss://") {
+            Some(())
+        } else {
+            None
+        }
+    };
+    let converted;
+    let base = match (ws_scheme(url), base.split_once("://")) {
+        (Some(()), Some(("http", rest))) => {
+            converted = format!("ws://{rest}");
+            converted.as_str()
+        }
+        (Some(()), Some(("https", rest))) => {
+            converted = format!("wss://{rest}");
+            converted.as_str()
+        }
+        _ => base,
+    };
     if path.is_empty() {
         format!("{base}/")
     } else {
@@ -617,6 +637,8 @@ mod tests {
         assert_eq!(rebase("http://a:1/x", "http://b:2/"), "http://b:2/x");
         assert_eq!(rebase("http://a:1", "http://b:2"), "http://b:2/");
         assert_eq!(rebase("http://a/x", "http://b/api"), "http://b/api/x");
+        assert_eq!(rebase("ws://a/ws/echo", "http://b:2"), "ws://b:2/ws/echo");
+        assert_eq!(rebase("wss://a/ws", "https://b"), "wss://b/ws");
     }
 
     #[test]
