@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# WebSocket scale on this box: one loadctl holding many sockets against `loadd sandbox`.
+#   1. N idle-ish sockets (default 15000), each sending 1 message / 10 s to the echo endpoint:
+#      loadctl's peak RSS against a 10-socket run of the same length gives user-space memory
+#      per connection.
+#   2. Echo throughput: 500 sockets × 100 messages/s (50,000/s asked) for 10 s.
+#   3. wss:// memory: 2000 sockets to Python `websockets` with TLS (the sandbox has no TLS).
+# Usage: scripts/bench_ws.sh [connections]     Needs /usr/bin/time (Debian `time`).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+conns="${1:-15000}"
+cargo build --release --workspace --bins -q
+bin=target/release
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+ulimit -n "$(ulimit -Hn)"
+taskset -c 0 "$bin/loadd" sandbox --listen "127.0.0.1:$port" --workers 1 >/dev/null 2>&1 &
+sandbox=$!
+trap 'kill $sandbox 2>/dev/null; [ -n "${peer:-}" ] && kill $peer 2>/dev/null; true' EXIT
+sleep 1
+dir=$(mktemp -d)
+
+scenario() { # url vus duration rate ramp [extra]
+    printf '[target]\nurl = "%s"\n[load]\nvus = %s\nduration = "%s"\n[websocket]\nrate = %s\nramp = "%s"\n%s\n' "$@"
+}
+run() { # name file → prints peak RSS KiB and the JSON summary
+    /usr/bin/time -f '%M %U %S' -o "$dir/$1.time" "$bin/loadctl" run "$2" --output json -q >"$dir/$1.json"
+    python3 - "$dir/$1.json" "$dir/$1.time" "$1" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1])); rss, user, sys_s = open(sys.argv[2]).read().split()
+w = r["websocket"]
+print(f'{sys.argv[3]}: peak RSS {int(rss)/1024:.1f} MiB, CPU {float(user)+float(sys_s):.1f} s; '
+      f'{w["connections"]} connections ({w["connect_errors"]} failed), {w["messages_sent"]} sent '
+      f'({w["messages_sent_per_s"]:.0f}/s), {w["replies"]} replies, RTT p50 {w["rtt_us"]["p50"]} µs '
+      f'p99 {w["rtt_us"]["p99"]} µs, drops {w["drops"]}')
+PY
+}
+rss() { cut -d' ' -f1 "$dir/$1.time"; }
+
+scenario "ws://127.0.0.1:$port/ws/echo" 10 40s 0.1 10s >"$dir/base.toml"
+scenario "ws://127.0.0.1:$port/ws/echo" "$conns" 40s 0.1 10s >"$dir/many.toml"
+run base "$dir/base.toml"
+run many "$dir/many.toml"
+python3 -c "print(f'user-space memory per WebSocket connection: {($(rss many)-$(rss base))*1024/($conns-10):.0f} bytes ({$conns} sockets)')"
+
+scenario "ws://127.0.0.1:$port/ws/echo" 500 10s 100 1s >"$dir/rate.toml"
+run throughput "$dir/rate.toml"
+
+if python3 -c "import websockets" 2>/dev/null; then
+    python3 - "$dir" <<'PY'
+import datetime, subprocess, sys
+d = sys.argv[1]
+subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{d}/key.pem",
+                "-out", f"{d}/cert.pem", "-days", "1", "-subj", "/CN=localhost",
+                "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+PY
+    wport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    python3 tests/support/ws_peer.py "$wport" --cert "$dir/cert.pem" --key "$dir/key.pem" >/dev/null &
+    peer=$!
+    sleep 2
+    tls=$(printf '[tls]\nca_file = "%s"\n' "$dir/cert.pem")
+    scenario "wss://127.0.0.1:$wport/echo" 10 30s 0.1 10s "$tls" >"$dir/wbase.toml"
+    scenario "wss://127.0.0.1:$wport/echo" 2000 30s 0.1 10s "$tls" >"$dir/wmany.toml"
+    run wss_base "$dir/wbase.toml"
+    run wss_many "$dir/wmany.toml"
+    python3 -c "print(f'user-space memory per wss:// connection: {($(rss wss_many)-$(rss wss_base))*1024/1990:.0f} bytes (2000 sockets)')"
+fi
