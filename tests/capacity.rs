@@ -47,8 +47,10 @@ check = {{ status = [200] }}
         [
             "run".to_string(),
             file.display().to_string(),
-            "--output".into(),
+                        "--output".into(),
             "json".into(),
+            "--report".into(),
+            file.with_extension("html").display().to_string(),
         ],
         Duration::from_secs(120),
     );
