@@ -5,26 +5,34 @@
 //!
 //! It refuses to talk to anything but 127.0.0.0/8, to use fixed ports, or to wait without a bound.
 
+mod daemon;
+mod fixed_port;
 mod loadctl;
 mod nginx;
+mod peak_rss;
 mod pki;
 mod raw_http;
 mod sandbox;
 mod ws_peer;
+mod wire;
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
+pub use daemon::Daemon;
+pub use fixed_port::FixedPortSandbox;
 pub use loadctl::{run_json, run_loadctl, run_loadctl_timeout, LoadctlRun, DEFAULT_RUN_TIMEOUT};
 pub use nginx::{
     Nginx, NginxConfig, NginxTls, StubStatus, BIG_BYTES as NGINX_BIG_BYTES,
     INDEX_BODY as NGINX_INDEX_BODY,
 };
+pub use peak_rss::run_json_peak_rss;
 pub use pki::Pki;
 pub use raw_http::{request as raw_request, RawResponse};
 pub use sandbox::Sandbox;
 pub use ws_peer::WsPeer;
+pub use wire::{exchange as wire_exchange, WireReply};
 
 /// Path of a binary built from this workspace (`loadctl`, `loadd`), next to the running test or
 /// bench: `target/<profile>/deps/<exe>` → `target/<profile>/<name>`.
