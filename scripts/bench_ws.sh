@@ -13,7 +13,7 @@ cargo build --release --workspace --bins -q
 bin=target/release
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 ulimit -n "$(ulimit -Hn)"
-taskset -c 0 "$bin/loadd" sandbox --listen "127.0.0.1:$port" --workers 1 >/dev/null 2>&1 &
+"$bin/loadd" sandbox --listen "127.0.0.1:$port" --workers 2 >/dev/null 2>&1 &
 sandbox=$!
 trap 'kill $sandbox 2>/dev/null; [ -n "${peer:-}" ] && kill $peer 2>/dev/null; true' EXIT
 sleep 1
@@ -49,15 +49,22 @@ if python3 -c "import websockets" 2>/dev/null; then
     python3 - "$dir" <<'PY'
 import datetime, subprocess, sys
 d = sys.argv[1]
-subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{d}/key.pem",
-                "-out", f"{d}/cert.pem", "-days", "1", "-subj", "/CN=localhost",
-                "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+def ssl(*args):
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
+# A CA and a leaf signed by it (webpki refuses a self-signed CA certificate as the server's).
+ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{d}/ca.key", "-out", f"{d}/ca.pem",
+    "-days", "1", "-subj", "/CN=bench CA")
+ssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{d}/key.pem", "-out", f"{d}/srv.csr",
+    "-subj", "/CN=localhost")
+open(f"{d}/ext", "w").write("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
+ssl("x509", "-req", "-in", f"{d}/srv.csr", "-CA", f"{d}/ca.pem", "-CAkey", f"{d}/ca.key",
+    "-CAcreateserial", "-out", f"{d}/cert.pem", "-days", "1", "-extfile", f"{d}/ext")
 PY
     wport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     python3 tests/support/ws_peer.py "$wport" --cert "$dir/cert.pem" --key "$dir/key.pem" >/dev/null &
     peer=$!
     sleep 2
-    tls=$(printf '[tls]\nca_file = "%s"\n' "$dir/cert.pem")
+        tls=$(printf '[tls]\nca_file = "%s"\n' "$dir/ca.pem")
     scenario "wss://127.0.0.1:$wport/echo" 10 30s 0.1 10s "$tls" >"$dir/wbase.toml"
     scenario "wss://127.0.0.1:$wport/echo" 2000 30s 0.1 10s "$tls" >"$dir/wmany.toml"
     run wss_base "$dir/wbase.toml"

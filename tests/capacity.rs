@@ -7,11 +7,7 @@ use std::time::Duration;
 use testbed::{run_loadctl_timeout, Sandbox};
 
 fn write(name: &str, text: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("loadd-capacity-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join(name);
-    std::fs::write(&path, text).expect("write scenario");
-    path
+    testbed::scenario_file("capacity", name, text)
 }
 
 #[test]
@@ -47,7 +43,7 @@ check = {{ status = [200] }}
         [
             "run".to_string(),
             file.display().to_string(),
-                        "--output".into(),
+            "--output".into(),
             "json".into(),
             "--report".into(),
             file.with_extension("html").display().to_string(),
@@ -102,27 +98,15 @@ hold = "0s"
 precision = "0%"
 "#,
     );
-    let out = run_loadctl_timeout(
-        ["validate".to_string(), file.display().to_string()],
-        Duration::from_secs(20),
+    testbed::assert_located(
+        &file,
+        &[
+            (4, "does not apply with [capacity]"),
+            (6, "unknown metric `p101`"),
+            (8, "max_rate must be at least start_rate"),
+            (9, "factor must be greater than 1"),
+            (10, "hold must be greater than zero"),
+            (11, "precision must be a percentage"),
+        ],
     );
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    let name = file.display().to_string();
-    for (line, needle) in [
-        (4, "does not apply with [capacity]"),
-        (6, "unknown metric `p101`"),
-        (8, "max_rate must be at least start_rate"),
-        (9, "factor must be greater than 1"),
-        (10, "hold must be greater than zero"),
-        (11, "precision must be a percentage"),
-    ] {
-        let prefix = format!("{name}:{line}:");
-        assert!(
-            err.lines()
-                .map(|l| l.trim_start_matches("error: "))
-                .any(|l| l.starts_with(&prefix) && l.contains(needle)),
-            "expected `{needle}` at line {line}:\n{err}"
-        );
-    }
 }

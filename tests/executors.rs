@@ -3,35 +3,17 @@
 //! own steps, tags and `start_after`, a graceful stop interrupts iterations that would outlast
 //! it, `once` steps run once per user, form bodies are encoded, and mistakes are located.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use testbed::{run_loadctl_timeout, Sandbox};
+use testbed::Sandbox;
 
-fn write(name: &str, text: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("loadd-executors-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join(name);
-    std::fs::write(&path, text).expect("write scenario");
-    path
+fn write(name: &str, text: &str) -> std::path::PathBuf {
+    testbed::scenario_file("executors", name, text)
 }
 
 /// Runs a scenario file; returns (exit code, JSON results or Null, stderr).
 fn run(file: &std::path::Path) -> (Option<i32>, serde_json::Value, String) {
-    let args = [
-        "run".to_string(),
-        file.display().to_string(),
-        "--output".into(),
-        "json".into(),
-    ];
-    let out = run_loadctl_timeout(&args, Duration::from_secs(60));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let json = serde_json::from_str(stdout.trim()).unwrap_or(serde_json::Value::Null);
-    (
-        out.status.code(),
-        json,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    testbed::run_file(file, &[])
 }
 
 fn step<'a>(r: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
@@ -254,31 +236,16 @@ executor = "per-vu-iterations"
 model = "open"
 "#,
     );
-    let out = run_loadctl_timeout(
-        ["validate".to_string(), file.display().to_string()],
-        Duration::from_secs(20),
-    );
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    let name = file.display().to_string();
-    for (line, needle) in [
-        (5, "does not apply next to [scenarios]"),
-        (7, "did you mean `constant-arrival-rate`"),
-        (9, "executor `ramping-vus` needs stages"),
-        (10, "at least 1"),
-        (12, "executor `per-vu-iterations` needs iterations_per_vu"),
-        (13, "contradicts executor"),
-    ] {
-        let prefix = format!("{name}:{line}:");
-        assert!(
-            err.lines()
-                .map(|l| l.trim_start_matches("error: "))
-                .any(|l| l.starts_with(&prefix) && l.contains(needle)),
-            "expected `{needle}` at line {line}:\n{err}"
-        );
-    }
-    assert!(
-        err.contains("no scenario is named `nope`"),
-        "threshold scenario checked: {err}"
+    testbed::assert_located(
+        &file,
+        &[
+            (5, "does not apply next to [scenarios]"),
+            (7, "did you mean `constant-arrival-rate`"),
+            (9, "executor `ramping-vus` needs stages"),
+            (10, "at least 1"),
+            (12, "executor `per-vu-iterations` needs iterations_per_vu"),
+            (13, "contradicts executor"),
+            (1, "no scenario is named `nope`"),
+        ],
     );
 }

@@ -2,36 +2,17 @@
 //! errors, a failed capture cuts the iteration short, thresholds set the exit code (1 failed,
 //! 4 aborted early), and journey mistakes are refused with located messages before any traffic.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use testbed::{run_loadctl_timeout, Sandbox};
 
-fn write(name: &str, text: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("loadd-journeys-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join(name);
-    std::fs::write(&path, text).expect("write scenario");
-    path
+fn write(name: &str, text: &str) -> std::path::PathBuf {
+    testbed::scenario_file("journeys", name, text)
 }
 
 /// Runs a scenario file; returns (exit code, JSON results or Null, stderr).
 fn run(file: &std::path::Path, extra: &[&str]) -> (Option<i32>, serde_json::Value, String) {
-    let mut args = vec![
-        "run".to_string(),
-        file.display().to_string(),
-        "--output".into(),
-        "json".into(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let out = run_loadctl_timeout(&args, Duration::from_secs(60));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let json = serde_json::from_str(stdout.trim()).unwrap_or(serde_json::Value::Null);
-    (
-        out.status.code(),
-        json,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    testbed::run_file(file, extra)
 }
 
 fn step<'a>(r: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {

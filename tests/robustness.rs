@@ -370,7 +370,7 @@ fn a_target_that_dies_mid_run_and_comes_back_is_counted_and_the_run_completes() 
 fn an_open_model_run_ends_with_its_load_not_with_its_queue() {
     let _guard = testbed::serial();
     let sandbox = Sandbox::start().expect("sandbox starts");
-        // 100/s for 1 s on 2 connections that each wait 300 ms for a silent target: ~6 sent, ~94
+    // 100/s for 1 s on 2 connections that each wait 300 ms for a silent target: ~6 sent, ~94
     // queued. docs/scenarios.md: after the load ends, queued arrivals (due within it) may go out
     // for one request timeout, then are dropped and counted (`dropped`); running iterations get
     // graceful_stop — the queue does not.
@@ -388,7 +388,7 @@ fn an_open_model_run_ends_with_its_load_not_with_its_queue() {
     let arrivals =
         count(&r, "iterations") + count(&r, "iterations_interrupted") + count(&r, "dropped");
     assert_eq!(arrivals, 100, "{r}");
-        // Each connection can start at most (1 s + 300 ms) / 300 ms + 1 requests: the load, then
+    // Each connection can start at most (1 s + 300 ms) / 300 ms + 1 requests: the load, then
     // one timeout of queue drain.
     assert!(
         seen <= 2 * 6,

@@ -2,34 +2,17 @@
 //! peer (Python `websockets`: fragmented messages, pings from the server, server-initiated
 //! closes, wss://). Counts are checked exactly where the protocol makes them exact.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::Value;
-use testbed::{run_loadctl_timeout, Pki, Sandbox, WsPeer};
+use testbed::{Pki, Sandbox, WsPeer};
 
-fn write(name: &str, text: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("loadd-ws-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join(name);
-    std::fs::write(&path, text).expect("write scenario");
-    path
+fn write(name: &str, text: &str) -> std::path::PathBuf {
+    testbed::scenario_file("ws", name, text)
 }
 
-fn run(file: &std::path::Path) -> (Option<i32>, Value, String) {
-    let args = [
-        "run".to_string(),
-        file.display().to_string(),
-        "--output".into(),
-        "json".into(),
-    ];
-    let out = run_loadctl_timeout(&args, Duration::from_secs(60));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    (
-        out.status.code(),
-        serde_json::from_str(stdout.trim()).unwrap_or(Value::Null),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+fn run(file: &std::path::Path) -> (Option<i32>, serde_json::Value, String) {
+    testbed::run_file(file, &[])
 }
 
 fn n(v: &Value) -> u64 {
@@ -217,24 +200,12 @@ message = "no id here"
 path = "/x"
 "#,
     );
-    let out = run_loadctl_timeout(
-        ["validate".to_string(), file.display().to_string()],
-        Duration::from_secs(20),
+    testbed::assert_located(
+        &file,
+        &[
+            (4, "messages are scheduled by [websocket] rate"),
+            (6, "needs {{msg_id}}"),
+            (9, "do not apply to a ws:// target"),
+        ],
     );
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    let name = file.display().to_string();
-    for (line, needle) in [
-        (4, "messages are scheduled by [websocket] rate"),
-        (6, "needs {{msg_id}}"),
-        (9, "do not apply to a ws:// target"),
-    ] {
-        let prefix = format!("{name}:{line}:");
-        assert!(
-            err.lines()
-                .map(|l| l.trim_start_matches("error: "))
-                .any(|l| l.starts_with(&prefix) && l.contains(needle)),
-            "expected `{needle}` at line {line}:\n{err}"
-        );
-    }
 }

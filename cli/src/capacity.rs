@@ -59,7 +59,7 @@ pub fn run(plan: &Plan, mut cap: CapacityPlan, args: &RunArgs) -> u8 {
         Output::Json => serde_json::to_writer(&mut out, &result).map_err(std::io::Error::from),
         Output::Text => out.write_all(result.render_text().as_bytes()),
     };
-        let _ = written.and_then(|()| writeln!(out));
+    let _ = written.and_then(|()| writeln!(out));
     // --report: the knee chart as HTML, or the result as JSON for any other extension.
     if let Some(path) = &args.report {
         let html = path.extension().is_some_and(|e| e == "html" || e == "htm");

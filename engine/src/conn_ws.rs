@@ -27,7 +27,7 @@ use crate::tls::Stream;
 use crate::ErrorKind;
 
 /// Initial read buffer per connection; grows only for a frame larger than this.
-const READ_BUF: usize = 4 * 1024;
+const READ_BUF: usize = 1024;
 /// How often an idle connection looks at the stop flag.
 const IDLE_CHECK: Duration = Duration::from_millis(50);
 /// Messages due within this much are sent now (as the HTTP pacer does).

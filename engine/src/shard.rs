@@ -541,12 +541,14 @@ async fn housekeep(shared: &ShardShared, states: &[Rc<ShardState>], links: &Shar
         }
         for (state, (end, grace_end)) in states.iter().zip(&ends) {
             let now = state.now_ns();
-                        // A closed model stops at its duration. An open one's pacer ends the load itself;
+            // A closed model stops at its duration. An open one's pacer ends the load itself;
             // arrivals still queued for a connection may go out for one request timeout (they
             // were due within the load), then are dropped and counted — a stalled target does
             // not keep the run going for the whole graceful stop.
             let queue_drain_ns = if state.dispatch.is_some() {
-                state.timeout_ns.min(state.group.graceful_stop.as_nanos() as u64)
+                state
+                    .timeout_ns
+                    .min(state.group.graceful_stop.as_nanos() as u64)
             } else {
                 0
             };

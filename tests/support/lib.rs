@@ -13,8 +13,9 @@ mod peak_rss;
 mod pki;
 mod raw_http;
 mod sandbox;
-mod ws_peer;
+mod scenario;
 mod wire;
+mod ws_peer;
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::PathBuf;
@@ -31,8 +32,9 @@ pub use peak_rss::run_json_peak_rss;
 pub use pki::Pki;
 pub use raw_http::{request as raw_request, RawResponse};
 pub use sandbox::Sandbox;
-pub use ws_peer::WsPeer;
+pub use scenario::{assert_located, run_file, scenario_file};
 pub use wire::{exchange as wire_exchange, WireReply};
+pub use ws_peer::WsPeer;
 
 /// Path of a binary built from this workspace (`loadctl`, `loadd`), next to the running test or
 /// bench: `target/<profile>/deps/<exe>` → `target/<profile>/<name>`.
