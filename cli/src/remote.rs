@@ -10,6 +10,7 @@
 //! It refuses to retry a refused request: only a dropped event stream is resumed.
 
 mod bundle;
+mod fleet;
 mod tail;
 
 use std::io::Write;
@@ -55,6 +56,18 @@ pub struct SubmitArgs {
     pub base_url: Option<String>,
     #[command(flatten)]
     pub daemon: DaemonArgs,
+    /// Split the load across these daemons (comma-separated URLs), started together and merged
+    /// into one result (docs/fleet.md).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "URLS",
+        conflicts_with = "url"
+    )]
+    pub daemons: Vec<String>,
+    /// With --daemons: write the merged result here as JSON, with a per-daemon breakdown.
+    #[arg(long, value_name = "FILE", requires = "daemons")]
+    pub result: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -236,6 +249,9 @@ pub fn submit(args: &SubmitArgs) -> u8 {
 }
 
 fn submit_inner(args: &SubmitArgs) -> Result<u8, Failure> {
+    if !args.daemons.is_empty() {
+        return fleet::submit(args);
+    }
     // Validated here first: a scenario that does not plan never reaches the daemon.
     let bundle = Bundle::collect(
         &args.file,

@@ -9,6 +9,10 @@
 //!
 //! Each stored interval is the engine's `IntervalSummary` as is: it already carries what the live
 //! table needs (`latency_p999_us`, `errors_by_kind`, and in the open model `requested_per_s`).
+//! A run submitted with `stats` also keeps, in memory only, each interval's full measurements
+//! (`engine::wire`, histograms as base64 V2+deflate) and its totals, for clients that merge runs
+//! of several daemons exactly. A run submitted with `start_at` waits for that wall-clock instant
+//! before starting the engine, so daemons given the same instant start together.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,7 +38,10 @@ pub struct Run {
     pub result: Option<serde_json::Value>,
     /// Corrected-latency histogram, V2+deflate.
     pub histogram_v2: Option<Vec<u8>>,
+    /// The run's totals as `engine::wire` JSON (runs submitted with `stats` only).
+    pub final_stats: Option<serde_json::Value>,
     plan: Option<Plan>,
+    options: RunOptions,
     /// SHA-256 of the submitted scenario text, noted in the result's environment.
     scenario_sha256: Option<String>,
     stopper: Option<Stopper>,
@@ -49,7 +56,9 @@ impl Run {
             intervals: Vec::new(),
             result: None,
             histogram_v2: None,
+            final_stats: None,
             plan: None,
+            options: RunOptions::default(),
             scenario_sha256: None,
             stopper: None,
             changed: watch::Sender::new(0),
@@ -64,6 +73,41 @@ impl Run {
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changed.subscribe()
     }
+}
+
+/// How a submission asked to be run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunOptions {
+    /// Start the engine at this wall-clock instant (Unix ms) rather than as soon as possible.
+    pub start_at_unix_ms: Option<u64>,
+    /// Keep each interval's full measurements and the totals for the event stream.
+    pub stats: bool,
+}
+
+/// How far in the past a `start_at` may be when it is submitted or reached (the submission
+/// and planning took that long); later than this, the common start is lost.
+pub const START_AT_MAX_LATE: Duration = Duration::from_secs(5);
+/// How far ahead a `start_at` may be: the daemon runs nothing else while it waits.
+pub const START_AT_MAX_AHEAD: Duration = Duration::from_secs(600);
+
+/// Refuses a `start_at` (Unix ms) too far in the past or the future, saying why.
+pub fn check_start_at(start_at_unix_ms: u64) -> Result<(), String> {
+    let now = unix_ms();
+    if start_at_unix_ms.saturating_add(START_AT_MAX_LATE.as_millis() as u64) < now {
+        return Err(format!(
+            "start_at is {} ms in the past (by this daemon's clock; at most {} s is allowed): pick a time a few seconds ahead, and check that the clocks are synchronized (NTP)",
+            now - start_at_unix_ms,
+            START_AT_MAX_LATE.as_secs()
+        ));
+    }
+    if start_at_unix_ms > now.saturating_add(START_AT_MAX_AHEAD.as_millis() as u64) {
+        return Err(format!(
+            "start_at is {} s ahead (by this daemon's clock; at most {} s is allowed)",
+            (start_at_unix_ms - now) / 1000,
+            START_AT_MAX_AHEAD.as_secs()
+        ));
+    }
+    Ok(())
 }
 
 /// Why a submission was refused.
@@ -136,6 +180,7 @@ impl Runs {
         scenario: &str,
         files: &BTreeMap<String, Vec<u8>>,
         queue: bool,
+        options: RunOptions,
     ) -> Result<RunMeta, SubmitError> {
         let meta = {
             let mut runs = self.lock();
@@ -158,6 +203,7 @@ impl Runs {
             self.store.create(&meta, scenario, files)?;
             let mut run = Run::new(meta.clone());
             run.plan = Some(plan);
+            run.options = options;
             run.scenario_sha256 = Some(Environment::sha256_hex(scenario.as_bytes()));
             runs.insert(meta.id.clone(), run);
             meta
@@ -270,7 +316,7 @@ impl Runs {
 
 fn runner_main(runs: &Runs, queue: &mpsc::Receiver<String>) {
     for id in queue.iter() {
-        let plan = {
+        let (plan, options) = {
             let mut map = runs.lock();
             let Some(run) = map.get_mut(&id) else {
                 continue;
@@ -282,13 +328,57 @@ fn runner_main(runs: &Runs, queue: &mpsc::Receiver<String>) {
             run.meta.state = RunState::Running;
             runs.save_state(&run.meta);
             run.touch();
-            plan
+            (plan, run.options)
         };
-        execute(runs, &id, &plan);
+        if let Some(at) = options.start_at_unix_ms {
+            if !wait_for_start(runs, &id, at) {
+                continue;
+            }
+        }
+        execute(runs, &id, &plan, options);
     }
 }
 
-fn execute(runs: &Runs, id: &str, plan: &Plan) {
+/// Sleeps until `start_at_unix_ms` by this machine's clock. False (the run is over) when it
+/// was stopped meanwhile, or when the instant passed so long ago that it would not start
+/// together with its peers (it waited behind another run).
+fn wait_for_start(runs: &Runs, id: &str, start_at_unix_ms: u64) -> bool {
+    // Short sleeps, so a stop or a shutdown while waiting is seen at once.
+    const POLL: Duration = Duration::from_millis(20);
+    let start_at = UNIX_EPOCH + Duration::from_millis(start_at_unix_ms);
+    loop {
+        let stopped = runs.lock().get(id).is_none_or(|r| r.meta.stop_requested);
+        if stopped {
+            runs.finish(
+                id,
+                RunState::Aborted,
+                Some("stopped before its start time".into()),
+            );
+            return false;
+        }
+        match start_at.duration_since(SystemTime::now()) {
+            Ok(left) if !left.is_zero() => std::thread::sleep(left.min(POLL)),
+            _ => break,
+        }
+    }
+    let late = SystemTime::now()
+        .duration_since(start_at)
+        .unwrap_or_default();
+    if late > START_AT_MAX_LATE {
+        runs.finish(
+            id,
+            RunState::Failed,
+            Some(format!(
+                "missed its start_at by {} ms (it waited behind another run)",
+                late.as_millis()
+            )),
+        );
+        return false;
+    }
+    true
+}
+
+fn execute(runs: &Runs, id: &str, plan: &Plan, options: RunOptions) {
     let mut log = match runs.store.interval_log(id) {
         Ok(l) => Some(l),
         Err(e) => {
@@ -350,12 +440,18 @@ fn execute(runs: &Runs, id: &str, plan: &Plan) {
                     }
                 }
                 // The engine's summary carries p99.9, errors by kind and the requested rate.
-                let Ok(value) = serde_json::to_value(&iv.summary) else {
+                let Ok(mut value) = serde_json::to_value(&iv.summary) else {
                     continue;
                 };
                 if let Some(l) = log.as_mut() {
                     if let Err(e) = l.append(&value) {
                         eprintln!("loadd: warning: run {id}: cannot append an interval: {e}");
+                    }
+                }
+                // After the log line: the full measurements are for live merging, not storage.
+                if options.stats {
+                    if let Some(o) = value.as_object_mut() {
+                        o.insert("stats".into(), engine::wire::encode(&iv.stats));
                     }
                 }
                 let mut map = runs.lock();
@@ -381,10 +477,12 @@ fn execute(runs: &Runs, id: &str, plan: &Plan) {
                 if let Err(e) = runs.store.write_result(id, &result, histogram.as_deref()) {
                     eprintln!("loadd: warning: run {id}: cannot save its result: {e}");
                 }
+                let totals = options.stats.then(|| engine::wire::encode(&f.totals));
                 let mut map = runs.lock();
                 if let Some(run) = map.get_mut(id) {
                     run.result = Some(result);
                     run.histogram_v2 = histogram;
+                    run.final_stats = totals;
                 }
                 finished = true;
             }
@@ -438,5 +536,21 @@ mod tests {
         assert!(a < b && b < c, "{a} {b} {c}");
         let far = format!("{:011x}-00000000", super::unix_ms() + 10_000);
         assert!(super::next_id(Some(&far)) > far);
+    }
+
+    #[test]
+    fn start_at_must_be_near_now() {
+        let now = super::unix_ms();
+        assert!(super::check_start_at(now).is_ok());
+        assert!(super::check_start_at(now - 2_000).is_ok());
+        let past = super::check_start_at(now - 60_000).unwrap_err();
+        assert!(
+            past.contains("in the past") && past.contains("NTP"),
+            "{past}"
+        );
+        assert!(super::check_start_at(now + 30_000).is_ok());
+        let far = super::check_start_at(now + 3_600_000).unwrap_err();
+        assert!(far.contains("ahead"), "{far}");
+        assert!(super::check_start_at(u64::MAX).is_err());
     }
 }

@@ -21,11 +21,13 @@ pub mod run;
 pub mod schedule;
 mod shard;
 pub mod spec;
+pub mod split;
 pub mod stats;
 pub mod template;
 pub mod threshold;
 pub mod tls;
 pub mod units;
+pub mod wire;
 
 pub use error_kind::ErrorKind;
 pub use plan::Plan;

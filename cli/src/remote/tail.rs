@@ -26,17 +26,17 @@ enum Ending {
 }
 
 /// What the tail knows about the run and the screen.
-struct View {
+pub(super) struct View {
     /// Redraw in place (a terminal) or print lines (piped).
-    live: bool,
+    pub(super) live: bool,
     /// Journey step names, from the stream's opening `run` event.
-    steps: Vec<String>,
+    pub(super) steps: Vec<String>,
     /// Lines of the table last drawn, to move back over.
-    drawn: usize,
+    pub(super) drawn: usize,
 }
 
 impl View {
-    fn interval(&mut self, s: &Value) {
+    pub(super) fn interval(&mut self, s: &Value) {
         let mut out = std::io::stdout().lock();
         if self.live {
             let lines = table(s, &self.steps);

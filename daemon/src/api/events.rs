@@ -4,7 +4,9 @@
 //! `steps[i]` of each interval refers to, and `requested_rate_per_s`.
 //! Each interval is `event: interval` with `id: N` (1-based interval index) and the engine's
 //! interval summary as JSON; the last event is `event: finished` (the result) or `event: ended`
-//! (`{"state", "error"}` for an aborted or failed run). Every interval is kept, so a tail that
+//! (`{"state", "error"}` for an aborted or failed run). A run submitted with `stats=true` has
+//! each interval's full measurements under `stats` and, just before `finished`, an
+//! `event: stats` with the run's totals (`engine::wire`). Every interval is kept, so a tail that
 //! reconnects with `Last-Event-ID: N` (or asks `?from=N` for interval N onwards) misses nothing.
 //! It refuses to poll: a tail sleeps on the run's change counter.
 
@@ -105,6 +107,10 @@ impl Tail {
         }
         self.next = self.next.max(run.intervals.len());
         if run.meta.state.is_over() {
+            if let Some(totals) = &run.final_stats {
+                self.ready
+                    .push_back(Event::default().event("stats").data(totals.to_string()));
+            }
             let end = match &run.result {
                 Some(r) => Event::default().event("finished").data(r.to_string()),
                 None => Event::default()

@@ -25,7 +25,7 @@ use toml::Spanned;
 use super::policy::Refusal;
 use super::report::{self, CurrentRun, MetricsSnapshot};
 use super::{ApiError, AppState};
-use crate::runner::{Run, StopError, SubmitError};
+use crate::runner::{Run, RunOptions, StopError, SubmitError};
 use crate::store::RunState;
 
 pub async fn health() -> Json<Value> {
@@ -45,6 +45,13 @@ pub struct SubmitQuery {
     rate_scale: Option<f64>,
     /// Sends to this origin instead of the scenario's, keeping its paths (`loadctl run --base-url`).
     base_url: Option<String>,
+    /// Starts the run at this wall-clock instant (Unix ms), so daemons given the same instant
+    /// start together; at most a few seconds past, at most ten minutes ahead.
+    start_at: Option<u64>,
+    /// Streams each interval's full measurements (`stats`) and a `stats` event with the totals
+    /// before `finished`, for clients that merge several daemons' runs exactly.
+    #[serde(default)]
+    stats: bool,
 }
 
 /// What a client sent: the scenario text, the name it came with, and its files.
@@ -131,6 +138,13 @@ pub async fn submit(
             ));
         }
     }
+    if let Some(at) = query.start_at {
+        crate::runner::check_start_at(at).map_err(ApiError::BadRequest)?;
+    }
+    let options = RunOptions {
+        start_at_unix_ms: query.start_at,
+        stats: query.stats,
+    };
     let scenario = text.clone();
     let overrides = Overrides {
         duration: query.duration.clone(),
@@ -147,7 +161,7 @@ pub async fn submit(
     })?;
     let meta = state
         .runs
-        .submit(planned, &scenario, &files, query.queue)
+        .submit(planned, &scenario, &files, query.queue, options)
         .map_err(|e| match e {
             SubmitError::Busy | SubmitError::ShuttingDown => ApiError::Conflict(e.to_string()),
             SubmitError::Store(io) => ApiError::Internal(format!("store: {io}")),
@@ -273,10 +287,12 @@ fn view(run: &Run) -> Value {
     let mut v = serde_json::to_value(&run.meta).unwrap_or_else(|_| json!({}));
     if let Some(o) = v.as_object_mut() {
         o.insert("intervals".into(), run.intervals.len().into());
-        o.insert(
-            "last_interval".into(),
-            run.intervals.last().cloned().unwrap_or(Value::Null),
-        );
+        let mut last = run.intervals.last().cloned().unwrap_or(Value::Null);
+        // A merging client's histograms are for the event stream, not for listings.
+        if let Some(l) = last.as_object_mut() {
+            l.remove("stats");
+        }
+        o.insert("last_interval".into(), last);
         let summary = run.result.as_ref().map(|r| {
             let keys = [
                 "requests",
