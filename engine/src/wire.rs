@@ -37,6 +37,9 @@ struct WireSet {
     handshake: String,
     #[serde(default)]
     resumed: u64,
+    /// WebSocket counters: sent, received, reconnects, closed cleanly.
+    #[serde(default)]
+    ws: [u64; 4],
 }
 
 #[derive(Serialize, Deserialize)]
@@ -125,6 +128,12 @@ pub fn encode(set: &StatsSet) -> serde_json::Value {
             .collect(),
         handshake: hist(&set.handshake),
         resumed: set.resumed,
+        ws: [
+            set.ws.sent,
+            set.ws.received,
+            set.ws.reconnects,
+            set.ws.closed_cleanly,
+        ],
     };
     serde_json::to_value(wire).unwrap_or(serde_json::Value::Null)
 }
@@ -198,6 +207,12 @@ pub fn decode(value: &serde_json::Value) -> Result<StatsSet, WireError> {
         journeys,
         handshake: hist(&wire.handshake)?,
         resumed: wire.resumed,
+        ws: crate::stats::WsCounters {
+            sent: wire.ws[0],
+            received: wire.ws[1],
+            reconnects: wire.ws[2],
+            closed_cleanly: wire.ws[3],
+        },
     })
 }
 

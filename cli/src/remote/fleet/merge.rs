@@ -285,6 +285,7 @@ pub(super) fn results(
             requested_rate_per_s: whole.requested_rate_per_s(),
             scenarios,
             tls: whole.tls.as_ref().map(|t| t.options.insecure_skip_verify),
+            websocket: whole.target.websocket,
         },
     );
     results.thresholds = whole
@@ -438,6 +439,7 @@ mod tests {
                     requested_rate_per_s: None,
                     scenarios: vec![],
                     tls: None,
+                    websocket: false,
                 },
             );
             results.environment.started_unix_ms = started;
