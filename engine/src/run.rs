@@ -277,37 +277,11 @@ fn build_results(
                 .into(),
         );
     }
-    let scenarios: Vec<ScenarioFacts> = plan
-        .scenarios
-        .iter()
-        .map(|sc| {
-            let (model, planned_s) = model_summary(sc);
-            ScenarioFacts {
-                name: sc.name.clone(),
-                tags: sc.tags.clone(),
-                model,
-                start_after_s: sc.start_after.as_secs_f64(),
-                planned_s,
-                steps: sc.step_range(),
-            }
-        })
-        .collect();
-    let (model, planned_s) = match plan.scenarios.as_slice() {
-        [one] => model_summary(one),
-        _ => {
-            let end = plan.planned_end().map(|d| d.as_secs_f64());
-            (
-                ModelSummary {
-                    kind: "scenarios".into(),
-                    connections: plan.connections(),
-                    duration_s: end,
-                    requests: None,
-                    rate_per_s: None,
-                },
-                end,
-            )
-        }
-    };
+    let PlanFacts {
+        model,
+        planned_s,
+        scenarios,
+    } = plan_facts(plan);
     // Rates are over the planned duration when the run lasted it (the drain of in-flight
     // requests after the end is not load time); over the real time otherwise.
     let rate_basis_s = match planned_s {
@@ -348,8 +322,55 @@ fn build_results(
     results
 }
 
+/// What a plan says of itself in a report: its model, its planned load time (when bounded) and
+/// its scenarios.
+pub struct PlanFacts {
+    pub model: ModelSummary,
+    pub planned_s: Option<f64>,
+    pub scenarios: Vec<ScenarioFacts>,
+}
+
+pub fn plan_facts(plan: &Plan) -> PlanFacts {
+    let scenarios = plan
+        .scenarios
+        .iter()
+        .map(|sc| {
+            let (model, planned_s) = model_summary(sc);
+            ScenarioFacts {
+                name: sc.name.clone(),
+                tags: sc.tags.clone(),
+                model,
+                start_after_s: sc.start_after.as_secs_f64(),
+                planned_s,
+                steps: sc.step_range(),
+            }
+        })
+        .collect();
+    let (model, planned_s) = match plan.scenarios.as_slice() {
+        [one] => model_summary(one),
+        _ => {
+            let end = plan.planned_end().map(|d| d.as_secs_f64());
+            (
+                ModelSummary {
+                    kind: "scenarios".into(),
+                    connections: plan.connections(),
+                    duration_s: end,
+                    requests: None,
+                    rate_per_s: None,
+                },
+                end,
+            )
+        }
+    };
+    PlanFacts {
+        model,
+        planned_s,
+        scenarios,
+    }
+}
+
 /// A scenario's model for the report, and its planned load time.
-fn model_summary(s: &ScenarioPlan) -> (ModelSummary, Option<f64>) {
+pub fn model_summary(s: &ScenarioPlan) -> (ModelSummary, Option<f64>) {
     match &s.model {
         LoadModel::Closed {
             duration, requests, ..

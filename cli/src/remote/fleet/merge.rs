@@ -8,8 +8,8 @@
 
 use std::collections::BTreeMap;
 
-use engine::plan::{LoadModel, Plan, ScenarioPlan};
-use engine::results::{IntervalSummary, ModelSummary, RunFacts, ScenarioFacts};
+use engine::plan::Plan;
+use engine::results::{IntervalSummary, RunFacts};
 use engine::schedule::Schedule;
 use engine::stats::StatsSet;
 use engine::Results;
@@ -223,20 +223,11 @@ pub(super) fn results(
         .max()
         .unwrap_or(started);
     let elapsed_s = ended.saturating_sub(started) as f64 / 1000.0;
-    let (model, planned_s) = match whole.scenarios.as_slice() {
-        [one] => model_summary(one),
-        _ => {
-            let end = whole.planned_end().map(|d| d.as_secs_f64());
-            let summary = ModelSummary {
-                kind: "scenarios".into(),
-                connections: whole.connections(),
-                duration_s: end,
-                requests: None,
-                rate_per_s: None,
-            };
-            (summary, end)
-        }
-    };
+    let engine::run::PlanFacts {
+        model,
+        planned_s,
+        scenarios,
+    } = engine::run::plan_facts(whole);
     let rate_basis_s = match planned_s {
         Some(p) if elapsed_s >= p => p,
         _ => elapsed_s,
@@ -251,18 +242,6 @@ pub(super) fn results(
                 .warnings
                 .iter()
                 .map(move |w| format!("daemon {}: {w}", d.url))
-        })
-        .collect();
-    let scenarios = whole
-        .scenarios
-        .iter()
-        .map(|sc| ScenarioFacts {
-            name: sc.name.clone(),
-            tags: sc.tags.clone(),
-            model: model_summary(sc).0,
-            start_after_s: sc.start_after.as_secs_f64(),
-            planned_s: model_summary(sc).1,
-            steps: sc.step_range(),
         })
         .collect();
     let mut results = Results::build(
@@ -296,37 +275,6 @@ pub(super) fn results(
     results.thresholds_failed = results.thresholds.iter().any(|t| !t.passed);
     results.environment.started_unix_ms = started;
     results
-}
-
-/// A scenario's model for the report, and its planned load time (as the engine reports it).
-fn model_summary(s: &ScenarioPlan) -> (ModelSummary, Option<f64>) {
-    match &s.model {
-        LoadModel::Closed {
-            duration, requests, ..
-        } => (
-            ModelSummary {
-                kind: "closed".into(),
-                connections: s.connections,
-                duration_s: duration.map(|d| d.as_secs_f64()),
-                requests: *requests,
-                rate_per_s: None,
-            },
-            duration.map(|d| d.as_secs_f64()),
-        ),
-        LoadModel::Open { schedule, .. } => {
-            let d = schedule.end_ns() as f64 / 1e9;
-            (
-                ModelSummary {
-                    kind: "open".into(),
-                    connections: s.connections,
-                    duration_s: Some(d),
-                    requests: None,
-                    rate_per_s: Some(schedule.peak_rate_per_s()),
-                },
-                Some(d),
-            )
-        }
-    }
 }
 
 #[cfg(test)]
@@ -429,7 +377,7 @@ mod tests {
                     target: "http://127.0.0.1:9/".into(),
                     driver: "io_uring".into(),
                     cpus: vec![0],
-                    model: model_summary(&whole.scenarios[0]).0,
+                    model: engine::run::model_summary(&whole.scenarios[0]).0,
                     open: false,
                     elapsed_s: 1.0,
                     rate_basis_s: 1.0,
