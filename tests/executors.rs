@@ -16,12 +16,7 @@ fn run(file: &std::path::Path) -> (Option<i32>, serde_json::Value, String) {
     testbed::run_file(file, &[])
 }
 
-fn step<'a>(r: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    r["steps"]
-        .as_array()
-        .and_then(|s| s.iter().find(|s| s["name"] == name))
-        .unwrap_or_else(|| panic!("no step {name} in {}", r["steps"]))
-}
+use testbed::step;
 
 #[test]
 fn per_vu_and_shared_iterations_are_exact() {

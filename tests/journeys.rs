@@ -15,12 +15,7 @@ fn run(file: &std::path::Path, extra: &[&str]) -> (Option<i32>, serde_json::Valu
     testbed::run_file(file, extra)
 }
 
-fn step<'a>(r: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    r["steps"]
-        .as_array()
-        .and_then(|s| s.iter().find(|s| s["name"] == name))
-        .unwrap_or_else(|| panic!("no step {name} in {}", r["steps"]))
-}
+use testbed::step;
 
 #[test]
 fn a_wrong_tenant_token_is_refused_and_fails_the_thresholds() {

@@ -32,7 +32,7 @@ pub use peak_rss::run_json_peak_rss;
 pub use pki::Pki;
 pub use raw_http::{request as raw_request, RawResponse};
 pub use sandbox::Sandbox;
-pub use scenario::{assert_located, run_file, scenario_file};
+pub use scenario::{assert_located, run_file, scenario_file, step};
 pub use wire::{exchange as wire_exchange, WireReply};
 pub use ws_peer::WsPeer;
 

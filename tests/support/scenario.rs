@@ -54,3 +54,11 @@ pub fn assert_located(file: &Path, expected: &[(usize, &str)]) {
         );
     }
 }
+
+/// The result of the step named `name` in a run's JSON results.
+pub fn step<'a>(r: &'a Value, name: &str) -> &'a Value {
+    r["steps"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == name))
+        .unwrap_or_else(|| panic!("no step {name} in {}", r["steps"]))
+}
