@@ -29,7 +29,8 @@ use crate::shard::ShardState;
 use crate::template::RenderContext;
 use crate::ErrorKind;
 
-/// Initial read buffer per connection; grows only for heads larger than this.
+/// Read buffer of a connection waiting for a response, taken from the shard's pool and given
+/// back when the response is complete; grows only for heads larger than this.
 const READ_BUF: usize = 16 * 1024;
 /// Closed model: pause after a failed connect so a down target is not hammered in a hot loop.
 const CONNECT_BACKOFF: Duration = Duration::from_millis(10);
@@ -129,7 +130,7 @@ pub(crate) async fn run(shard: Rc<ShardState>, id: usize, stream: Option<Stream>
     let mut conn = Conn {
         stream,
         served: 0,
-        buf: Vec::with_capacity(READ_BUF),
+        buf: Vec::new(),
         request: Vec::with_capacity(512),
         encoded: None,
         scratch: Vec::new(),
@@ -211,6 +212,7 @@ impl Conn {
         }
         self.served = 0;
         self.buf.clear();
+        shard.shared.give_read_buffer(&mut self.buf, READ_BUF);
     }
 
     /// One journey iteration: every step in order until one fails.
@@ -352,7 +354,9 @@ impl Conn {
         let mut sent_ns = None;
         for _attempt in 0..2 {
             if self.stream.is_none() {
-                match connect(shard).await {
+                // Boxed: a TLS handshake's state is large, and an idle connection's task
+                // should not carry its room (a reconnect allocates anyway).
+                match Box::pin(connect(shard)).await {
                     Ok(s) => self.stream = Some(s),
                     Err(kind) => {
                         shard.step(index).record_error(kind);
@@ -479,6 +483,7 @@ impl Conn {
                 match decoded {
                     Ok(Step::Complete { consumed, .. }) => {
                         buf.drain(..consumed);
+                        shard.shared.give_read_buffer(buf, READ_BUF);
                         return Ok(finished_head(decoder));
                     }
                     Ok(Step::Partial { consumed, .. }) => {
@@ -491,7 +496,9 @@ impl Conn {
                     Err(kind) => return Err(Failure::Kind(kind)),
                 }
             }
-            if buf.len() == buf.capacity() {
+            if buf.capacity() == 0 {
+                *buf = shard.shared.take_read_buffer(READ_BUF);
+            } else if buf.len() == buf.capacity() {
                 // A head larger than the buffer: grow; the decoder bounds it (HeadTooLarge).
                 buf.reserve(buf.capacity().max(READ_BUF));
             }
@@ -499,7 +506,7 @@ impl Conn {
             let (len, cap) = (owned.len(), owned.capacity());
             let read = pin!(stream.read(owned.slice_mut(len..cap)));
             let Some((res, slice)) = (Expiring { fut: read, slot }).await else {
-                *buf = Vec::with_capacity(READ_BUF);
+                // The buffer went down with the cancelled read; the next read takes another.
                 return Err(Failure::Kind(ErrorKind::Timeout));
             };
             *buf = slice.into_inner();

@@ -51,6 +51,9 @@ pub(crate) struct ShardShared {
     /// Every scenario's steps: a group records into its own range.
     pub stats: RefCell<Box<StatsSet>>,
     pub active: Cell<u32>,
+    /// Read buffers of connections not waiting for a response: an idle keep-alive connection
+    /// holds none, so memory follows requests in flight, not connections open.
+    pub read_buffers: RefCell<Vec<Vec<u8>>>,
     /// `https://`: this shard's own client config (and session store) and the server name.
     pub tls: Option<(
         std::sync::Arc<crate::tls::ClientConfig>,
@@ -59,6 +62,25 @@ pub(crate) struct ShardShared {
 }
 
 impl ShardShared {
+    /// A read buffer of `size` bytes' capacity: a pooled one, or a new one while the pool is
+    /// warming up.
+    pub fn take_read_buffer(&self, size: usize) -> Vec<u8> {
+        self.read_buffers
+            .borrow_mut()
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(size))
+    }
+
+    /// Back to the pool, if it is empty and of the pooled size (a buffer grown for a large head
+    /// is freed; one holding unread bytes stays with its connection).
+    pub fn give_read_buffer(&self, buf: &mut Vec<u8>, size: usize) {
+        if buf.is_empty() && buf.capacity() == size {
+            self.read_buffers.borrow_mut().push(std::mem::take(buf));
+        } else if buf.is_empty() && buf.capacity() > size {
+            *buf = Vec::new();
+        }
+    }
+
     /// Nanoseconds since the run's origin (0 before it).
     #[inline]
     pub fn now_ns(&self) -> u64 {
@@ -350,6 +372,7 @@ async fn shard_main(
         origin: Cell::new(Instant::now()),
         stats: RefCell::new(Box::new(StatsSet::new(plan.steps, plan.scenarios))),
         active: Cell::new(0),
+        read_buffers: RefCell::new(Vec::new()),
         plan,
     });
     let states: Vec<Rc<ShardState>> = groups
