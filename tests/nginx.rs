@@ -353,3 +353,54 @@ fn open_model_holds_its_rate_and_matches_the_server() {
         );
     }
 }
+
+#[test]
+fn connections_rotate_over_local_ips_on_both_drivers() {
+    let _serial = serial();
+    let nginx = Nginx::start_with(NginxConfig {
+        access_log: true,
+        ..NginxConfig::default()
+    })
+    .expect("nginx starts");
+    let url = nginx.url("/");
+    for driver in DRIVERS {
+        let log = nginx.dir().join("access.log");
+        let before = std::fs::read_to_string(&log).unwrap_or_default().len();
+        let v = run(
+            &url,
+            &["-c", "6", "-t", "1", "-n", "60", "--local-ips", "127.0.0.2-127.0.0.4"],
+            driver,
+        );
+        assert_eq!(count(&v, "/requests"), 60, "{}: {v}", label(driver));
+        assert_eq!(count(&v, "/errors_total"), 0, "{}: {v}", label(driver));
+        let text = std::fs::read_to_string(&log).expect("access.log");
+        let mut seen = std::collections::BTreeMap::<String, u64>::new();
+        for line in text[before..].lines().filter(|l| l.contains("\"GET / HTTP/1.1\"")) {
+            let addr = line.split_whitespace().next().unwrap_or_default();
+            *seen.entry(addr.to_string()).or_default() += 1;
+        }
+        // Six connections over three addresses: two each, and never the default 127.0.0.1.
+        let addrs: Vec<&str> = seen.keys().map(String::as_str).collect();
+        assert_eq!(
+            addrs,
+            ["127.0.0.2", "127.0.0.3", "127.0.0.4"],
+            "{}: {seen:?}",
+            label(driver)
+        );
+        assert_eq!(seen.values().sum::<u64>(), 60, "{}: {seen:?}", label(driver));
+    }
+    // A source address this box does not have is a connect error, counted, not a crash.
+    let v = run(&url, &["-c", "2", "-n", "4", "--local-ips", "192.0.2.1"], None);
+    assert!(count(&v, "/errors/connect") >= 1, "{v}");
+}
+
+#[test]
+fn a_malformed_local_ip_is_a_usage_error() {
+    let out = std::process::Command::new(testbed::bin("loadctl"))
+        .args(["run", "http://127.0.0.1:9/", "--local-ips", "127.0.0.300"])
+        .output()
+        .expect("loadctl runs");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("127.0.0.300"), "{stderr}");
+}

@@ -98,6 +98,10 @@ pub struct RunArgs {
     /// io driver: auto (io_uring, falling back to epoll), uring, legacy (epoll).
     #[arg(long)]
     pub driver: Option<Driver>,
+    /// Local addresses to connect from, rotated over connections, e.g.
+    /// `10.0.0.1-10.0.0.9,10.0.0.64/28` (past one address's ~28k ports per target).
+    #[arg(long, value_delimiter = ',', value_parser = local_ip)]
+    pub local_ips: Option<Vec<String>>,
     /// Result format on stdout.
     #[arg(long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
@@ -160,6 +164,11 @@ fn positive_duration(s: &str) -> Result<Duration, String> {
         Ok(d) => Ok(d),
         Err(e) => Err(e.to_string()),
     }
+}
+
+/// One item of `--local-ips`, checked now so a typo is a usage error (exit 2).
+fn local_ip(s: &str) -> Result<String, String> {
+    engine::source::parse_local_ips(&[s]).map(|_| s.to_string())
 }
 
 #[cfg(test)]

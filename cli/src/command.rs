@@ -270,4 +270,7 @@ fn apply_flags(spec: &mut ScenarioSpec, a: &RunArgs) {
     if let Some(d) = a.driver {
         eng.driver = Some(unspanned(d.name().into()));
     }
+    if let Some(ips) = &a.local_ips {
+        eng.local_ips = Some(unspanned(ips.clone()));
+    }
 }

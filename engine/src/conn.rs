@@ -167,9 +167,17 @@ pub(crate) async fn connect(shard: &ShardState) -> Result<Stream, ErrorKind> {
 }
 
 async fn open(shard: &ShardState) -> Result<Stream, ErrorKind> {
-    let tcp = TcpStream::connect_addr(shard.shared.plan.addr)
-        .await
-        .map_err(|_| ErrorKind::Connect)?;
+    let plan = &shard.shared.plan;
+    let tcp = if plan.local_ips.is_empty() {
+        TcpStream::connect_addr(plan.addr).await
+    } else {
+        // Rotate over the shard's connects: every address gets its share of the ports.
+        let n = shard.shared.connects.get();
+        shard.shared.connects.set(n.wrapping_add(1));
+        let from = plan.local_ips[(n * plan.shards + plan.index) % plan.local_ips.len()];
+        crate::source::connect_from(from, plan.addr).await
+    }
+    .map_err(|_| ErrorKind::Connect)?;
     // Without NODELAY a small request can sit in Nagle's buffer for tens of ms.
     let _ = tcp.set_nodelay(true);
     let Some((config, name)) = &shard.shared.tls else {

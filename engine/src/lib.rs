@@ -20,6 +20,7 @@ pub mod results;
 pub mod run;
 pub mod schedule;
 mod shard;
+pub mod source;
 pub mod spec;
 pub mod split;
 pub mod stats;

@@ -106,6 +106,8 @@ pub struct Plan {
     /// CPUs to pin shards to, one shard each (`None`: unpinned, when pinning is unavailable).
     pub cpus: Vec<Option<usize>>,
     pub driver: DriverChoice,
+    /// Local addresses connections bind to, rotated (empty: the kernel picks).
+    pub local_ips: Vec<std::net::IpAddr>,
     /// Whole-run thresholds and each scenario's own (scoped to it).
     pub thresholds: Vec<Threshold>,
     /// A capacity search instead of one run.
@@ -305,6 +307,13 @@ impl Plan {
             }),
             None => DriverChoice::Auto,
         };
+        let local_ips = match &spec.engine.local_ips {
+            Some(l) => crate::source::parse_local_ips(l.get_ref()).unwrap_or_else(|e| {
+                c.error(&l.span(), format!("local_ips: {e}"));
+                Vec::new()
+            }),
+            None => Vec::new(),
+        };
 
         // Each scenario is checked as a file of its own: shared sections plus its section.
         let views = scenario_views(&mut c, spec);
@@ -376,6 +385,7 @@ impl Plan {
             connect_timeout,
             cpus,
             driver,
+            local_ips,
         })
     }
 
@@ -531,6 +541,7 @@ impl Plan {
                     timeout: self.timeout,
                     connect_timeout: self.connect_timeout,
                     driver: self.driver,
+                    local_ips: self.local_ips.clone(),
                     steps: self.steps().count(),
                     scenarios: self.scenarios.len(),
                     tls: self.tls.clone(),
@@ -551,6 +562,7 @@ pub struct ShardPlan {
     pub timeout: Duration,
     pub connect_timeout: Duration,
     pub driver: DriverChoice,
+    pub local_ips: Vec<std::net::IpAddr>,
     /// Steps and scenarios of the whole run: the shape of the shard's stats.
     pub steps: usize,
     pub scenarios: usize,

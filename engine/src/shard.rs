@@ -54,6 +54,8 @@ pub(crate) struct ShardShared {
     /// Read buffers of connections not waiting for a response: an idle keep-alive connection
     /// holds none, so memory follows requests in flight, not connections open.
     pub read_buffers: RefCell<Vec<Vec<u8>>>,
+    /// Connects started, for source-address rotation.
+    pub connects: Cell<usize>,
     /// `https://`: this shard's own client config (and session store) and the server name.
     pub tls: Option<(
         std::sync::Arc<crate::tls::ClientConfig>,
@@ -373,6 +375,7 @@ async fn shard_main(
         stats: RefCell::new(Box::new(StatsSet::new(plan.steps, plan.scenarios))),
         active: Cell::new(0),
         read_buffers: RefCell::new(Vec::new()),
+        connects: Cell::new(0),
         plan,
     });
     let states: Vec<Rc<ShardState>> = groups

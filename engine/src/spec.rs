@@ -356,6 +356,9 @@ pub struct EngineSpec {
     pub cpus: Option<Spanned<Vec<u64>>>,
     /// "auto", "uring" or "legacy"
     pub driver: Option<Spanned<String>>,
+    /// Local addresses to connect from, rotated over connections (k6's `--local-ips`):
+    /// `"10.0.0.1"`, `"10.0.0.1-10.0.0.9"`, `"10.0.0.0/29"`.
+    pub local_ips: Option<Spanned<Vec<String>>>,
 }
 
 impl LoadSpec {
