@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# loadctl against its peers (wrk at full speed, h2load at a fixed rate) on one pinned nginx:
-# installs the peers and nginx if missing, builds release binaries, runs benches/vs_peers.rs.
+# loadctl against its peers on one pinned nginx: wrk and oha at full speed (64 connections), h2load
+# and oha at a fixed 10k/s, wrk over 10,000 connections, and loadctl's 1- vs 2-shard scaling.
+# Installs the peers and nginx if missing (oha with `cargo install`, once: it is not in Debian),
+# builds release binaries, runs benches/vs_peers.rs.
 # Usage: scripts/bench.sh [--quick]   (--quick: one round of 3 s per run, to check it works)
-# Full run: 3 rounds × 4 runs × 10 s, about 2.5 minutes.
+# Full run: 3 rounds × 10 runs × 10 s, about 6 minutes (plus oha's first build, ~10 minutes).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -29,6 +31,17 @@ if [ "${#missing[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends \
         "${missing[@]}" </dev/null
     if [ "$added_policy" -eq 1 ]; then as_root rm -f "$policy"; fi
+fi
+
+# oha 1.16.0 needs rustc ≥ 1.88. If it cannot be built, vs_peers runs without it and says so.
+OHA_VERSION=1.16.0
+cargo_bin="${CARGO_HOME:-$HOME/.cargo}/bin"
+export PATH="$PATH:$cargo_bin"
+if ! command -v oha >/dev/null 2>&1; then
+    echo "bench.sh: installing oha $OHA_VERSION into $cargo_bin (cargo install, once)" >&2
+    if ! cargo install oha --version "$OHA_VERSION" --locked; then
+        echo "bench.sh: oha $OHA_VERSION did not build (see above): the bench skips oha" >&2
+    fi
 fi
 
 cargo build --release --workspace --bins
