@@ -368,14 +368,26 @@ fn connections_rotate_over_local_ips_on_both_drivers() {
         let before = std::fs::read_to_string(&log).unwrap_or_default().len();
         let v = run(
             &url,
-            &["-c", "6", "-t", "1", "-n", "60", "--local-ips", "127.0.0.2-127.0.0.4"],
+            &[
+                "-c",
+                "6",
+                "-t",
+                "1",
+                "-n",
+                "60",
+                "--local-ips",
+                "127.0.0.2-127.0.0.4",
+            ],
             driver,
         );
         assert_eq!(count(&v, "/requests"), 60, "{}: {v}", label(driver));
         assert_eq!(count(&v, "/errors_total"), 0, "{}: {v}", label(driver));
         let text = std::fs::read_to_string(&log).expect("access.log");
         let mut seen = std::collections::BTreeMap::<String, u64>::new();
-        for line in text[before..].lines().filter(|l| l.contains("\"GET / HTTP/1.1\"")) {
+        for line in text[before..]
+            .lines()
+            .filter(|l| l.contains("\"GET / HTTP/1.1\""))
+        {
             let addr = line.split_whitespace().next().unwrap_or_default();
             *seen.entry(addr.to_string()).or_default() += 1;
         }
@@ -387,10 +399,19 @@ fn connections_rotate_over_local_ips_on_both_drivers() {
             "{}: {seen:?}",
             label(driver)
         );
-        assert_eq!(seen.values().sum::<u64>(), 60, "{}: {seen:?}", label(driver));
+        assert_eq!(
+            seen.values().sum::<u64>(),
+            60,
+            "{}: {seen:?}",
+            label(driver)
+        );
     }
     // A source address this box does not have is a connect error, counted, not a crash.
-    let v = run(&url, &["-c", "2", "-n", "4", "--local-ips", "192.0.2.1"], None);
+    let v = run(
+        &url,
+        &["-c", "2", "-n", "4", "--local-ips", "192.0.2.1"],
+        None,
+    );
     assert!(count(&v, "/errors/connect") >= 1, "{v}");
 }
 

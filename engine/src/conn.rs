@@ -277,6 +277,8 @@ impl Conn {
         // `once` steps (a login) run until they have all succeeded for this user.
         let last_once = range.clone().rev().find(|&i| steps[i].once);
         let mut first = true;
+        // When the last response came, unless a pause followed it: the iteration's end.
+        let mut last_done = None;
         for i in range.clone() {
             let step = &steps[i];
             if step.once && self.setup_done {
@@ -304,9 +306,16 @@ impl Conn {
                 self.encoded = step.request.is_static().then_some(i);
             }
             // Only the first step has a scheduled start; later ones start when the user gets there.
-            let step_intended = if first { intended } else { None };
+            // Its send time is the iteration's start (taken above), not another clock read.
+            let (step_intended, sent_hint) = if first {
+                (intended, Some(now))
+            } else {
+                (None, None)
+            };
             first = false;
-            let Some((status, latency_ns)) = self.exchange(shard, id, i, step, step_intended).await
+            let Some((status, latency_ns, done_ns)) = self
+                .exchange(shard, id, i, step, step_intended, sent_hint)
+                .await
             else {
                 failed = true;
                 break;
@@ -326,9 +335,11 @@ impl Conn {
             if last_once == Some(i) {
                 self.setup_done = true;
             }
+            last_done = Some(done_ns);
             // Think between steps; after the last one only in the closed model (arrivals pace
             // the open model).
             if step.think != Think::None && (i + 1 < range.end || !open) {
+                last_done = None;
                 let pause = step.think.sample_ns(&mut self.rng);
                 // On the watchdog's slot, so an interrupted run does not wait out the pause.
                 let slot = &shard.slots[id];
@@ -346,11 +357,13 @@ impl Conn {
             shard.record_interrupted();
             return;
         }
-        let done = shard.now_ns();
+        let done = last_done.unwrap_or_else(|| shard.now_ns());
         shard.record_iteration(start, done, failed);
     }
 
-    /// One request of step `index`: `(status, latency)` or `None` after a counted failure.
+    /// One request of step `index`: `(status, latency, done)` or `None` after a counted failure.
+    /// `sent_hint`: a clock reading taken just before, used as the send time unless a connect
+    /// comes first.
     async fn exchange(
         &mut self,
         shard: &ShardState,
@@ -358,10 +371,12 @@ impl Conn {
         index: usize,
         step: &StepPlan,
         intended: Option<u64>,
-    ) -> Option<(u16, u64)> {
+        mut sent_hint: Option<u64>,
+    ) -> Option<(u16, u64, u64)> {
         let mut sent_ns = None;
         for _attempt in 0..2 {
             if self.stream.is_none() {
+                sent_hint = None;
                 // Boxed: a TLS handshake's state is large, and an idle connection's task
                 // should not carry its room (a reconnect allocates anyway).
                 match Box::pin(connect(shard)).await {
@@ -377,7 +392,7 @@ impl Conn {
             }
             // A retry keeps the first send time: the user waited for the reconnect too.
             let sent = *sent_ns.get_or_insert_with(|| {
-                let now = shard.now_ns();
+                let now = sent_hint.unwrap_or_else(|| shard.now_ns());
                 if let Some(i) = intended {
                     shard.step(0).record_send_lag(i, now);
                 }
@@ -397,7 +412,7 @@ impl Conn {
                     if !keep_alive {
                         self.close(shard);
                     }
-                    return Some((status, latency_ns));
+                    return Some((status, latency_ns, done));
                 }
                 Err(Failure::Stale) => {
                     self.close(shard);

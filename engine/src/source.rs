@@ -104,14 +104,23 @@ mod tests {
     fn addresses_ranges_and_blocks_expand_in_order() {
         assert_eq!(
             ips(&["127.0.0.2-127.0.0.4", "127.0.0.8/31", "127.0.0.3", "::1"]).unwrap(),
-            ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.8", "127.0.0.9", "::1"]
+            [
+                "127.0.0.2",
+                "127.0.0.3",
+                "127.0.0.4",
+                "127.0.0.8",
+                "127.0.0.9",
+                "::1"
+            ]
         );
     }
 
     #[test]
     fn mistakes_are_named() {
         assert!(ips(&["127.0.0.300"]).unwrap_err().contains("127.0.0.300"));
-        assert!(ips(&["127.0.0.9-127.0.0.2"]).unwrap_err().contains("ends before"));
+        assert!(ips(&["127.0.0.9-127.0.0.2"])
+            .unwrap_err()
+            .contains("ends before"));
         assert!(ips(&["10.0.0.0/33"]).unwrap_err().contains("prefix"));
         assert!(ips(&["10.0.0.0/8"]).unwrap_err().contains("more than"));
     }
