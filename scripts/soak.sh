@@ -128,7 +128,7 @@ rss_out.write("elapsed_s,rss_kib,majflt\n")
 arr_out = open(arrivals_csv, "w")
 arr_out.write("elapsed_s,start_s,length_s\n")
 stall_out = open(stalls_csv, "w")
-stall_out.write("elapsed_s,overdue_s,pid,tid,comm,state,syscall,cpu_ticks\n")
+stall_out.write("elapsed_s,overdue_s,pid,tid,comm,state,syscall,cpu_ticks,last_cpu,steal_ticks\n")
 last_arrival = None
 next_snapshot = 0.0
 snapshots = 0
@@ -156,7 +156,12 @@ def major_faults():
 
 
 def snapshot(now, overdue):
-    """One line per thread of loadctl and of nginx's workers."""
+    """One line per thread of loadctl and of nginx's workers, with the machine's steal time."""
+    try:
+        with open("/proc/stat") as f:
+            steal = int(f.readline().split()[8])
+    except (OSError, IndexError, ValueError):
+        steal = -1
     try:
         with open(f"/proc/{nginx_pid}/task/{nginx_pid}/children") as f:
             workers = [int(w) for w in f.read().split()]
@@ -176,9 +181,10 @@ def snapshot(now, overdue):
             except (OSError, IndexError):
                 continue
             comm, fields = head.split("(", 1)[1], rest.split()
-            # state is field 3, utime and stime fields 14 and 15.
+            # state is field 3, utime and stime fields 14 and 15, the CPU it last ran on 39.
             ticks = int(fields[11]) + int(fields[12])
-            stall_out.write(f"{now:.2f},{overdue:.2f},{p},{tid},{comm},{fields[0]},{call},{ticks}\n")
+            stall_out.write(f"{now:.2f},{overdue:.2f},{p},{tid},{comm},{fields[0]},{call},{ticks},"
+                            f"{fields[36]},{steal}\n")
     stall_out.flush()
 
 
@@ -387,7 +393,8 @@ if episodes:
           f"cpu = ticks of 10 ms used meanwhile) --")
 for rows_ in episodes[:5]:
     first, last = rows_[0], rows_[-1]
-    print(f"at {float(first['elapsed_s']) - first['overdue_s']:.1f} s, overdue up to {last['overdue_s']:.1f} s:")
+    print(f"at {float(first['elapsed_s']) - first['overdue_s']:.1f} s, overdue up to {last['overdue_s']:.1f} s "
+          f"(machine steal meanwhile: {int(last['steal_ticks']) - int(first['steal_ticks'])} ticks):")
     threads = {}
     for row in rows_:
         threads.setdefault((row["pid"], row["tid"]), []).append(row)
@@ -395,12 +402,13 @@ for rows_ in episodes[:5]:
         states = "".join(sorted({x["state"] for x in seen}))
         calls = ",".join(sorted({names.get(x["syscall"], x["syscall"]) for x in seen}))
         ticks = int(seen[-1]["cpu_ticks"]) - int(seen[0]["cpu_ticks"])
-        print(f"    {seen[0]['comm']:<16} pid {p:>7} tid {tid:>7}  state {states:<4} syscall {calls:<28} cpu {ticks}")
+        on = ",".join(sorted({x["last_cpu"] for x in seen}))
+        print(f"    {seen[0]['comm']:<16} pid {p:>7} tid {tid:>7}  state {states:<4} "
+              f"syscall {calls:<24} cpu {ticks:<4} on cpu {on}")
 
 try:
     load = open("/proc/loadavg").read().split()[:3]
-    io = open("/proc/pressure/io").read().split("\n")[1].split()[3].split("=")[1]
-    print(f"-- machine at the end: load average {' '.join(load)};  io pressure full avg300 {io}%")
+    print(f"-- machine at the end: load average {' '.join(load)}")
 except (OSError, IndexError):
     pass
 
