@@ -4,7 +4,7 @@
 # on time) and its own loop latency (schedule lag: intended vs actual send time) minute by minute.
 # Usage: scripts/soak.sh [minutes, default 10] [rate per second, default 5000]
 # Exit: loadctl's exit code when it failed (the verdicts are informational), else 0.
-# SOAK_KEEP=1 keeps the temporary directory (result JSON, interval log, RSS CSV).
+# SOAK_KEEP=1 keeps the temporary directory (result JSON, interval log, RSS/arrival/stall CSVs).
 # See docs/soak.md for how to read the report.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
