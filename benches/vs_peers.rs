@@ -192,6 +192,7 @@ fn main() -> Result<()> {
         keepalive_requests: 100_000,
         access_log: false,
         pin_cpu: Some(SERVER_CPU),
+        ..NginxConfig::default()
     })?;
     let url = nginx.url("/");
     println!(

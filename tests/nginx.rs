@@ -425,3 +425,31 @@ fn a_malformed_local_ip_is_a_usage_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("127.0.0.300"), "{stderr}");
 }
+
+#[test]
+fn connections_the_server_closed_while_idle_before_first_use_are_reopened_not_counted() {
+    let _serial = serial();
+    // nginx drops a connection that sends no request within 1 s; loadctl opens its connections
+    // up front, then waits 2.5 s for the scenario's start: every one of them is gone by then.
+    let nginx = Nginx::start_with(NginxConfig {
+        idle_timeout_s: 1,
+        ..NginxConfig::default()
+    })
+    .expect("nginx starts");
+    let file = testbed::scenario_file(
+        "idle-first-use",
+        "idle.toml",
+        &format!(
+            "[target]\nurl = \"{}\"\n[load]\nconnections = 6\nrequests = 60\nstart_after = \"2500ms\"\n[engine]\nthreads = 1\n",
+            nginx.url("/")
+        ),
+    );
+    let accepted = nginx.accepts().expect("stub_status");
+    let (code, v, stderr) = testbed::run_file(&file, &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(count(&v, "/requests"), 60, "{v}");
+    assert_eq!(count(&v, "/errors_total"), 0, "{}", v["errors"]);
+    // The six first connections were closed by nginx and six new ones carried the requests.
+    let accepted = nginx.accepts().expect("stub_status") - accepted;
+    assert!(accepted >= 12, "nginx accepted {accepted} connections");
+}

@@ -102,8 +102,10 @@ enum Failure {
 /// A connection and the virtual user driving it: one journey iteration per permit.
 struct Conn {
     stream: Option<Stream>,
-    /// Responses received on the current stream.
-    served: u64,
+    /// The stream was opened for the request in progress. One that was not (kept alive, or
+    /// opened up front and idle since) may have been closed by the server meanwhile: a reset
+    /// before any response byte is then retried on a new connection, not counted.
+    fresh: bool,
     buf: Vec<u8>,
     request: Vec<u8>,
     /// The static step whose bytes `request` holds, so they are not copied again.
@@ -129,7 +131,7 @@ struct Conn {
 pub(crate) async fn run(shard: Rc<ShardState>, id: usize, stream: Option<Stream>) {
     let mut conn = Conn {
         stream,
-        served: 0,
+        fresh: false,
         buf: Vec::new(),
         request: Vec::with_capacity(512),
         encoded: None,
@@ -218,7 +220,6 @@ impl Conn {
         if self.stream.take().is_some() {
             shard.conn_closed();
         }
-        self.served = 0;
         self.buf.clear();
         shard.shared.give_read_buffer(&mut self.buf, READ_BUF);
     }
@@ -380,7 +381,10 @@ impl Conn {
                 // Boxed: a TLS handshake's state is large, and an idle connection's task
                 // should not carry its room (a reconnect allocates anyway).
                 match Box::pin(connect(shard)).await {
-                    Ok(s) => self.stream = Some(s),
+                    Ok(s) => {
+                        self.stream = Some(s);
+                        self.fresh = true;
+                    }
                     Err(kind) => {
                         shard.step(index).record_error(kind);
                         if intended.is_none() {
@@ -408,7 +412,7 @@ impl Conn {
                     let latency_ns = shard
                         .step(index)
                         .record_response(status, intended, sent, done);
-                    self.served += 1;
+                    self.fresh = false;
                     if !keep_alive {
                         self.close(shard);
                     }
@@ -438,7 +442,7 @@ impl Conn {
         slot: &Slot,
         step: &StepPlan,
     ) -> Result<(u16, bool), Failure> {
-        let reused = self.served > 0;
+        let reused = !self.fresh;
         let stale_or = |kind: ErrorKind| {
             if reused && kind == ErrorKind::Reset {
                 Failure::Stale

@@ -32,6 +32,9 @@ pub struct NginxConfig {
     pub access_log: bool,
     /// Launch under `taskset -c CPU` (benches pin the server away from the client).
     pub pin_cpu: Option<usize>,
+    /// Seconds nginx keeps an idle connection: `keepalive_timeout` between requests and
+    /// `client_header_timeout` before the first one.
+    pub idle_timeout_s: u64,
 }
 
 impl Default for NginxConfig {
@@ -41,6 +44,7 @@ impl Default for NginxConfig {
             keepalive_requests: 1000,
             access_log: false,
             pin_cpu: None,
+            idle_timeout_s: 65,
         }
     }
 }
@@ -421,7 +425,8 @@ http {{
     {access_log}
     sendfile on;
     keepalive_requests {keepalive_requests};
-    keepalive_timeout 65s;
+    keepalive_timeout {idle}s;
+    client_header_timeout {idle}s;
     # A far-future If-Modified-Since gets 304 (nginx's default `exact` wants the exact mtime).
     if_modified_since before;
     client_body_temp_path {d}/tmp/client_body;
@@ -460,6 +465,7 @@ http {{
 "#,
         workers = config.worker_processes,
         keepalive_requests = config.keepalive_requests,
+        idle = config.idle_timeout_s,
     )
 }
 
