@@ -314,10 +314,11 @@ impl Conn {
                 (None, None)
             };
             first = false;
-            let Some((status, latency_ns, done_ns)) = self
+            let outcome = self
                 .exchange(shard, id, i, step, step_intended, sent_hint)
-                .await
-            else {
+                .await;
+            last_done = outcome.map(|(_, _, done_ns)| done_ns);
+            let Some((status, latency_ns, _)) = outcome else {
                 failed = true;
                 break;
             };
@@ -336,7 +337,6 @@ impl Conn {
             if last_once == Some(i) {
                 self.setup_done = true;
             }
-            last_done = Some(done_ns);
             // Think between steps; after the last one only in the closed model (arrivals pace
             // the open model).
             if step.think != Think::None && (i + 1 < range.end || !open) {
