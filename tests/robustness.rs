@@ -256,7 +256,12 @@ fn weighted_misbehaviours_in_one_run_add_up_per_step_and_per_interval() {
     assert_eq!(count(&r, "iterations"), ITERATIONS);
     // Each misbehaviour request is its connection's first: the sandbox saw each attempt once
     // (a request sent on a connection `keepalive-close` had closed was retried, not seen twice).
-    assert_eq!(seen, ITERATIONS, "sandbox saw {seen}: {r}");
+    // The exception: the 4 connections opened up front count as possibly stale on first use (a
+    // server may close them while they wait), so a reset there is retried once on a new one.
+    assert!(
+        (ITERATIONS..=ITERATIONS + 4).contains(&seen),
+        "sandbox saw {seen}: {r}"
+    );
 
     // The per-second intervals add up to the totals, per step too.
     let intervals = r["intervals"].as_array().expect("intervals");
