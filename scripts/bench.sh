@@ -8,9 +8,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
-}
+# shellcheck source=scripts/apt.sh
+source scripts/apt.sh
 
 missing=()
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
@@ -18,20 +17,7 @@ command -v h2load >/dev/null 2>&1 || missing+=(nghttp2-client)
 [ -x /usr/bin/time ] || missing+=(time)
 command -v taskset >/dev/null 2>&1 || missing+=(util-linux)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
-if [ "${#missing[@]}" -gt 0 ]; then
-    echo "bench.sh: installing ${missing[*]}" >&2
-    as_root apt-get update -qq
-    # policy-rc.d exit 101 keeps the package from starting nginx as a service on port 80.
-    policy=/usr/sbin/policy-rc.d added_policy=0
-    if [ ! -e "$policy" ]; then
-        printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
-        as_root chmod +x "$policy"
-        added_policy=1
-    fi
-    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends \
-        "${missing[@]}" </dev/null
-    if [ "$added_policy" -eq 1 ]; then as_root rm -f "$policy"; fi
-fi
+apt_install_missing bench.sh "${missing[@]}"
 
 # oha 1.16.0 needs rustc ≥ 1.88. If it cannot be built, vs_peers runs without it and says so.
 OHA_VERSION=1.16.0

@@ -17,27 +17,13 @@ if ! [[ "$minutes" =~ ^[1-9][0-9]*$ ]]; then
     exit 2
 fi
 
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
-}
+# shellcheck source=scripts/apt.sh
+source scripts/apt.sh
 
 missing=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
-if [ "${#missing[@]}" -gt 0 ]; then
-    echo "soak.sh: installing ${missing[*]}" >&2
-    as_root apt-get update -qq
-    # policy-rc.d exit 101 keeps the package from starting nginx as a service on port 80.
-    policy=/usr/sbin/policy-rc.d added_policy=0
-    if [ ! -e "$policy" ]; then
-        printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
-        as_root chmod +x "$policy"
-        added_policy=1
-    fi
-    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends \
-        "${missing[@]}" </dev/null
-    if [ "$added_policy" -eq 1 ]; then as_root rm -f "$policy"; fi
-fi
+apt_install_missing soak.sh "${missing[@]}"
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 
 cargo build --release --workspace --bins -q
