@@ -4,7 +4,7 @@
 //! generator's allocations count.
 
 use engine::plan::Plan;
-use engine::spec::{self, Source};
+use engine::scenario::{self, Source};
 use testbed::Sandbox;
 
 #[global_allocator]
@@ -14,8 +14,8 @@ fn allocations_for(url: &str, requests: u64, driver: &str) -> u64 {
     let text = format!(
         "[target]\nurl = \"{url}\"\n[load]\nconnections = 4\nrequests = {requests}\n[engine]\nthreads = 1\ndriver = \"{driver}\"\n"
     );
-    let source = Source::in_memory("alloc.toml", text, spec::Files::Disk);
-    let spec = spec::parse(&source).expect("valid spec");
+    let source = Source::in_memory("alloc.toml", text, scenario::Files::Disk);
+    let spec = scenario::parse(&source).expect("valid spec");
     let plan = Plan::from_spec(&spec, &source).expect("valid plan");
     let before = dhat::HeapStats::get().total_blocks;
     let finished = engine::start(&plan)

@@ -5,7 +5,7 @@
 //! same thing as RSS with 19,000 connections.
 
 use engine::plan::Plan;
-use engine::spec::{self, Source};
+use engine::scenario::{self, Source};
 use testbed::Nginx;
 
 #[global_allocator]
@@ -19,8 +19,8 @@ fn peak_after_run(url: &str, connections: u64) -> u64 {
     let text = format!(
         "[target]\nurl = \"{url}\"\n[load]\nconnections = {connections}\nrate = 100\nduration = \"2s\"\n[engine]\nthreads = 1\n"
     );
-    let source = Source::in_memory("memory.toml", text, spec::Files::Disk);
-    let spec = spec::parse(&source).expect("valid spec");
+    let source = Source::in_memory("memory.toml", text, scenario::Files::Disk);
+    let spec = scenario::parse(&source).expect("valid spec");
     let plan = Plan::from_spec(&spec, &source).expect("valid plan");
     let finished = engine::start(&plan)
         .expect("run starts")

@@ -1,4 +1,4 @@
-//! TLS client connections (`engine::tls`) against a real nginx with certificates made at test
+//! TLS client connections (`engine::net::tls`) against a real nginx with certificates made at test
 //! time: keep-alive exchanges over TLS 1.2 and 1.3 on both monoio drivers, session resumption,
 //! certificate and mTLS failures classified, `insecure_skip_verify`, and the memory an idle TLS
 //! connection holds (dhat counts this binary's heap; nginx is another process).
@@ -11,8 +11,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use engine::net::tls::{
+    self, Alpn, ClientConfig, ServerName, Stream, TlsError, TlsOptions, TlsStream,
+};
 use engine::proto::http1::{ResponseDecoder, Step};
-use engine::tls::{self, Alpn, ClientConfig, ServerName, Stream, TlsError, TlsOptions, TlsStream};
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;

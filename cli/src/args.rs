@@ -168,7 +168,7 @@ fn positive_duration(s: &str) -> Result<Duration, String> {
 
 /// One item of `--local-ips`, checked now so a typo is a usage error (exit 2).
 fn local_ip(s: &str) -> Result<String, String> {
-    engine::source::parse_local_ips(&[s]).map(|_| s.to_string())
+    engine::net::source::parse_local_ips(&[s]).map(|_| s.to_string())
 }
 
 #[cfg(test)]

@@ -4,8 +4,10 @@ use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use engine::capacity::{self, CapacityPlan, CapacityResult, Level};
+use engine::plan::capacity::CapacityPlan;
 use engine::plan::Plan;
+use engine::report::capacity::render_html;
+use engine::run::capacity::{self, CapacityResult, Level};
 
 use crate::args::{Output, RunArgs};
 use crate::{EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE};
@@ -64,7 +66,7 @@ pub fn run(plan: &Plan, mut cap: CapacityPlan, args: &RunArgs) -> u8 {
     if let Some(path) = &args.report {
         let html = path.extension().is_some_and(|e| e == "html" || e == "htm");
         let body = if html {
-            capacity::render_html(&result)
+            render_html(&result)
         } else {
             serde_json::to_string_pretty(&result).unwrap_or_default()
         };

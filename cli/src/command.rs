@@ -5,10 +5,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use engine::plan::Plan;
-use engine::results::format_us;
 use engine::run::RunEvent;
-use engine::spec::{self, unspanned, CountSpec, ScenarioSpec, Source};
+use engine::scenario::{self, unspanned, CountSpec, ScenarioSpec, Source};
 use engine::units::format_duration;
+use engine::units::format_us;
 
 use crate::args::{Command, Output, RunArgs};
 use crate::{EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE};
@@ -175,7 +175,7 @@ fn describe(plan: &Plan) -> String {
 }
 
 fn plan_from_file(path: &Path, flags: Option<&RunArgs>) -> Result<Plan, u8> {
-    let (mut spec, source) = match spec::load(path) {
+    let (mut spec, source) = match scenario::load(path) {
         Ok(x) => x,
         Err(e) => {
             eprintln!("error: {e}");
@@ -200,7 +200,7 @@ fn plan_from(spec: &ScenarioSpec, source: &Source) -> Result<Plan, u8> {
 /// Flags override what a file says.
 fn apply_flags(spec: &mut ScenarioSpec, a: &RunArgs) {
     if let Some(base) = &a.base_url {
-        spec.target.url = unspanned(spec::rebase(spec.target.url.get_ref(), base));
+        spec.target.url = unspanned(scenario::rebase(spec.target.url.get_ref(), base));
     }
     if a.insecure {
         spec.tls

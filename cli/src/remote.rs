@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use engine::results::format_us;
+use engine::units::format_us;
 use serde_json::Value;
 
 use crate::{EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE};

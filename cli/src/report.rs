@@ -12,11 +12,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use clap::{Args, ValueEnum};
+use engine::metrics::stats::StatsSet;
 use engine::report::hlog::{corrected_latency, HlogWriter, V2DeflateSerializer};
 use engine::report::{self, Format};
 use engine::results::Environment;
 use engine::run::RunEvent;
-use engine::stats::StatsSet;
 use engine::Results;
 
 use crate::args::RunArgs;

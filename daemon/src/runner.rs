@@ -10,7 +10,7 @@
 //! Each stored interval is the engine's `IntervalSummary` as is: it already carries what the live
 //! table needs (`latency_p999_us`, `errors_by_kind`, and in the open model `requested_per_s`).
 //! A run submitted with `stats` also keeps, in memory only, each interval's full measurements
-//! (`engine::wire`, histograms as base64 V2+deflate) and its totals, for clients that merge runs
+//! (`engine::metrics::wire`, histograms as base64 V2+deflate) and its totals, for clients that merge runs
 //! of several daemons exactly. A run submitted with `start_at` waits for that wall-clock instant
 //! before starting the engine, so daemons given the same instant start together.
 
@@ -38,7 +38,7 @@ pub struct Run {
     pub result: Option<serde_json::Value>,
     /// Corrected-latency histogram, V2+deflate.
     pub histogram_v2: Option<Vec<u8>>,
-    /// The run's totals as `engine::wire` JSON (runs submitted with `stats` only).
+    /// The run's totals as `engine::metrics::wire` JSON (runs submitted with `stats` only).
     pub final_stats: Option<serde_json::Value>,
     plan: Option<Plan>,
     options: RunOptions,
@@ -451,7 +451,7 @@ fn execute(runs: &Runs, id: &str, plan: &Plan, options: RunOptions) {
                 // After the log line: the full measurements are for live merging, not storage.
                 if options.stats {
                     if let Some(o) = value.as_object_mut() {
-                        o.insert("stats".into(), engine::wire::encode(&iv.stats));
+                        o.insert("stats".into(), engine::metrics::wire::encode(&iv.stats));
                     }
                 }
                 let mut map = runs.lock();
@@ -477,7 +477,9 @@ fn execute(runs: &Runs, id: &str, plan: &Plan, options: RunOptions) {
                 if let Err(e) = runs.store.write_result(id, &result, histogram.as_deref()) {
                     eprintln!("loadd: warning: run {id}: cannot save its result: {e}");
                 }
-                let totals = options.stats.then(|| engine::wire::encode(&f.totals));
+                let totals = options
+                    .stats
+                    .then(|| engine::metrics::wire::encode(&f.totals));
                 let mut map = runs.lock();
                 if let Some(run) = map.get_mut(id) {
                     run.result = Some(result);

@@ -131,6 +131,17 @@ pub fn format_duration(d: Duration) -> String {
     }
 }
 
+/// `850µs`, `12.3ms`, `1.50s`
+pub fn format_us(us: u64) -> String {
+    if us < 1000 {
+        format!("{us}µs")
+    } else if us < 1_000_000 {
+        format!("{:.2}ms", us as f64 / 1e3)
+    } else {
+        format!("{:.2}s", us as f64 / 1e6)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

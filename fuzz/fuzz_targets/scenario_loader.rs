@@ -1,4 +1,4 @@
-//! Fuzzes loading a scenario: arbitrary text through `spec::parse` and, when that succeeds,
+//! Fuzzes loading a scenario: arbitrary text through `scenario::parse` and, when that succeeds,
 //! `Plan::from_spec`, rendering every error as a user would see it. Nothing may panic.
 //!
 //! `Plan::from_spec` resolves the target host with the system resolver, and a fuzzer must not do
@@ -7,7 +7,7 @@
 //! reached, since the URL is only rewritten when it parses.
 #![no_main]
 
-use engine::spec::{self, Files, ScenarioSpec, Source};
+use engine::scenario::{self, Files, ScenarioSpec, Source};
 use engine::Plan;
 use libfuzzer_sys::fuzz_target;
 
@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let source = Source::in_memory("fuzz.toml", text, Files::Bundle(Default::default()));
-    let mut spec = match spec::parse(&source) {
+    let mut spec = match scenario::parse(&source) {
         Ok(spec) => spec,
         Err(e) => {
             let _ = e.to_string();

@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use engine::spec::{self, unspanned};
+use engine::scenario::{self, unspanned};
 use engine::Plan;
 
 use super::Failure;
@@ -38,13 +38,14 @@ impl Bundle {
         duration: Option<&str>,
         base_url: Option<&str>,
     ) -> Result<Bundle, Failure> {
-        let (mut scenario, source) = spec::load(path).map_err(|e| usage(format!("error: {e}")))?;
+        let (mut scenario, source) =
+            scenario::load(path).map_err(|e| usage(format!("error: {e}")))?;
         let files = scenario.referenced_files();
         if let Some(d) = duration {
             scenario.load.duration = Some(unspanned(d.to_string()));
         }
         if let Some(base) = base_url {
-            scenario.target.url = unspanned(spec::rebase(scenario.target.url.get_ref(), base));
+            scenario.target.url = unspanned(scenario::rebase(scenario.target.url.get_ref(), base));
         }
         Plan::from_spec(&scenario, &source).map_err(|errors| {
             let lines: Vec<String> = errors.0.iter().map(|e| format!("error: {e}")).collect();

@@ -1,7 +1,7 @@
 //! `loadctl submit --daemons A,B,C FILE`: one run split across several `loadd` daemons that
 //! start together and are read as one.
 //!
-//! The scenario is validated here, split with `engine::split` (each daemon gets its share of the
+//! The scenario is validated here, split with `engine::run::split` (each daemon gets its share of the
 //! load, and a disjoint slice of every `unique` feeder's rows), and each share is validated
 //! again before anything is sent. Every daemon is given the same `start_at` (now + 2 s) and asked
 //! for its full measurements; their event streams are followed concurrently (`follow`) and
@@ -21,9 +21,9 @@ use std::sync::mpsc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use engine::plan::LoadModel;
-use engine::results::format_us;
-use engine::spec::{self, Files, Source};
-use engine::split::{self, Overrides, Share};
+use engine::run::split::{self, Overrides, Share};
+use engine::scenario::{self, Files, Source};
+use engine::units::format_us;
 use engine::Plan;
 use serde_json::{json, Value};
 
@@ -181,7 +181,7 @@ fn prepare(args: &SubmitArgs, urls: &[String]) -> Result<(Plan, Vec<Part>), Fail
 
 fn plan_of(name: &str, text: &str, files: &BTreeMap<String, Vec<u8>>) -> Result<Plan, String> {
     let source = Source::in_memory(name, text, Files::Bundle(files.clone()));
-    let spec = spec::parse(&source).map_err(|e| e.to_string())?;
+    let spec = scenario::parse(&source).map_err(|e| e.to_string())?;
     let plan = Plan::from_spec(&spec, &source).map_err(|e| e.to_string())?;
     if plan.capacity.is_some() {
         return Err(split::SplitError::Capacity.to_string());

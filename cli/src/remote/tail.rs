@@ -10,7 +10,7 @@
 use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::time::Duration;
 
-use engine::results::format_us;
+use engine::units::format_us;
 use serde_json::Value;
 
 use super::{refused, Client, Failure, Reply};

@@ -6,7 +6,7 @@
 //! interval summary as JSON; the last event is `event: finished` (the result) or `event: ended`
 //! (`{"state", "error"}` for an aborted or failed run). A run submitted with `stats=true` has
 //! each interval's full measurements under `stats` and, just before `finished`, an
-//! `event: stats` with the run's totals (`engine::wire`). Every interval is kept, so a tail that
+//! `event: stats` with the run's totals (`engine::metrics::wire`). Every interval is kept, so a tail that
 //! reconnects with `Last-Event-ID: N` (or asks `?from=N` for interval N onwards) misses nothing.
 //! It refuses to poll: a tail sleeps on the run's change counter.
 

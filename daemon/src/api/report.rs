@@ -386,8 +386,8 @@ mod tests {
 
     #[test]
     fn results_render_through_the_engine() {
+        use engine::metrics::stats::StatsSet;
         use engine::results::{ModelSummary, RunFacts};
-        use engine::stats::StatsSet;
         let mut set = StatsSet::new(1, 1);
         set.steps[0].record_response(200, None, 0, 1_500_000);
         let interval = IntervalSummary::of(1, &set, 1, None);

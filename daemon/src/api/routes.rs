@@ -16,7 +16,7 @@ use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use engine::spec::{self, CountSpec, Source};
+use engine::scenario::{self, CountSpec, Source};
 use engine::Plan;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -256,14 +256,14 @@ fn plan_scenario(
     overrides: Overrides,
 ) -> Result<Plan, ApiError> {
     // Files come only from what was submitted, never from the daemon's disk.
-    let source = Source::in_memory(name, text, spec::Files::Bundle(files));
+    let source = Source::in_memory(name, text, scenario::Files::Bundle(files));
     let mut spec =
-        spec::parse(&source).map_err(|e| ApiError::InvalidScenario(vec![e.to_string()]))?;
+        scenario::parse(&source).map_err(|e| ApiError::InvalidScenario(vec![e.to_string()]))?;
     if let Some(base) = &overrides.base_url {
-        spec.target.url = spec::unspanned(spec::rebase(spec.target.url.get_ref(), base));
+        spec.target.url = scenario::unspanned(scenario::rebase(spec.target.url.get_ref(), base));
     }
     if let Some(d) = overrides.duration {
-        spec.load.duration = Some(spec::unspanned(d));
+        spec.load.duration = Some(scenario::unspanned(d));
     }
     if let Some(scale) = overrides.rate_scale {
         let load = &mut spec.load;

@@ -5,8 +5,8 @@
 //! The interval series keeps a fixed column set (plus `errors_<kind>` for each kind that
 //! occurred, and `step_<i>_<field>` per journey step) so a header can be relied on.
 
+use crate::metrics::ErrorKind;
 use crate::results::{IntervalSummary, Results};
-use crate::ErrorKind;
 
 /// The per-step figures of an interval, as columns `step_<i>_<field>`.
 const STEP_FIELDS: [&str; 5] = [

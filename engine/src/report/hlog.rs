@@ -20,8 +20,8 @@ use hdrhistogram::serialization::interval_log::{
 };
 pub use hdrhistogram::serialization::V2DeflateSerializer;
 
-use crate::histogram::{new_histogram, LatencyHistogram};
-use crate::stats::StatsSet;
+use crate::metrics::histogram::{new_histogram, LatencyHistogram};
+use crate::metrics::stats::StatsSet;
 
 /// Histogram values are µs; `Interval_Max` is shown in ms.
 pub const MAX_VALUE_DIVISOR: f64 = 1000.0;

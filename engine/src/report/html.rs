@@ -12,8 +12,9 @@ use super::{
     error_rate, format_utc, generator_limits, group, latency_basis_sentence, p95_us, trim, verdict,
     Outcome,
 };
-use crate::histogram::LatencySummary;
-use crate::results::{format_us, Results};
+use crate::metrics::histogram::LatencySummary;
+use crate::results::Results;
+use crate::units::format_us;
 
 /// What the caller knows beyond the result (e.g. the daemon's run id and state).
 #[derive(Default)]

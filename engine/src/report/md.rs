@@ -9,7 +9,8 @@ use std::fmt::Write as _;
 use super::{
     error_rate, generator_limits, group, latency_basis_sentence, p95_us, trim, verdict, Outcome,
 };
-use crate::results::{format_us, Results};
+use crate::results::Results;
+use crate::units::format_us;
 
 /// Text safe inside a table cell: pipes escaped, newlines flattened.
 fn cell(s: &str) -> String {

@@ -7,6 +7,7 @@
 //! write loads nothing from anywhere. They refuse to invent figures a result does not hold:
 //! what is missing (an older result without a latency distribution) is shown as missing.
 
+pub mod capacity;
 pub mod compare;
 pub mod csv;
 pub mod hlog;
@@ -16,7 +17,8 @@ mod svg;
 
 use std::path::Path;
 
-use crate::results::{format_us, Results};
+use crate::results::Results;
+use crate::units::format_us;
 
 /// What a report is written as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -249,9 +251,9 @@ pub(crate) fn p95_us(r: &Results) -> Option<u64> {
 #[cfg(test)]
 pub(crate) mod fixture {
     //! A real `Results`, built by the engine from recorded samples, for the renderers' tests.
+    use crate::metrics::stats::StatsSet;
+    use crate::metrics::ErrorKind;
     use crate::results::{IntervalSummary, ModelSummary, Results, RunFacts};
-    use crate::stats::StatsSet;
-    use crate::ErrorKind;
 
     /// Two steps, three seconds, open model; latencies grow over time and a few errors.
     pub fn results() -> Results {
@@ -304,14 +306,14 @@ pub(crate) mod fixture {
             },
         );
         r.thresholds = vec![
-            crate::threshold::ThresholdResult {
+            crate::plan::threshold::ThresholdResult {
                 threshold: "p99 < 5ms".into(),
                 passed: true,
                 actual: 4000.0,
                 limit: 5000.0,
                 unit: "us".into(),
             },
-            crate::threshold::ThresholdResult {
+            crate::plan::threshold::ThresholdResult {
                 threshold: "error_rate < 0.1%".into(),
                 passed: false,
                 actual: 0.01,

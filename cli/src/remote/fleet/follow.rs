@@ -9,8 +9,8 @@ use std::io::{BufRead, BufReader};
 use std::sync::mpsc::Sender;
 use std::time::Duration;
 
+use engine::metrics::stats::StatsSet;
 use engine::results::IntervalSummary;
-use engine::stats::StatsSet;
 use engine::Results;
 use serde_json::Value;
 
@@ -152,7 +152,7 @@ fn dispatch(
                 .as_object_mut()
                 .and_then(|o| o.remove("stats"))
                 .ok_or("loadd sent intervals without `stats`: is it older than this loadctl? (every daemon of a fleet needs the same version)")?;
-            let stats = engine::wire::decode(&stats).map_err(|e| bad("interval", &e))?;
+            let stats = engine::metrics::wire::decode(&stats).map_err(|e| bad("interval", &e))?;
             let summary: IntervalSummary =
                 serde_json::from_value(value).map_err(|e| bad("interval", &e))?;
             // The id is the 1-based interval index; `t_s` says the same in seconds.
@@ -166,7 +166,7 @@ fn dispatch(
         }
         "stats" => {
             let value: Value = serde_json::from_str(data).map_err(|e| bad("total", &e))?;
-            let stats = engine::wire::decode(&value).map_err(|e| bad("total", &e))?;
+            let stats = engine::metrics::wire::decode(&value).map_err(|e| bad("total", &e))?;
             send(Msg::Totals(Box::new(stats)));
             Ok(None)
         }

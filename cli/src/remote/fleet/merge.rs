@@ -2,16 +2,16 @@
 //! totals, and a `Results` built by the engine's own `Results::build`, so the merged summary
 //! reads (and judges thresholds) exactly as one machine's would.
 //!
-//! Exact: every figure comes from added counters and added histograms (`engine::wire`), never
+//! Exact: every figure comes from added counters and added histograms (`engine::metrics::wire`), never
 //! from averaging percentiles. A daemon that ran only some scenarios (a zero share of a closed
 //! scenario) is mapped onto the whole run's steps by scenario name.
 
 use std::collections::BTreeMap;
 
+use engine::metrics::stats::StatsSet;
 use engine::plan::Plan;
 use engine::results::{IntervalSummary, RunFacts};
 use engine::schedule::Schedule;
-use engine::stats::StatsSet;
 use engine::Results;
 
 /// Where a share's steps and scenarios sit in the whole run.
@@ -280,11 +280,11 @@ pub(super) fn results(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use engine::spec::{self, Files, Source};
+    use engine::scenario::{self, Files, Source};
 
     fn plan(text: &str) -> Plan {
         let source = Source::in_memory("t.toml", text, Files::Disk);
-        Plan::from_spec(&spec::parse(&source).unwrap(), &source).unwrap()
+        Plan::from_spec(&scenario::parse(&source).unwrap(), &source).unwrap()
     }
 
     const TWO: &str = "[target]\nurl = \"http://127.0.0.1:9/\"\n[scenarios.a.load]\nvus = 2\nduration = \"1s\"\n[[scenarios.a.steps]]\npath = \"/a\"\n[[scenarios.a.steps]]\npath = \"/a2\"\n[scenarios.b.load]\nvus = 1\nduration = \"1s\"\n[[scenarios.b.steps]]\npath = \"/b\"\n";

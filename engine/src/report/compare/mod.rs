@@ -223,8 +223,8 @@ fn figure(name: &str, unit: &str, baseline: f64, candidate: f64, worse: Worse) -
 }
 
 fn latency_figures(
-    b: &crate::histogram::LatencySummary,
-    c: &crate::histogram::LatencySummary,
+    b: &crate::metrics::histogram::LatencySummary,
+    c: &crate::metrics::histogram::LatencySummary,
     p95: Option<(u64, u64)>,
 ) -> Vec<Figure> {
     let mut f = vec![figure(

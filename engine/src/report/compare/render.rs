@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use super::{format_change, Comparison, Figure, RunInfo, Test, Verdict};
 use crate::report::html::{escape, STYLE};
 use crate::report::{format_utc, trim};
-use crate::results::format_us;
+use crate::units::format_us;
 
 fn value(unit: &str, x: f64) -> String {
     if !x.is_finite() {

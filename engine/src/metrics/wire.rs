@@ -12,9 +12,9 @@ use base64::Engine as _;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 use serde::{Deserialize, Serialize};
 
-use crate::histogram::{new_histogram, LatencyHistogram};
-use crate::stats::{CheckKind, IterationStats, Stats, StatsSet};
-use crate::ErrorKind;
+use crate::metrics::histogram::{new_histogram, LatencyHistogram};
+use crate::metrics::stats::{CheckKind, IterationStats, Stats, StatsSet};
+use crate::metrics::ErrorKind;
 
 /// Why a set could not be read back.
 #[derive(Debug, thiserror::Error)]
@@ -207,7 +207,7 @@ pub fn decode(value: &serde_json::Value) -> Result<StatsSet, WireError> {
         journeys,
         handshake: hist(&wire.handshake)?,
         resumed: wire.resumed,
-        ws: crate::stats::WsCounters {
+        ws: crate::metrics::stats::WsCounters {
             sent: wire.ws[0],
             received: wire.ws[1],
             reconnects: wire.ws[2],

@@ -8,9 +8,9 @@ use std::collections::VecDeque;
 
 use crossbeam_channel::Sender;
 
+use crate::metrics::stats::{ShardEvent, ShardFinal, StatsSet};
 use crate::results::IntervalSummary;
 use crate::schedule::Schedule;
-use crate::stats::{ShardEvent, ShardFinal, StatsSet};
 
 /// One merged second of the run.
 #[derive(Debug)]
@@ -147,7 +147,7 @@ impl Collector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::ShardInterval;
+    use crate::metrics::stats::ShardInterval;
 
     fn interval(shard: usize, index: u64, requests: u64) -> ShardEvent {
         let mut stats = Box::new(StatsSet::new(1, 1));

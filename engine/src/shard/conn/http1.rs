@@ -19,15 +19,15 @@ use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 
-use crate::tls::Stream;
+use crate::net::tls::Stream;
 
-use crate::dispatch::Permit;
-use crate::inspect::{inspect, Response};
-use crate::journey::{StepPlan, Think, MAX_INSPECTED_BODY};
+use crate::metrics::ErrorKind;
+use crate::plan::journey::{StepPlan, Think, MAX_INSPECTED_BODY};
+use crate::plan::template::RenderContext;
 use crate::proto::http1::{ResponseDecoder, Step};
+use crate::shard::conn::inspect::{inspect, Response};
+use crate::shard::dispatch::Permit;
 use crate::shard::ShardState;
-use crate::template::RenderContext;
-use crate::ErrorKind;
 
 /// Read buffer of a connection waiting for a response, taken from the shard's pool and given
 /// back when the response is complete; grows only for heads larger than this.
@@ -177,7 +177,7 @@ async fn open(shard: &ShardState) -> Result<Stream, ErrorKind> {
         let n = shard.shared.connects.get();
         shard.shared.connects.set(n.wrapping_add(1));
         let from = plan.local_ips[(n * plan.shards + plan.index) % plan.local_ips.len()];
-        crate::source::connect_from(from, plan.addr).await
+        crate::net::source::connect_from(from, plan.addr).await
     }
     .map_err(|_| ErrorKind::Connect)?;
     // Without NODELAY a small request can sit in Nagle's buffer for tens of ms.
@@ -186,7 +186,7 @@ async fn open(shard: &ShardState) -> Result<Stream, ErrorKind> {
         return Ok(Stream::Plain(tcp));
     };
     let began = std::time::Instant::now();
-    match crate::tls::connect(tcp, config, name).await {
+    match crate::net::tls::connect(tcp, config, name).await {
         Ok(tls) => {
             let took = began.elapsed().as_nanos() as u64;
             shard
@@ -202,7 +202,7 @@ async fn open(shard: &ShardState) -> Result<Stream, ErrorKind> {
 
 pub(crate) fn read_error_kind(e: &io::Error) -> ErrorKind {
     // A TLS alert can arrive on the first read (TLS 1.3: a server refusing our certificate).
-    if let Some(kind) = crate::tls::tls_error(e).and_then(ErrorKind::of_tls) {
+    if let Some(kind) = crate::net::tls::tls_error(e).and_then(ErrorKind::of_tls) {
         return kind;
     }
     match e.kind() {

@@ -18,13 +18,13 @@ use std::time::Duration;
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 
-use crate::conn::{self, Expiring, Slot};
+use crate::metrics::ErrorKind;
+use crate::net::tls::Stream;
+use crate::plan::template::RenderContext;
 use crate::plan::{WsPlan, WS_CONNECT_STEP, WS_MESSAGE_STEP};
 use crate::proto::ws::{self, Decoded, Event, Handshake, MessageDecoder, MessageKind};
+use crate::shard::conn::http1::{self as conn, Expiring, Slot};
 use crate::shard::ShardState;
-use crate::template::RenderContext;
-use crate::tls::Stream;
-use crate::ErrorKind;
 
 /// Initial read buffer per connection; grows only for a frame larger than this.
 const READ_BUF: usize = 1024;
@@ -343,7 +343,7 @@ impl WsConn {
         );
         self.token.clear();
         if ws.correlate_id {
-            crate::template::write_msg_id(&mut self.token, self.vu, self.seq);
+            crate::plan::template::write_msg_id(&mut self.token, self.vu, self.seq);
         }
         let kind = if ws.binary {
             MessageKind::Binary

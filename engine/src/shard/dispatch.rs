@@ -93,6 +93,7 @@ impl Dispatch {
         n
     }
 
+    #[cfg(test)]
     pub fn queued(&self) -> usize {
         self.queue.borrow().len()
     }

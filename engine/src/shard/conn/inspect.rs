@@ -5,10 +5,10 @@
 //! steps need the value. The body is parsed as JSON at most once per response, and only for
 //! steps whose captures or checks read JSON.
 
-use crate::journey::{CaptureSource, Check, StepPlan};
+use crate::metrics::stats::{CheckKind, Stats};
+use crate::metrics::ErrorKind;
+use crate::plan::journey::{CaptureSource, Check, StepPlan};
 use crate::proto::http1::MAX_HEADERS;
-use crate::stats::{CheckKind, Stats};
-use crate::ErrorKind;
 
 /// What a step's response looked like.
 pub struct Response<'a> {
@@ -111,7 +111,7 @@ fn header<'h>(head: &'h [u8], name: &str) -> Option<&'h [u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::journey::{Capture, StepRequest, Think};
+    use crate::plan::journey::{Capture, StepRequest, Think};
 
     fn step(captures: Vec<Capture>, checks: Vec<Check>) -> StepPlan {
         StepPlan {

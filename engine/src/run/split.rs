@@ -22,8 +22,8 @@ use std::time::Duration;
 use toml_edit::{DocumentMut, InlineTable, Item, TableLike};
 
 use crate::plan::{LoadModel, Plan, ScenarioPlan};
+use crate::scenario::{self, CountSpec, LoadSpec, Source};
 use crate::schedule::Schedule;
-use crate::spec::{self, CountSpec, LoadSpec, Source};
 
 /// Daemon `index`'s share of a run.
 #[derive(Clone, Debug, PartialEq)]
@@ -76,7 +76,7 @@ pub fn apply_overrides(text: &str, o: &Overrides<'_>) -> Result<String, SplitErr
             .get("url")
             .and_then(Item::as_str)
             .ok_or_else(|| SplitError::Text("[target] has no url".into()))?;
-        let rebased = spec::rebase(url, base);
+        let rebased = scenario::rebase(url, base);
         target.insert("url", toml_edit::value(rebased));
     }
     if o.duration.is_some() || o.rate_scale.is_some() {
@@ -116,7 +116,7 @@ pub fn split(
     if plan.capacity.is_some() {
         return Err(SplitError::Capacity);
     }
-    let spec = spec::parse(&Source::in_memory("scenario", text, spec::Files::Disk))
+    let spec = scenario::parse(&Source::in_memory("scenario", text, scenario::Files::Disk))
         .map_err(|e| SplitError::Text(e.to_string()))?;
     let mut doc: DocumentMut = text
         .parse()
@@ -177,7 +177,7 @@ pub fn split(
 
 /// Files read by `unique` feeders, whose rows must be split between the daemons.
 pub fn unique_feeder_files(text: &str) -> Result<Vec<String>, SplitError> {
-    let spec = spec::parse(&Source::in_memory("scenario", text, spec::Files::Disk))
+    let spec = scenario::parse(&Source::in_memory("scenario", text, scenario::Files::Disk))
         .map_err(|e| SplitError::Text(e.to_string()))?;
     let feeders: Vec<(String, bool)> = spec
         .feeders
@@ -461,11 +461,11 @@ fn child<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::Files;
+    use crate::scenario::Files;
 
     fn plan_of(text: &str) -> Plan {
         let source = Source::in_memory("t.toml", text, Files::Disk);
-        let spec = spec::parse(&source).unwrap();
+        let spec = scenario::parse(&source).unwrap();
         Plan::from_spec(&spec, &source).unwrap_or_else(|e| panic!("{e}\n---\n{text}"))
     }
 

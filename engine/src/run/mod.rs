@@ -4,16 +4,19 @@
 //! collector waits until every shard has opened its connections, picks one origin for all,
 //! then streams `RunEvent`s: `Started`, one `Interval` per second, and `Finished` last.
 
+pub mod capacity;
+pub mod split;
+
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 
-use crate::collector::{Collector, RunInterval};
+use crate::metrics::stats::{ShardEvent, StatsSet};
 use crate::plan::{LoadModel, Plan, ScenarioPlan};
+use crate::results::collector::{Collector, RunInterval};
 use crate::results::{IntervalSummary, ModelSummary, Results, RunFacts, ScenarioFacts};
 use crate::shard::{self, Control, ShardLinks};
-use crate::stats::{ShardEvent, StatsSet};
 
 /// Sockets kept free for everything that is not a load connection.
 const FD_RESERVE: u64 = 64;

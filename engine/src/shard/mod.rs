@@ -6,6 +6,9 @@
 //! It talks to the rest only over channels and never blocks on them once running: intervals go
 //! out with `try_send`, and a full channel merges the interval into the next one (no data lost).
 
+pub(crate) mod conn;
+pub mod dispatch;
+
 use std::cell::{Cell, RefCell, RefMut};
 use std::rc::Rc;
 use std::thread::JoinHandle;
@@ -15,12 +18,12 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use monoio::time::TimeDriver;
 use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
 
-use crate::conn::{self, Slot};
-use crate::dispatch::{Dispatch, Offer, Permit};
-use crate::journey::FeedMode;
+use crate::metrics::stats::{ShardEvent, ShardFinal, ShardInterval, Stats, StatsSet};
+use crate::plan::journey::FeedMode;
 use crate::plan::{DriverChoice, GroupPlan, LoadModel, ShardPlan};
 use crate::schedule::Schedule;
-use crate::stats::{ShardEvent, ShardFinal, ShardInterval, Stats, StatsSet};
+use crate::shard::conn::http1::{self as http1, Slot};
+use crate::shard::dispatch::{Dispatch, Offer, Permit};
 
 /// Housekeeping period: request-timeout resolution, control polling, interval shipping.
 const HOUSEKEEPING: Duration = Duration::from_millis(10);
@@ -58,8 +61,8 @@ pub(crate) struct ShardShared {
     pub connects: Cell<usize>,
     /// `https://`: this shard's own client config (and session store) and the server name.
     pub tls: Option<(
-        std::sync::Arc<crate::tls::ClientConfig>,
-        crate::tls::ServerName<'static>,
+        std::sync::Arc<crate::net::tls::ClientConfig>,
+        crate::net::tls::ServerName<'static>,
     )>,
 }
 
@@ -365,7 +368,7 @@ async fn shard_main(
     let groups = std::mem::take(&mut plan.groups);
     // The plan already built this config once, so it cannot fail here for a reason of its own.
     let tls = plan.tls.as_ref().and_then(|t| {
-        crate::tls::client_config(&t.options)
+        crate::net::tls::client_config(&t.options)
             .ok()
             .map(|cfg| (cfg, t.server_name.clone()))
     });
@@ -395,7 +398,7 @@ async fn shard_main(
         let connecting: Vec<_> = (0..n)
             .map(|_| {
                 let s = state.clone();
-                monoio::spawn(async move { conn::connect(&s).await })
+                monoio::spawn(async move { http1::connect(&s).await })
             })
             .collect();
         let mut opened = Vec::with_capacity(n);
@@ -432,11 +435,11 @@ async fn shard_main(
     for (state, opened) in states.iter().zip(streams) {
         if state.group.websocket.is_some() {
             for id in 0..state.group.connections as usize {
-                conns.push(monoio::spawn(crate::conn_ws::run(state.clone(), id)));
+                conns.push(monoio::spawn(conn::ws::run(state.clone(), id)));
             }
         }
         for (id, stream) in opened.into_iter().enumerate() {
-            conns.push(monoio::spawn(conn::run(state.clone(), id, stream)));
+            conns.push(monoio::spawn(http1::run(state.clone(), id, stream)));
         }
         if let LoadModel::Open { schedule, .. } = &state.group.work {
             monoio::spawn(pace(state.clone(), schedule.clone()));

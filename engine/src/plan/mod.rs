@@ -5,17 +5,22 @@
 //! addresses (so no shard ever does DNS) and pre-encodes the request. Once a `Plan` exists,
 //! nothing can fail because of configuration.
 
+pub mod capacity;
+pub mod journey;
+pub mod template;
+pub mod threshold;
+
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::ops::Range;
 use std::time::Duration;
 
 use toml::Spanned;
 
-use crate::journey::{self, Journey, RequestBase, StepPlan, StepRequest, Think};
+use crate::plan::journey::{Journey, RequestBase, StepPlan, StepRequest, Think};
+use crate::plan::threshold::Threshold;
 use crate::proto::http1;
+use crate::scenario::{CountSpec, LoadSpec, ScenarioSpec, Source, ThresholdSpec};
 use crate::schedule::{RateStage, Schedule};
-use crate::spec::{CountSpec, LoadSpec, ScenarioSpec, Source, ThresholdSpec};
-use crate::threshold::{self, Threshold};
 use crate::units;
 
 const DEFAULT_DURATION: Duration = Duration::from_secs(10);
@@ -91,8 +96,8 @@ pub struct Target {
 /// TLS for an `https://` target, validated (the config was built once to check it).
 #[derive(Clone, Debug)]
 pub struct TlsPlan {
-    pub options: crate::tls::TlsOptions,
-    pub server_name: crate::tls::ServerName<'static>,
+    pub options: crate::net::tls::TlsOptions,
+    pub server_name: crate::net::tls::ServerName<'static>,
 }
 
 /// A validated run: one target, one or more scenarios side by side.
@@ -111,7 +116,7 @@ pub struct Plan {
     /// Whole-run thresholds and each scenario's own (scoped to it).
     pub thresholds: Vec<Threshold>,
     /// A capacity search instead of one run.
-    pub capacity: Option<crate::capacity::CapacityPlan>,
+    pub capacity: Option<crate::plan::capacity::CapacityPlan>,
     /// Set for `https://` targets.
     pub tls: Option<TlsPlan>,
 }
@@ -140,11 +145,11 @@ pub struct ScenarioPlan {
 #[derive(Clone, Debug)]
 pub struct WsPlan {
     /// Path and query of the upgrade request.
-    pub path: crate::template::Template,
+    pub path: crate::plan::template::Template,
     pub host_header: String,
     pub headers: Vec<(String, String)>,
     pub subprotocols: Vec<String>,
-    pub message: crate::template::Template,
+    pub message: crate::plan::template::Template,
     pub binary: bool,
     /// Replies are found by the message's `{{msg_id}}` rather than by order.
     pub correlate_id: bool,
@@ -308,7 +313,7 @@ impl Plan {
             None => DriverChoice::Auto,
         };
         let local_ips = match &spec.engine.local_ips {
-            Some(l) => crate::source::parse_local_ips(l.get_ref()).unwrap_or_else(|e| {
+            Some(l) => crate::net::source::parse_local_ips(l.get_ref()).unwrap_or_else(|e| {
                 c.error(&l.span(), format!("local_ips: {e}"));
                 Vec::new()
             }),
@@ -828,10 +833,10 @@ fn check_websocket(
         let mut refuse = |v: &str| -> Result<usize, String> {
             Err(format!(
                 "`{{{{{v}}}}}` is not defined: a WebSocket message or path can use the built-ins ({})",
-                crate::template::BUILTINS.join(", ")
+                crate::plan::template::BUILTINS.join(", ")
             ))
         };
-        match crate::template::Template::compile(text, escape, &mut refuse) {
+        match crate::plan::template::Template::compile(text, escape, &mut refuse) {
             Ok(t) => Some(t),
             Err(e) => {
                 let at = span.start + e.offset.min(span.len());
@@ -845,11 +850,16 @@ fn check_websocket(
             if !p.get_ref().starts_with('/') {
                 c.error(&p.span(), "path must start with `/`");
             }
-            builtins_only(c, p.get_ref(), p.span(), crate::template::Escape::Path)
+            builtins_only(
+                c,
+                p.get_ref(),
+                p.span(),
+                crate::plan::template::Escape::Path,
+            )
         }
-        None => Some(crate::template::Template::literal(
+        None => Some(crate::plan::template::Template::literal(
             path_and_query,
-            crate::template::Escape::None,
+            crate::plan::template::Escape::None,
         )),
     };
     let message_text = ws.message.as_ref().map_or_else(
@@ -861,7 +871,7 @@ fn check_websocket(
         c,
         &message_text,
         message_span.clone(),
-        crate::template::Escape::None,
+        crate::plan::template::Escape::None,
     );
     let correlate_id = match ws
         .correlate
@@ -963,7 +973,7 @@ fn check_tls(
     }
     let mut path = |f: &Option<Spanned<String>>| -> Option<std::path::PathBuf> {
         let f = f.as_ref()?;
-        if let crate::spec::Files::Bundle(_) = source.files {
+        if let crate::scenario::Files::Bundle(_) = source.files {
             c.error(
                 &f.span(),
                 "TLS files are read from the local disk: use loadctl run (submitting them to a daemon is not supported yet)",
@@ -972,21 +982,21 @@ fn check_tls(
         }
         Some(source.base_dir.join(f.get_ref()))
     };
-    let options = crate::tls::TlsOptions {
+    let options = crate::net::tls::TlsOptions {
         ca_file: path(&given.ca_file),
         client_cert: path(&given.client_cert),
         client_key: path(&given.client_key),
         insecure_skip_verify: given.insecure_skip_verify,
         resumption: given.resumption.unwrap_or(true),
         server_name: given.server_name.as_ref().map(|s| s.get_ref().clone()),
-        alpn: crate::tls::Alpn::Http11,
+        alpn: crate::net::tls::Alpn::Http11,
     };
     let span = first_span.unwrap_or_else(|| spec.target.url.span());
-    if let Err(e) = crate::tls::client_config(&options) {
+    if let Err(e) = crate::net::tls::client_config(&options) {
         c.error(&span, format!("tls: {e}"));
         return None;
     }
-    match crate::tls::server_name(&options, &target.host) {
+    match crate::net::tls::server_name(&options, &target.host) {
         Ok(server_name) => Some(TlsPlan {
             options,
             server_name,
@@ -1002,9 +1012,9 @@ fn check_tls(
 fn check_capacity(
     c: &mut Checker<'_>,
     spec: &ScenarioSpec,
-    cap: &crate::spec::CapacitySpec,
+    cap: &crate::scenario::CapacitySpec,
     names: &threshold::Names<'_>,
-) -> Option<crate::capacity::CapacityPlan> {
+) -> Option<crate::plan::capacity::CapacityPlan> {
     if let Some((name, _)) = spec.scenarios.iter().next() {
         c.error(
             &cap.slo.span(),
@@ -1091,7 +1101,7 @@ fn check_capacity(
         },
         None => Some(0.05),
     };
-    Some(crate::capacity::CapacityPlan {
+    Some(crate::plan::capacity::CapacityPlan {
         slo,
         start_rate: start_rate?,
         max_rate: max_rate?,
@@ -1338,7 +1348,7 @@ fn check_body(c: &mut Checker<'_>, spec: &ScenarioSpec, source: &Source) -> Vec<
 /// no stage is usable.
 fn check_stages(
     c: &mut Checker<'_>,
-    stages: &[crate::spec::StageSpec],
+    stages: &[crate::scenario::StageSpec],
     what: &str,
 ) -> Option<Vec<RateStage>> {
     let mut out = Vec::with_capacity(stages.len());
@@ -1372,7 +1382,7 @@ fn check_executor(c: &mut Checker<'_>, load: &LoadSpec) -> Result<Option<bool>, 
     };
     let name = e.get_ref().as_str();
     let Some(&(_, open)) = EXECUTORS.iter().find(|(n, _)| *n == name) else {
-        let hint = crate::template::closest(name, EXECUTORS.iter().map(|(n, _)| *n))
+        let hint = crate::plan::template::closest(name, EXECUTORS.iter().map(|(n, _)| *n))
             .map(|h| format!("; did you mean `{h}`?"))
             .unwrap_or_default();
         c.error(
@@ -1675,11 +1685,11 @@ fn check_cpus(c: &mut Checker<'_>, spec: &ScenarioSpec, connections: u32) -> Vec
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec;
+    use crate::scenario;
 
     fn plan(text: &str) -> Result<Plan, PlanErrors> {
-        let source = Source::in_memory("t.toml", text, crate::spec::Files::Disk);
-        let spec = spec::parse(&source).map_err(|e| {
+        let source = Source::in_memory("t.toml", text, crate::scenario::Files::Disk);
+        let spec = scenario::parse(&source).map_err(|e| {
             PlanErrors(vec![PlanError {
                 location: String::new(),
                 message: e.to_string(),

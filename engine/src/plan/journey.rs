@@ -10,9 +10,9 @@ use std::ops::Range;
 
 use toml::Spanned;
 
+use crate::plan::template::{self, Escape, RenderContext, Template};
 use crate::plan::Checker;
-use crate::spec::{CaptureSpec, CheckSpec, ScenarioSpec, StepSpec, ThinkSpec, UploadSpec};
-use crate::template::{self, Escape, RenderContext, Template};
+use crate::scenario::{CaptureSpec, CheckSpec, ScenarioSpec, StepSpec, ThinkSpec, UploadSpec};
 use crate::units;
 
 /// Most body bytes kept for captures and checks; the rest is counted, not kept.
@@ -276,7 +276,7 @@ impl Think {
 /// What a compiled journey needs from the rest of the plan.
 pub struct RequestBase<'a> {
     /// Where the scenario's files come from (feeders).
-    pub source: &'a crate::spec::Source,
+    pub source: &'a crate::scenario::Source,
     pub base_path: &'a str,
     pub host_header: &'a str,
     pub default_headers: &'a [(String, String)],
@@ -710,7 +710,7 @@ fn form_template_text<'a>(fields: impl Iterator<Item = (&'a String, &'a toml::Va
         if i > 0 {
             out.push(b'&');
         }
-        crate::template::form_encode(key.as_bytes(), &mut out);
+        crate::plan::template::form_encode(key.as_bytes(), &mut out);
         out.push(b'=');
         let text = match value {
             toml::Value::String(t) => t.clone(),
@@ -718,12 +718,12 @@ fn form_template_text<'a>(fields: impl Iterator<Item = (&'a String, &'a toml::Va
         };
         let mut rest = text.as_str();
         while let Some(open) = rest.find("{{") {
-            crate::template::form_encode(&rest.as_bytes()[..open], &mut out);
+            crate::plan::template::form_encode(&rest.as_bytes()[..open], &mut out);
             let close = rest[open..].find("}}").map_or(rest.len(), |c| open + c + 2);
             out.extend_from_slice(&rest.as_bytes()[open..close]);
             rest = &rest[close..];
         }
-        crate::template::form_encode(rest.as_bytes(), &mut out);
+        crate::plan::template::form_encode(rest.as_bytes(), &mut out);
     }
     String::from_utf8_lossy(&out).into_owned()
 }
@@ -767,8 +767,8 @@ const MAX_FEEDER_ROWS: usize = 10_000_000;
 /// Reads a feeder's CSV: (column names, rows of cell bytes).
 fn load_feeder(
     c: &mut Checker<'_>,
-    f: &Spanned<crate::spec::FeederSpec>,
-    source: &crate::spec::Source,
+    f: &Spanned<crate::scenario::FeederSpec>,
+    source: &crate::scenario::Source,
 ) -> Option<(Vec<String>, Vec<Row>)> {
     let spec = f.get_ref();
     let bytes = match source.read_file(&spec.file) {

@@ -8,8 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::stats::{Stats, StatsSet};
-use crate::template;
+use crate::metrics::stats::{Stats, StatsSet};
+use crate::plan::template;
 use crate::units;
 
 /// What a threshold measures.
@@ -87,7 +87,7 @@ impl ThresholdResult {
     /// The measured value for people: `1.20ms`, `2.50%`, `1000.0/s`.
     pub fn render_actual(&self) -> String {
         match self.unit.as_str() {
-            "us" => crate::results::format_us(self.actual as u64),
+            "us" => crate::units::format_us(self.actual as u64),
             "fraction" => format!("{:.2}%", self.actual * 100.0),
             "per_s" => format!("{:.1}/s", self.actual),
             _ => format!("{}", self.actual),
@@ -292,11 +292,11 @@ fn parse_fraction(text: &str) -> Result<f64, String> {
 }
 
 /// A quantile in µs, or the mean for `q < 0` (how `mean` is encoded).
-fn quantile(h: &crate::histogram::LatencyHistogram, q: f64) -> f64 {
+fn quantile(h: &crate::metrics::histogram::LatencyHistogram, q: f64) -> f64 {
     if q < 0.0 && !h.is_empty() {
         h.mean()
     } else {
-        crate::histogram::quantile_us(h, q.max(0.0)) as f64
+        crate::metrics::histogram::quantile_us(h, q.max(0.0)) as f64
     }
 }
 
@@ -329,8 +329,8 @@ impl Threshold {
             Metric::ErrorRate => {
                 // Transport failures have no response, so they add to the denominator.
                 let failures = s.errors_total()
-                    - s.errors[crate::ErrorKind::Status4xx.index()]
-                    - s.errors[crate::ErrorKind::Status5xx.index()];
+                    - s.errors[crate::metrics::ErrorKind::Status4xx.index()]
+                    - s.errors[crate::metrics::ErrorKind::Status5xx.index()];
                 let attempts = s.requests + failures;
                 if attempts == 0 {
                     0.0

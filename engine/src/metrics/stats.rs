@@ -6,8 +6,8 @@
 //! run totals are merged from the steps when rendering. Counters are fixed arrays indexed by
 //! [`ErrorKind`], status class and [`CheckKind`]: nothing on the hot path allocates.
 
-use crate::histogram::{new_histogram, record_ns, LatencyHistogram};
-use crate::ErrorKind;
+use crate::metrics::histogram::{new_histogram, record_ns, LatencyHistogram};
+use crate::metrics::ErrorKind;
 
 /// What a step's check looks at; indexes the per-kind failure counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

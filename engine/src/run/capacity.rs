@@ -8,58 +8,16 @@
 //! arrivals dropped, or every connection busy while the SLO allowed more concurrency — ends the
 //! search with that said, rather than reporting the generator's limit as the target's.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use crate::metrics::stats::StatsSet;
+use crate::plan::capacity::CapacityPlan;
+use crate::plan::threshold::{Metric, Op, Threshold, ThresholdResult};
 use crate::plan::{LoadModel, Plan};
-use crate::results::format_us;
 use crate::run::{self, RunEvent};
 use crate::schedule::Schedule;
-use crate::stats::StatsSet;
-use crate::threshold::{Metric, Op, Threshold, ThresholdResult};
-
-/// A validated `[capacity]` section.
-#[derive(Clone, Debug, PartialEq)]
-pub struct CapacityPlan {
-    pub slo: Vec<Threshold>,
-    pub start_rate: f64,
-    pub max_rate: f64,
-    /// Step-up multiplier before the first failure.
-    pub factor: f64,
-    /// Each level's length.
-    pub hold: Duration,
-    /// The start of each level that is not judged.
-    pub warmup: Duration,
-    /// Bisection stops when (fail − pass) / pass is at most this.
-    pub precision: f64,
-}
-
-impl CapacityPlan {
-    /// Connections a level needs so that the generator never caps concurrency below what the
-    /// SLO allows (Little's law: rate × latency limit), with slack.
-    pub fn connections_needed(&self) -> u32 {
-        let limit_s = self
-            .slo
-            .iter()
-            .filter_map(|t| match t.metric {
-                Metric::Latency(_) | Metric::Service(_) | Metric::Iteration(_) => {
-                    Some(t.limit / 1e6)
-                }
-                _ => None,
-            })
-            .fold(0.0f64, f64::max);
-        let limit_s = if limit_s > 0.0 { limit_s } else { 1.0 };
-        ((self.max_rate * limit_s * 1.5).ceil() as u32).clamp(32, 10_000)
-    }
-
-    /// A few seconds in all, for `--smoke`.
-    pub fn smoke(&mut self) {
-        self.hold = self.hold.min(Duration::from_millis(1200));
-        self.warmup = self.warmup.min(Duration::from_millis(200));
-        self.max_rate = self.max_rate.min(self.start_rate * self.factor);
-    }
-}
 
 /// One level of the search.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -280,8 +238,8 @@ fn run_level(
     let total = judged.total();
     let errors = total.errors_total();
     let failures = errors
-        - total.errors[crate::ErrorKind::Status4xx.index()]
-        - total.errors[crate::ErrorKind::Status5xx.index()];
+        - total.errors[crate::metrics::ErrorKind::Status4xx.index()]
+        - total.errors[crate::metrics::ErrorKind::Status5xx.index()];
     let attempts = total.requests + failures;
     let results_dropped = finished.results.dropped;
     let achieved = window_iterations as f64 / judged_s;
@@ -299,7 +257,7 @@ fn run_level(
     } else {
         None
     };
-    let q = crate::histogram::quantile_us;
+    let q = crate::metrics::histogram::quantile_us;
     Ok(Some(Level {
         rate_per_s: rate,
         achieved_per_s: (achieved * 10.0).round() / 10.0,
@@ -334,152 +292,13 @@ fn clearly_fails(slo: &[Threshold], set: &StatsSet, seconds: f64) -> bool {
     })
 }
 
-impl CapacityResult {
-    /// The readable summary: one line per level, then the verdict.
-    pub fn render_text(&self) -> String {
-        use std::fmt::Write as _;
-        let mut o = String::new();
-        let _ = writeln!(o, "Capacity search on {}", self.target);
-        let _ = writeln!(o, "SLO        {}", self.slo.join(", "));
-        let _ = writeln!(o, "{}", Level::header());
-        for l in &self.levels {
-            let _ = writeln!(o, "{}", l.row());
-        }
-        let _ = writeln!(o, "\n{}", self.verdict);
-        o
-    }
-}
-
-impl Level {
-    pub fn header() -> &'static str {
-        "\n  offered/s  achieved/s      p50      p99      max   errors  verdict"
-    }
-
-    pub fn row(&self) -> String {
-        let verdict = match (&self.generator_limited, self.passed, self.stopped_early) {
-            (Some(why), _, _) => format!("generator-limited: {why}"),
-            (None, true, _) => "pass".into(),
-            (None, false, true) => format!("FAIL (stopped early): {}", self.why()),
-            (None, false, false) => format!("FAIL: {}", self.why()),
-        };
-        format!(
-            "  {:>9.1} {:>11.1} {:>8} {:>8} {:>8} {:>7.2}%  {verdict}",
-            self.rate_per_s,
-            self.achieved_per_s,
-            format_us(self.latency_p50_us),
-            format_us(self.latency_p99_us),
-            format_us(self.latency_max_us),
-            self.error_rate * 100.0
-        )
-    }
-}
-
-/// A self-contained HTML page with the knee: latency against offered rate.
-pub fn render_html(result: &CapacityResult) -> String {
-    use std::fmt::Write as _;
-    let esc = |s: &str| {
-        s.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-            .replace('"', "&quot;")
-    };
-    let mut levels: Vec<&Level> = result.levels.iter().collect();
-    levels.sort_by(|a, b| a.rate_per_s.total_cmp(&b.rate_per_s));
-    let (w, h, pad) = (720.0, 360.0, 50.0);
-    let max_rate = levels.iter().map(|l| l.rate_per_s).fold(1.0, f64::max);
-    let max_lat = levels
-        .iter()
-        .map(|l| l.latency_p99_us as f64)
-        .fold(1.0, f64::max);
-    let x = |r: f64| pad + (w - 2.0 * pad) * r / max_rate;
-    let y = |us: f64| h - pad - (h - 2.0 * pad) * us / max_lat;
-    let line = |pick: &dyn Fn(&Level) -> f64| {
-        levels
-            .iter()
-            .map(|l| format!("{:.1},{:.1}", x(l.rate_per_s), y(pick(l))))
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    let mut svg = String::new();
-    let _ = write!(
-        svg,
-        r##"<svg id="knee" xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" role="img" aria-label="latency against offered rate">
-<line x1="{pad}" y1="{b}" x2="{r}" y2="{b}" stroke="#444"/><line x1="{pad}" y1="{pad}" x2="{pad}" y2="{b}" stroke="#444"/>
-<text x="{cx}" y="{ty}" text-anchor="middle" font-size="12">offered rate (/s), max {max_rate}</text>
-<text x="12" y="{pad}" font-size="12">p99 max {lat}</text>
-<polyline fill="none" stroke="#c0392b" stroke-width="2" points="{p99}"/>
-<polyline fill="none" stroke="#2e86c1" stroke-width="2" points="{p50}"/>
-"##,
-        b = h - pad,
-        r = w - pad,
-        cx = w / 2.0,
-        ty = h - 12.0,
-        lat = format_us(max_lat as u64),
-        p99 = line(&|l: &Level| l.latency_p99_us as f64),
-        p50 = line(&|l: &Level| l.latency_p50_us as f64),
-    );
-    for l in &levels {
-        let color = if l.passed { "#27ae60" } else { "#c0392b" };
-        let _ = writeln!(
-            svg,
-            r#"<circle cx="{:.1}" cy="{:.1}" r="4" fill="{color}"><title>{}/s: p99 {}</title></circle>"#,
-            x(l.rate_per_s),
-            y(l.latency_p99_us as f64),
-            l.rate_per_s,
-            format_us(l.latency_p99_us)
-        );
-    }
-    svg.push_str("</svg>");
-    let rows: String =
-        result
-            .levels
-            .iter()
-            .map(|l| {
-                format!(
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}%</td><td>{}</td></tr>",
-                l.rate_per_s,
-                l.achieved_per_s,
-                format_us(l.latency_p50_us),
-                format_us(l.latency_p99_us),
-                l.error_rate * 100.0,
-                esc(&if l.passed { "pass".to_string() } else { format!("fail: {}", l.why()) })
-            )
-            })
-            .collect();
-    format!(
-        r#"<!doctype html><html><head><meta charset="utf-8"><title>loadd capacity search</title>
-<style>body{{font-family:sans-serif;margin:2em;max-width:60em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}.v{{font-size:1.3em;font-weight:bold}}</style></head>
-<body><h1>Capacity search</h1><p>Target {target}. SLO: {slo}.</p><p class="v">{verdict}</p>
-<h2>Latency against offered rate</h2><p>Blue p50, red p99; green points passed every SLO.</p>{svg}
-<h2>Levels</h2><table><tr><th>offered/s</th><th>achieved/s</th><th>p50</th><th>p99</th><th>errors</th><th>verdict</th></tr>{rows}</table></body></html>
-"#,
-        target = esc(&result.target),
-        slo = esc(&result.slo.join(", ")),
-        verdict = esc(&result.verdict),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn connections_follow_littles_law() {
-        let plan = CapacityPlan {
-            slo: vec![crate::threshold::parse("p99 < 500ms", &[]).expect("slo")],
-            start_rate: 10.0,
-            max_rate: 1000.0,
-            factor: 2.0,
-            hold: Duration::from_secs(5),
-            warmup: Duration::from_secs(1),
-            precision: 0.05,
-        };
-        assert_eq!(plan.connections_needed(), 750);
-    }
-
-    #[test]
     fn clear_failures_need_a_wide_margin() {
-        let slo = vec![crate::threshold::parse("p99 < 10ms", &[]).expect("slo")];
+        let slo = vec![crate::plan::threshold::parse("p99 < 10ms", &[]).expect("slo")];
         let mut set = StatsSet::new(1, 1);
         set.steps[0].record_response(200, None, 0, 15_000_000);
         assert!(!clearly_fails(&slo, &set, 1.0), "15 ms against 10 ms");

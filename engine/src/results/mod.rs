@@ -3,14 +3,17 @@
 //!
 //! Built once from merged stats; percentiles are computed here and nowhere earlier.
 
+pub mod collector;
+
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::histogram::{LatencyHistogram, LatencySummary};
-use crate::stats::{CheckKind, Stats, StatsSet};
-use crate::threshold::ThresholdResult;
-use crate::ErrorKind;
+use crate::metrics::histogram::{LatencyHistogram, LatencySummary};
+use crate::metrics::stats::{CheckKind, Stats, StatsSet};
+use crate::metrics::ErrorKind;
+use crate::plan::threshold::ThresholdResult;
+use crate::units::format_us;
 
 pub const SCHEMA: &str = "loadd.results.v1";
 
@@ -73,7 +76,7 @@ impl IntervalSummary {
         requested_per_s: Option<f64>,
     ) -> Self {
         let stats = &set.total();
-        let q = crate::histogram::quantile_us;
+        let q = crate::metrics::histogram::quantile_us;
         Self {
             t_s: index as f64,
             requests: stats.requests,
@@ -267,7 +270,7 @@ impl StepResult {
             latency_us: LatencySummary::of(&s.latency),
             service_time_us: LatencySummary::of(&s.service),
             scenario: String::new(),
-            latency_p95_us: crate::histogram::quantile_us(&s.latency, 0.95),
+            latency_p95_us: crate::metrics::histogram::quantile_us(&s.latency, 0.95),
         }
     }
 }
@@ -764,17 +767,6 @@ fn or_none(items: &[String]) -> String {
     }
 }
 
-/// `850µs`, `12.3ms`, `1.50s`
-pub fn format_us(us: u64) -> String {
-    if us < 1000 {
-        format!("{us}µs")
-    } else if us < 1_000_000 {
-        format!("{:.2}ms", us as f64 / 1e3)
-    } else {
-        format!("{:.2}s", us as f64 / 1e6)
-    }
-}
-
 fn format_bytes(n: u64) -> String {
     match n {
         0..1024 => format!("{n} B"),
@@ -877,7 +869,7 @@ impl PercentilePoint {
             .collect();
         ps.sort_by(f64::total_cmp);
         ps.dedup();
-        let q = crate::histogram::quantile_us;
+        let q = crate::metrics::histogram::quantile_us;
         let mut points: Vec<Self> = ps
             .into_iter()
             .map(|p| Self {
@@ -949,8 +941,8 @@ mod tests {
 
     #[test]
     fn distribution_is_log_spaced_and_ends_at_the_max() {
-        let mut corrected = crate::histogram::new_histogram();
-        let mut uncorrected = crate::histogram::new_histogram();
+        let mut corrected = crate::metrics::histogram::new_histogram();
+        let mut uncorrected = crate::metrics::histogram::new_histogram();
         for us in 1..=10_000u64 {
             corrected.record(us).unwrap();
             uncorrected.record(us / 2 + 1).unwrap();
@@ -967,10 +959,11 @@ mod tests {
         assert!(d.iter().any(|p| p.percentile == 95.0));
         assert!(d.iter().any(|p| p.percentile == 99.99));
         assert!(!d.iter().any(|p| p.percentile == 99.999));
-        assert!(
-            PercentilePoint::distribution(&crate::histogram::new_histogram(), &uncorrected)
-                .is_empty()
-        );
+        assert!(PercentilePoint::distribution(
+            &crate::metrics::histogram::new_histogram(),
+            &uncorrected
+        )
+        .is_empty());
         assert_eq!(
             Environment::sha256_hex(b"abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
