@@ -2,15 +2,14 @@
 //! whole one. The first byte picks the split pattern and whether the request was HEAD.
 #![no_main]
 
-use engine::proto::http1::{ResponseDecoder, Step};
-use engine::ErrorKind;
+use engine::proto::http1::{DecodeError, ResponseDecoder, Step};
 use libfuzzer_sys::fuzz_target;
 
 /// How many responses of a pipelined stream are decoded at most.
 const MAX_RESPONSES: usize = 8;
 
 /// What one response ended as: status and body bytes, or the failure.
-type Outcome = Result<(u16, u64), ErrorKind>;
+type Outcome = Result<(u16, u64), DecodeError>;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&control, stream)) = data.split_first() else {

@@ -4,7 +4,9 @@
 //! It implements monoio's `AsyncReadRent`/`AsyncWriteRent`, so connection code reads into
 //! `buf.slice_mut(len..cap)` and `write_all(vec)` exactly as on a `TcpStream`. Buffers stay
 //! small while a connection idles: the ciphertext buffer grows to a record's size only when
-//! such a record arrives, and plaintext goes straight into the caller's buffer.
+//! such a record arrives, and plaintext goes straight into the caller's buffer. The handshake,
+//! reads, writes and the close all run one loop over rustls' states (`drive`); only what a
+//! state means differs between them.
 //!
 //! It refuses to be clever about cancellation: if a read or write future is dropped while the
 //! socket holds one of its buffers, the stream is poisoned (every later call fails) and the
@@ -19,7 +21,7 @@ use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut, IoVecWrapperMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 use monoio::BufResult;
-use rustls::client::UnbufferedClientConnection;
+use rustls::client::{ClientConnectionData, UnbufferedClientConnection};
 use rustls::pki_types::ServerName;
 use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, InsufficientSizeError};
 use rustls::{ClientConfig, HandshakeKind, ProtocolVersion};
@@ -67,7 +69,19 @@ struct Outgoing {
     len: usize,
 }
 
-/// What rustls asked for after one `process_tls_records` call.
+/// What `TlsStream::drive` is doing; each reads rustls' states in its own way.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Op<'a> {
+    Handshake,
+    /// Decrypt the next record with data into the caller's buffer.
+    Read,
+    /// Encrypt and send this plaintext (at most `WRITE_CHUNK`).
+    Write(&'a [u8]),
+    /// Queue close_notify if the connection can carry it, and send it.
+    Close,
+}
+
+/// What the driver does after one `process_tls_records` call.
 enum Next {
     /// Call again (something was encoded or consumed).
     Again,
@@ -75,10 +89,87 @@ enum Next {
     Transmit,
     /// Read more ciphertext from the socket.
     NeedData,
-    /// The handshake is over (or, in `write`, the data is encrypted and must be sent).
-    Ready,
-    /// The peer closed cleanly.
+    /// The peer closed cleanly: reads return 0 from now on.
     PeerClosed,
+    /// The operation is over once the outgoing buffer (if any) is sent.
+    Finished,
+}
+
+/// How an operation ended.
+enum Done {
+    /// `Op::Read`: this many plaintext bytes are in the caller's buffer.
+    Read(usize),
+    /// `Op::Read`: the peer closed (cleanly or not).
+    Eof,
+    Finished,
+}
+
+type State<'c, 'i> = ConnectionState<'c, 'i, ClientConnectionData>;
+
+/// The handshake's reading of a state (beyond encoding and transmitting).
+fn handshake_next(state: State<'_, '_>) -> Result<Next, TlsError> {
+    match state {
+        ConnectionState::BlockedHandshake => Ok(Next::NeedData),
+        // Application data may already follow the handshake: it waits inside rustls.
+        ConnectionState::WriteTraffic(_) | ConnectionState::ReadTraffic(_) => Ok(Next::Finished),
+        ConnectionState::PeerClosed | ConnectionState::Closed => Err(TlsError::HandshakeEof),
+        other => Err(TlsError::Handshake(unexpected(&other))),
+    }
+}
+
+/// A read's reading of a state other than `ReadTraffic` (which `drive` serves in place).
+fn read_next(state: State<'_, '_>) -> Result<Next, TlsError> {
+    match state {
+        ConnectionState::BlockedHandshake | ConnectionState::WriteTraffic(_) => Ok(Next::NeedData),
+        ConnectionState::PeerClosed | ConnectionState::Closed => Ok(Next::PeerClosed),
+        other => Err(TlsError::Protocol(unexpected(&other))),
+    }
+}
+
+/// A write's reading of a state: encrypt `chunk` once rustls can.
+fn write_next(
+    state: State<'_, '_>,
+    chunk: &[u8],
+    out: &mut Outgoing,
+    plain: &mut Vec<u8>,
+    peer_closed: &mut bool,
+) -> Result<Next, TlsError> {
+    match state {
+        ConnectionState::WriteTraffic(mut traffic) => out
+            .push(|spare| traffic.encrypt(chunk, spare).map_err(encrypt_need))
+            .map(|()| Next::Finished),
+        // Data that arrived before this write is kept for the next read.
+        ConnectionState::ReadTraffic(mut traffic) => {
+            while let Some(record) = traffic.next_record() {
+                match record {
+                    Ok(record) => plain.extend_from_slice(record.payload),
+                    Err(e) => return Err(TlsError::from_rustls(e, false)),
+                }
+            }
+            Ok(Next::Again)
+        }
+        ConnectionState::PeerClosed => {
+            // Reads see the close; a request may still go out (the server decides).
+            *peer_closed = true;
+            Ok(Next::Again)
+        }
+        ConnectionState::Closed => Err(TlsError::Io(io::ErrorKind::BrokenPipe.into())),
+        // Only reachable mid-handshake, which `connect` finished: nothing will unblock.
+        ConnectionState::BlockedHandshake => Err(TlsError::Protocol(rustls::Error::General(
+            "write before the handshake completed".into(),
+        ))),
+        other => Err(TlsError::Protocol(unexpected(&other))),
+    }
+}
+
+/// A close's reading of a state: close_notify goes out only on a connection ready for
+/// application data; in any other state (or on a TLS error) there is nothing to send.
+fn close_next(state: Result<State<'_, '_>, rustls::Error>, out: &mut Outgoing) -> Next {
+    if let Ok(ConnectionState::WriteTraffic(mut traffic)) = state {
+        // A failure to queue it leaves nothing to send: the socket is shut down all the same.
+        let _ = out.push(|spare| traffic.queue_close_notify(spare).map_err(encrypt_need));
+    }
+    Next::Finished
 }
 
 /// Performs the TLS handshake on a connected socket. Sets `TCP_NODELAY`: without it the
@@ -133,50 +224,8 @@ impl TlsStream {
     }
 
     async fn handshake(&mut self) -> Result<(), TlsError> {
-        loop {
-            let Self {
-                conn,
-                incoming,
-                out,
-                ..
-            } = self;
-            let status = conn.process_tls_records(incoming);
-            let discard = status.discard;
-            let next = match status.state {
-                Ok(ConnectionState::EncodeTlsData(mut data)) => out
-                    .push(|spare| data.encode(spare).map_err(encode_need))
-                    .map(|()| Next::Again),
-                Ok(ConnectionState::TransmitTlsData(data)) => {
-                    // Only a flag for rustls; the bytes go out right below, before anything else.
-                    data.done();
-                    Ok(Next::Transmit)
-                }
-                Ok(ConnectionState::BlockedHandshake) => Ok(Next::NeedData),
-                // Application data may already follow the handshake: it waits inside rustls.
-                Ok(ConnectionState::WriteTraffic(_) | ConnectionState::ReadTraffic(_)) => {
-                    Ok(Next::Ready)
-                }
-                Ok(ConnectionState::PeerClosed | ConnectionState::Closed) => Ok(Next::PeerClosed),
-                Ok(other) => Err(TlsError::Handshake(unexpected(&other))),
-                Err(e) => Err(TlsError::from_rustls(e, true)),
-            };
-            discard_front(incoming, discard);
-            let step = match next {
-                Ok(Next::Again) => Ok(()),
-                Ok(Next::Transmit) => self.transmit().await,
-                Ok(Next::NeedData) => match self.fill().await {
-                    Ok(true) => Ok(()),
-                    Ok(false) => Err(TlsError::HandshakeEof),
-                    Err(e) => Err(e),
-                },
-                Ok(Next::Ready) => return Ok(()),
-                Ok(Next::PeerClosed) => Err(TlsError::HandshakeEof),
-                Err(e) => Err(e),
-            };
-            if let Err(e) = step {
-                return Err(self.fail(e));
-            }
-        }
+        let (res, _) = self.drive(Op::Handshake, Vec::new()).await;
+        res.map(|_| ())
     }
 
     /// After the handshake: give back what the certificates needed, keep idle-sized buffers.
@@ -210,66 +259,10 @@ impl TlsStream {
         if self.peer_closed {
             return (Ok(0), buf);
         }
-        loop {
-            let Self {
-                conn,
-                incoming,
-                out,
-                plain,
-                ..
-            } = self;
-            let status = conn.process_tls_records(incoming);
-            let discard = status.discard;
-            let next = match status.state {
-                Ok(ConnectionState::ReadTraffic(mut traffic)) => match traffic.next_record() {
-                    Some(Ok(record)) if !record.payload.is_empty() => {
-                        // Straight into the caller's buffer; only what does not fit is kept.
-                        let mut rest = record.payload;
-                        let (res, buf) = rest.read(buf).await;
-                        plain.extend_from_slice(rest);
-                        drop(traffic);
-                        discard_front(incoming, discard);
-                        return (res, buf);
-                    }
-                    Some(Ok(_)) | None => Ok(Next::Again),
-                    Some(Err(e)) => Err(TlsError::from_rustls(e, false)),
-                },
-                Ok(ConnectionState::EncodeTlsData(mut data)) => out
-                    .push(|spare| data.encode(spare).map_err(encode_need))
-                    .map(|()| Next::Again),
-                Ok(ConnectionState::TransmitTlsData(data)) => {
-                    data.done();
-                    Ok(Next::Transmit)
-                }
-                Ok(ConnectionState::BlockedHandshake | ConnectionState::WriteTraffic(_)) => {
-                    Ok(Next::NeedData)
-                }
-                Ok(ConnectionState::PeerClosed | ConnectionState::Closed) => Ok(Next::PeerClosed),
-                Ok(other) => Err(TlsError::Protocol(unexpected(&other))),
-                Err(e) => Err(TlsError::from_rustls(e, false)),
-            };
-            discard_front(incoming, discard);
-            let step = match next {
-                Ok(Next::Again | Next::Ready) => Ok(()),
-                Ok(Next::Transmit) => self.transmit().await,
-                Ok(Next::NeedData) => match self.fill().await {
-                    // The peer closed without close_notify: HTTP framing tells a short body.
-                    Ok(false) => {
-                        self.peer_closed = true;
-                        return (Ok(0), buf);
-                    }
-                    Ok(true) => Ok(()),
-                    Err(e) => Err(e),
-                },
-                Ok(Next::PeerClosed) => {
-                    self.peer_closed = true;
-                    return (Ok(0), buf);
-                }
-                Err(e) => Err(e),
-            };
-            if let Err(e) = step {
-                return (Err(self.fail(e).into_io()), buf);
-            }
+        match self.drive(Op::Read, buf).await {
+            (Ok(Done::Read(n)), buf) => (Ok(n), buf),
+            (Ok(Done::Eof | Done::Finished), buf) => (Ok(0), buf),
+            (Err(e), buf) => (Err(e.into_io()), buf),
         }
     }
 
@@ -289,6 +282,27 @@ impl TlsStream {
         if written == 0 {
             return (Ok(0), buf);
         }
+        let (res, _) = self.drive(Op::Write(chunk), Vec::new()).await;
+        let res = res.map(|_| written).map_err(TlsError::into_io);
+        (res, buf)
+    }
+
+    /// Sends close_notify if the connection is in a state to, then shuts the socket down.
+    async fn close(&mut self) -> io::Result<()> {
+        if !self.poisoned {
+            let (res, _) = self.drive(Op::Close, Vec::new()).await;
+            res.map_err(TlsError::into_io)?;
+        }
+        self.tcp.shutdown().await
+    }
+
+    /// The one loop over rustls' unbuffered API that every operation runs: process the
+    /// records buffered, act on the state rustls reports, repeat until `op` is done. Encoding,
+    /// transmitting and reading more ciphertext are the same for every operation; what the
+    /// others mean is `op`'s to say (`handshake_next`, `read_next`, `write_next`, `close_next`).
+    /// `buf` is the caller's read buffer (`Op::Read` only; the others pass an empty one).
+    /// A failure poisons the stream.
+    async fn drive<T: IoBufMut>(&mut self, op: Op<'_>, buf: T) -> (Result<Done, TlsError>, T) {
         loop {
             let Self {
                 conn,
@@ -300,86 +314,64 @@ impl TlsStream {
             } = self;
             let status = conn.process_tls_records(incoming);
             let discard = status.discard;
-            let next = match status.state {
-                Ok(ConnectionState::WriteTraffic(mut traffic)) => out
-                    .push(|spare| traffic.encrypt(chunk, spare).map_err(encrypt_need))
-                    .map(|()| Next::Ready),
-                // Data that arrived before this write is kept for the next read.
-                Ok(ConnectionState::ReadTraffic(mut traffic)) => {
-                    let mut next = Ok(Next::Again);
-                    while let Some(record) = traffic.next_record() {
-                        match record {
-                            Ok(record) => plain.extend_from_slice(record.payload),
-                            Err(e) => {
-                                next = Err(TlsError::from_rustls(e, false));
-                                break;
-                            }
-                        }
-                    }
-                    next
-                }
-                Ok(ConnectionState::EncodeTlsData(mut data)) => out
+            let next = match (op, status.state) {
+                (Op::Close, state) => Ok(close_next(state, out)),
+                (_, Ok(ConnectionState::EncodeTlsData(mut data))) => out
                     .push(|spare| data.encode(spare).map_err(encode_need))
                     .map(|()| Next::Again),
-                Ok(ConnectionState::TransmitTlsData(data)) => {
+                (_, Ok(ConnectionState::TransmitTlsData(data))) => {
+                    // Only a flag for rustls; the bytes go out right below, before anything else.
                     data.done();
                     Ok(Next::Transmit)
                 }
-                Ok(ConnectionState::PeerClosed) => {
-                    // Reads see the close; a request may still go out (the server decides).
-                    *peer_closed = true;
-                    Ok(Next::Again)
+                (Op::Read, Ok(ConnectionState::ReadTraffic(mut traffic))) => {
+                    match traffic.next_record() {
+                        Some(Ok(record)) if !record.payload.is_empty() => {
+                            // Straight into the caller's buffer; only what does not fit is kept.
+                            let mut rest = record.payload;
+                            let (res, buf) = rest.read(buf).await;
+                            plain.extend_from_slice(rest);
+                            drop(traffic);
+                            discard_front(incoming, discard);
+                            return (res.map(Done::Read).map_err(TlsError::Io), buf);
+                        }
+                        Some(Ok(_)) | None => Ok(Next::Again),
+                        Some(Err(e)) => Err(TlsError::from_rustls(e, false)),
+                    }
                 }
-                Ok(ConnectionState::Closed) => Err(TlsError::Io(io::ErrorKind::BrokenPipe.into())),
-                Ok(ConnectionState::BlockedHandshake) => Ok(Next::NeedData),
-                Ok(other) => Err(TlsError::Protocol(unexpected(&other))),
-                Err(e) => Err(TlsError::from_rustls(e, false)),
+                (Op::Handshake, Ok(state)) => handshake_next(state),
+                (Op::Read, Ok(state)) => read_next(state),
+                (Op::Write(chunk), Ok(state)) => write_next(state, chunk, out, plain, peer_closed),
+                (op, Err(e)) => Err(TlsError::from_rustls(e, op == Op::Handshake)),
             };
             discard_front(incoming, discard);
             let step = match next {
                 Ok(Next::Again) => Ok(()),
                 Ok(Next::Transmit) => self.transmit().await,
-                Ok(Next::Ready) => {
-                    return match self.transmit().await {
-                        Ok(()) => (Ok(written), buf),
-                        Err(e) => (Err(self.fail(e).into_io()), buf),
-                    };
+                Ok(Next::NeedData) => match self.fill().await {
+                    Ok(true) => Ok(()),
+                    // The peer closed without close_notify: HTTP framing tells a short body.
+                    Ok(false) if op == Op::Read => {
+                        self.peer_closed = true;
+                        return (Ok(Done::Eof), buf);
+                    }
+                    Ok(false) => Err(TlsError::HandshakeEof),
+                    Err(e) => Err(e),
+                },
+                Ok(Next::PeerClosed) => {
+                    self.peer_closed = true;
+                    return (Ok(Done::Eof), buf);
                 }
-                // Only reachable mid-handshake, which `connect` finished: nothing will unblock.
-                Ok(Next::NeedData | Next::PeerClosed) => Err(TlsError::Protocol(
-                    rustls::Error::General("write before the handshake completed".into()),
-                )),
+                Ok(Next::Finished) => match self.transmit().await {
+                    Ok(()) => return (Ok(Done::Finished), buf),
+                    Err(e) => Err(e),
+                },
                 Err(e) => Err(e),
             };
             if let Err(e) = step {
-                return (Err(self.fail(e).into_io()), buf);
+                return (Err(self.fail(e)), buf);
             }
         }
-    }
-
-    /// Sends close_notify if the connection is in a state to, then shuts the socket down.
-    async fn close(&mut self) -> io::Result<()> {
-        if !self.poisoned {
-            let Self {
-                conn,
-                incoming,
-                out,
-                ..
-            } = self;
-            let status = conn.process_tls_records(incoming);
-            let discard = status.discard;
-            let queued = match status.state {
-                Ok(ConnectionState::WriteTraffic(mut traffic)) => out
-                    .push(|spare| traffic.queue_close_notify(spare).map_err(encrypt_need))
-                    .is_ok(),
-                _ => false,
-            };
-            discard_front(incoming, discard);
-            if queued {
-                self.transmit().await.map_err(TlsError::into_io)?;
-            }
-        }
-        self.tcp.shutdown().await
     }
 
     /// Sends the pending outgoing ciphertext.

@@ -3,12 +3,11 @@
 //!
 //! The decoder never buffers, copies or allocates: the head is parsed in place with httparse, body
 //! bytes are consumed as they arrive and reported as ranges of the caller's input. It knows nothing
-//! of sockets, timers or status classes (mapping 4xx/5xx to an `ErrorKind` is the caller's job), and
-//! every limit is a named constant mapped to an `ErrorKind`.
+//! of sockets, timers, status classes or the engine's error counters: it fails with its own
+//! `DecodeError` (the caller maps it to whatever it counts), and every limit is a named constant
+//! mapped to a `DecodeError`.
 
 use core::ops::Range;
-
-use crate::metrics::ErrorKind;
 
 /// Largest response head (and, separately, largest trailer section) accepted → `HeadTooLarge`.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -16,6 +15,27 @@ pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 pub const MAX_HEADERS: usize = 64;
 /// Longest chunk-size line, extensions and CRLF included → `Parse`.
 pub const MAX_CHUNK_LINE: usize = 4096;
+/// Why a response could not be decoded. Fieldless and `Copy`, so a failure costs nothing on the
+/// hot path and stays sticky in the decoder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// Not valid HTTP/1.1: bad status line, bad header, bad chunk framing.
+    #[error("the response is not valid HTTP/1.1")]
+    Parse,
+    /// The head (or the trailer section) is larger than `MAX_HEAD_BYTES`.
+    #[error("the response head is larger than the limit")]
+    HeadTooLarge,
+    /// More header fields than `MAX_HEADERS`.
+    #[error("the response has more header fields than the limit")]
+    TooManyHeaders,
+    /// The body is framed inconsistently (Content-Length and chunked both, or a bad length).
+    #[error("the response body is framed inconsistently")]
+    BadFraming,
+    /// The connection ended before the response was complete (or before it began).
+    #[error("the connection ended before the response was complete")]
+    Truncated,
+}
+
 /// Most hex digits in a chunk size: 15 keeps the size below 2^60, so it never overflows a `u64`.
 const MAX_CHUNK_SIZE_DIGITS: usize = 15;
 
@@ -152,7 +172,7 @@ enum State {
     UntilClose,
     Done,
     /// Sticky: every later call reports the same failure.
-    Failed(ErrorKind),
+    Failed(DecodeError),
 }
 
 /// Decodes one response at a time from bytes the caller reads; `reset` before each request.
@@ -193,7 +213,7 @@ impl ResponseDecoder {
 
     /// Feeds bytes: the caller's buffer, starting where the previous call's `consumed` ended. Gives
     /// the same result for any split of the byte stream.
-    pub fn decode(&mut self, input: &[u8]) -> Result<Step, ErrorKind> {
+    pub fn decode(&mut self, input: &[u8]) -> Result<Step, DecodeError> {
         if !input.is_empty() && self.state != State::Done {
             self.started = true;
         }
@@ -205,9 +225,9 @@ impl ResponseDecoder {
     }
 
     /// The peer closed the connection. Ok if that completes a close-delimited body (or the response
-    /// was already complete); otherwise `Err(Reset)`, also when nothing was received — callers tell
+    /// was already complete); otherwise `Err(Truncated)`, also when nothing was received — callers tell
     /// an idle close from a cut response with `in_progress()`.
-    pub fn finish_eof(&mut self) -> Result<(), ErrorKind> {
+    pub fn finish_eof(&mut self) -> Result<(), DecodeError> {
         match self.state {
             State::UntilClose => {
                 self.state = State::Done;
@@ -216,8 +236,8 @@ impl ResponseDecoder {
             State::Done => Ok(()),
             State::Failed(kind) => Err(kind),
             _ => {
-                self.state = State::Failed(ErrorKind::Reset);
-                Err(ErrorKind::Reset)
+                self.state = State::Failed(DecodeError::Truncated);
+                Err(DecodeError::Truncated)
             }
         }
     }
@@ -237,7 +257,7 @@ impl ResponseDecoder {
         self.body_bytes
     }
 
-    fn step(&mut self, input: &[u8]) -> Result<Step, ErrorKind> {
+    fn step(&mut self, input: &[u8]) -> Result<Step, DecodeError> {
         let mut pos = 0;
         let mut body = 0..0;
         loop {
@@ -277,7 +297,7 @@ impl ResponseDecoder {
                     self.state = State::Done;
                 }
                 State::ChunkSize => {
-                    let Some((line, len)) = take_line(rest, MAX_CHUNK_LINE, ErrorKind::Parse)?
+                    let Some((line, len)) = take_line(rest, MAX_CHUNK_LINE, DecodeError::Parse)?
                     else {
                         return Ok(Step::Partial {
                             consumed: pos,
@@ -317,11 +337,12 @@ impl ResponseDecoder {
                             body,
                         })
                     }
-                    _ => return Err(ErrorKind::Parse),
+                    _ => return Err(DecodeError::Parse),
                 },
                 State::Trailers { seen } => {
                     let limit = MAX_HEAD_BYTES - seen;
-                    let Some((line, len)) = take_line(rest, limit, ErrorKind::HeadTooLarge)? else {
+                    let Some((line, len)) = take_line(rest, limit, DecodeError::HeadTooLarge)?
+                    else {
                         return Ok(Step::Partial {
                             consumed: pos,
                             body,
@@ -333,7 +354,7 @@ impl ResponseDecoder {
                     } else if line.contains(&b':') {
                         self.state = State::Trailers { seen: seen + len };
                     } else {
-                        return Err(ErrorKind::Parse);
+                        return Err(DecodeError::Parse);
                     }
                 }
                 State::UntilClose => {
@@ -364,23 +385,23 @@ impl ResponseDecoder {
 }
 
 /// Parses one head at the front of `rest`; `None` while it is incomplete.
-fn parse_head(rest: &[u8], head_request: bool) -> Result<Option<ResponseHead>, ErrorKind> {
+fn parse_head(rest: &[u8], head_request: bool) -> Result<Option<ResponseHead>, DecodeError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut response = httparse::Response::new(&mut headers);
     let head_len = match response.parse(rest) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) if rest.len() >= MAX_HEAD_BYTES => {
-            return Err(ErrorKind::HeadTooLarge)
+            return Err(DecodeError::HeadTooLarge)
         }
         Ok(httparse::Status::Partial) => return Ok(None),
-        Err(httparse::Error::TooManyHeaders) => return Err(ErrorKind::TooManyHeaders),
-        Err(_) => return Err(ErrorKind::Parse),
+        Err(httparse::Error::TooManyHeaders) => return Err(DecodeError::TooManyHeaders),
+        Err(_) => return Err(DecodeError::Parse),
     };
     if head_len > MAX_HEAD_BYTES {
-        return Err(ErrorKind::HeadTooLarge);
+        return Err(DecodeError::HeadTooLarge);
     }
     let (Some(status), Some(minor_version)) = (response.code, response.version) else {
-        return Err(ErrorKind::Parse);
+        return Err(DecodeError::Parse);
     };
 
     let mut close = false;
@@ -416,11 +437,11 @@ fn parse_head(rest: &[u8], head_request: bool) -> Result<Option<ResponseHead>, E
     let body = match (te_chunked, content_length) {
         _ if no_body => BodyKind::None,
         // RFC 9112 lets Transfer-Encoding win, but a server sending both is broken (or smuggling).
-        (Some(_), Some(_)) => return Err(ErrorKind::BadFraming),
+        (Some(_), Some(_)) => return Err(DecodeError::BadFraming),
         (Some(true), None) => BodyKind::Chunked,
         (Some(false), None) => BodyKind::UntilClose,
         (None, Some(Ok(n))) => BodyKind::Length(n),
-        (None, Some(Err(()))) => return Err(ErrorKind::BadFraming),
+        (None, Some(Err(()))) => return Err(DecodeError::BadFraming),
         (None, None) => BodyKind::UntilClose,
     };
     let persistent = match minor_version {
@@ -452,13 +473,13 @@ fn parse_content_length(value: &[u8]) -> Result<u64, ()> {
 fn take_line(
     rest: &[u8],
     limit: usize,
-    too_long: ErrorKind,
-) -> Result<Option<(&[u8], usize)>, ErrorKind> {
+    too_long: DecodeError,
+) -> Result<Option<(&[u8], usize)>, DecodeError> {
     let window = &rest[..rest.len().min(limit)];
     match window.iter().position(|&b| b == b'\n') {
         Some(lf) => match window[..lf].split_last() {
             Some((b'\r', line)) => Ok(Some((line, lf + 1))),
-            _ => Err(ErrorKind::Parse),
+            _ => Err(DecodeError::Parse),
         },
         None if !rest.is_empty() && rest.len() >= limit => Err(too_long),
         None => Ok(None),
@@ -466,7 +487,7 @@ fn take_line(
 }
 
 /// `1*HEXDIG [BWS ";" extensions]`; extensions are skipped but must not hold control bytes.
-fn parse_chunk_size(line: &[u8]) -> Result<u64, ErrorKind> {
+fn parse_chunk_size(line: &[u8]) -> Result<u64, DecodeError> {
     let mut size = 0u64;
     let mut digits = 0;
     for &b in line {
@@ -476,11 +497,11 @@ fn parse_chunk_size(line: &[u8]) -> Result<u64, ErrorKind> {
         size = size << 4 | u64::from(d);
         digits += 1;
         if digits > MAX_CHUNK_SIZE_DIGITS {
-            return Err(ErrorKind::Parse);
+            return Err(DecodeError::Parse);
         }
     }
     if digits == 0 {
-        return Err(ErrorKind::Parse);
+        return Err(DecodeError::Parse);
     }
     let after = &line[digits..];
     let after = &after[after
@@ -490,7 +511,7 @@ fn parse_chunk_size(line: &[u8]) -> Result<u64, ErrorKind> {
     match after.split_first() {
         None => Ok(size),
         Some((b';', ext)) if !ext.iter().any(|&b| b.is_ascii_control() && b != b'\t') => Ok(size),
-        Some(_) => Err(ErrorKind::Parse),
+        Some(_) => Err(DecodeError::Parse),
     }
 }
 

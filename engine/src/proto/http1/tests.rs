@@ -14,7 +14,7 @@ struct Seen {
 
 /// Feeds `pieces` with the caller's buffer discipline (drop `consumed`, call again while that
 /// makes progress, else append the next piece), then EOF; checks every step's ranges.
-fn drive(pieces: &[&[u8]], head_request: bool) -> Result<Seen, ErrorKind> {
+fn drive(pieces: &[&[u8]], head_request: bool) -> Result<Seen, DecodeError> {
     let mut dec = ResponseDecoder::new();
     dec.reset(head_request);
     let mut buf = Vec::new();
@@ -66,7 +66,7 @@ fn drive(pieces: &[&[u8]], head_request: bool) -> Result<Seen, ErrorKind> {
 
 /// Feeds `input` whole, split in two at every byte (sampled for big inputs), one byte at a
 /// time, and in three pieces; every way must end the same. Returns that outcome.
-fn drive_every_split(input: &[u8], head_request: bool) -> Result<Seen, ErrorKind> {
+fn drive_every_split(input: &[u8], head_request: bool) -> Result<Seen, DecodeError> {
     let whole = drive(&[input], head_request);
     let stride = if input.len() > 8192 { 997 } else { 1 };
     for at in (0..=input.len()).step_by(stride) {
@@ -109,10 +109,10 @@ struct Case {
     name: &'static str,
     input: Vec<u8>,
     head_request: bool,
-    want: Result<Want, ErrorKind>,
+    want: Result<Want, DecodeError>,
 }
 
-fn case(name: &'static str, input: &[u8], want: Result<Want, ErrorKind>) -> Case {
+fn case(name: &'static str, input: &[u8], want: Result<Want, DecodeError>) -> Case {
     Case {
         name,
         input: input.to_vec(),
@@ -131,7 +131,7 @@ fn head_with(lines: &str, times: usize) -> Vec<u8> {
 
 fn cases() -> Vec<Case> {
     use BodyKind::*;
-    use ErrorKind::*;
+    use DecodeError::*;
     let mut many_headers = String::new();
     for i in 0..MAX_HEADERS {
         many_headers.push_str(&format!("X-{i}: v\r\n"));
@@ -198,7 +198,7 @@ fn cases() -> Vec<Case> {
         case("empty content-length", b"HTTP/1.1 200 OK\r\nContent-Length:\r\n\r\n", Err(BadFraming)),
         case("content-length overflow", b"HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551616\r\n\r\n", Err(BadFraming)),
         case("chunk size of 16 digits", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1000000000000000\r\n", Err(Parse)),
-        case("chunk size of 15 digits is fine until cut", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffff\r\nabc", Err(Reset)),
+        case("chunk size of 15 digits is fine until cut", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffff\r\nabc", Err(Truncated)),
         Case { input: long_ext.into_bytes(), ..case("chunk line too long", b"", Err(Parse)) },
         case("chunk size missing", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n;x\r\n", Err(Parse)),
         case("chunk size not hex", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", Err(Parse)),
@@ -214,9 +214,9 @@ fn cases() -> Vec<Case> {
         case("garbage", b"garbage\r\n\r\n", Err(Parse)),
         case("http/2 status line", b"HTTP/2 200 OK\r\n\r\n", Err(Parse)),
         case("four-digit status", b"HTTP/1.1 2000 OK\r\n\r\n", Err(Parse)),
-        case("cut in head", b"HTTP/1.1 200 OK\r\nContent-Len", Err(Reset)),
-        case("cut in body", b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel", Err(Reset)),
-        case("cut in trailers", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: 1\r\n", Err(Reset)),
+        case("cut in head", b"HTTP/1.1 200 OK\r\nContent-Len", Err(Truncated)),
+        case("cut in body", b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel", Err(Truncated)),
+        case("cut in trailers", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: 1\r\n", Err(Truncated)),
         case(
             "pipelined content-length",
             b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
@@ -382,7 +382,7 @@ fn eof_and_progress() {
     assert!(!dec.in_progress());
     assert_eq!(
         dec.finish_eof(),
-        Err(ErrorKind::Reset),
+        Err(DecodeError::Truncated),
         "idle close: the caller checks in_progress first"
     );
 
@@ -395,7 +395,7 @@ fn eof_and_progress() {
         })
     );
     assert!(dec.in_progress());
-    assert_eq!(dec.finish_eof(), Err(ErrorKind::Reset));
+    assert_eq!(dec.finish_eof(), Err(DecodeError::Truncated));
 
     dec.reset(false);
     assert!(dec.decode(b"HTTP/1.1 200 OK\r\n\r\nab").is_ok());
@@ -411,12 +411,12 @@ fn eof_and_progress() {
 #[test]
 fn errors_are_sticky() {
     let mut dec = ResponseDecoder::default();
-    assert_eq!(dec.decode(b"nonsense\r\n\r\n"), Err(ErrorKind::Parse));
+    assert_eq!(dec.decode(b"nonsense\r\n\r\n"), Err(DecodeError::Parse));
     assert_eq!(
         dec.decode(b"HTTP/1.1 200 OK\r\n\r\n"),
-        Err(ErrorKind::Parse)
+        Err(DecodeError::Parse)
     );
-    assert_eq!(dec.finish_eof(), Err(ErrorKind::Parse));
+    assert_eq!(dec.finish_eof(), Err(DecodeError::Parse));
 }
 
 fn encode(spec: RequestSpec<'_>) -> String {

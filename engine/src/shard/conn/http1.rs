@@ -7,90 +7,29 @@
 //! (nginx does it every 1000 requests): the request is retried once on a fresh connection and
 //! not counted as an error. Every other failure is counted by kind and the loop goes on.
 
-use std::cell::{Cell, RefCell};
-use std::future::Future;
-use std::io;
-use std::pin::{pin, Pin};
+use std::ops::Range;
+use std::pin::pin;
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
-use monoio::net::TcpStream;
-
-use crate::net::tls::Stream;
 
 use crate::metrics::ErrorKind;
+use crate::net::tls::Stream;
 use crate::plan::journey::{StepPlan, Think, MAX_INSPECTED_BODY};
 use crate::plan::template::RenderContext;
-use crate::proto::http1::{ResponseDecoder, Step};
+use crate::proto::http1::{DecodeError, ResponseDecoder, Step};
+use crate::shard::conn::deadline::{Expiring, Slot};
 use crate::shard::conn::inspect::{inspect, Response};
-use crate::shard::dispatch::Permit;
-use crate::shard::ShardState;
+use crate::shard::conn::socket::{connect, read_error_kind};
+use crate::shard::state::{Permit, ShardState};
 
 /// Read buffer of a connection waiting for a response, taken from the shard's pool and given
 /// back when the response is complete; grows only for heads larger than this.
 const READ_BUF: usize = 16 * 1024;
 /// Closed model: pause after a failed connect so a down target is not hammered in a hot loop.
 const CONNECT_BACKOFF: Duration = Duration::from_millis(10);
-
-/// Per-connection deadline, checked by the shard's watchdog (no timer per request).
-#[derive(Default)]
-pub struct Slot {
-    deadline_ns: Cell<u64>,
-    expired: Cell<bool>,
-    waker: RefCell<Option<Waker>>,
-}
-
-impl Slot {
-    pub(crate) fn arm(&self, deadline_ns: u64) {
-        self.expired.set(false);
-        self.deadline_ns.set(deadline_ns);
-    }
-
-    pub(crate) fn disarm(&self) {
-        self.deadline_ns.set(0);
-        self.expired.set(false);
-    }
-
-    /// Called by the watchdog: expires the slot if its deadline has passed.
-    pub fn check(&self, now_ns: u64) {
-        let d = self.deadline_ns.get();
-        if d != 0 && now_ns >= d && !self.expired.get() {
-            self.expired.set(true);
-            if let Some(w) = self.waker.borrow_mut().take() {
-                w.wake();
-            }
-        }
-    }
-}
-
-/// Runs `fut` until it completes or the slot expires (then `None`; the future is dropped,
-/// which cancels its io_uring operation).
-pub(crate) struct Expiring<'a, F> {
-    pub fut: Pin<&'a mut F>,
-    pub slot: &'a Slot,
-}
-
-impl<F: Future> Future for Expiring<'_, F> {
-    type Output = Option<F::Output>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        if let Poll::Ready(v) = self.fut.as_mut().poll(cx) {
-            return Poll::Ready(Some(v));
-        }
-        if self.slot.expired.get() {
-            return Poll::Ready(None);
-        }
-        let mut w = self.slot.waker.borrow_mut();
-        match w.as_ref() {
-            Some(old) if old.will_wake(cx.waker()) => {}
-            _ => *w = Some(cx.waker().clone()),
-        }
-        Poll::Pending
-    }
-}
 
 /// Why an exchange did not produce a response.
 enum Failure {
@@ -153,75 +92,13 @@ pub(crate) async fn run(shard: Rc<ShardState>, id: usize, stream: Option<Stream>
     shard.conn_finished();
 }
 
-/// Opens a connection (and its TLS session for `https://`) within the plan's connect timeout.
-pub(crate) async fn connect(shard: &ShardState) -> Result<Stream, ErrorKind> {
-    let plan = &shard.shared.plan;
-    let opened = monoio::time::timeout(plan.connect_timeout, open(shard)).await;
-    match opened {
-        Ok(Ok(stream)) => {
-            shard.step(0).connects += 1;
-            shard.conn_opened();
-            Ok(stream)
-        }
-        Ok(Err(kind)) => Err(kind),
-        Err(_) => Err(ErrorKind::Connect),
-    }
-}
-
-async fn open(shard: &ShardState) -> Result<Stream, ErrorKind> {
-    let plan = &shard.shared.plan;
-    let tcp = if plan.local_ips.is_empty() {
-        TcpStream::connect_addr(plan.addr).await
-    } else {
-        // Rotate over the shard's connects: every address gets its share of the ports.
-        let n = shard.shared.connects.get();
-        shard.shared.connects.set(n.wrapping_add(1));
-        let from = plan.local_ips[(n * plan.shards + plan.index) % plan.local_ips.len()];
-        crate::net::source::connect_from(from, plan.addr).await
-    }
-    .map_err(|_| ErrorKind::Connect)?;
-    // Without NODELAY a small request can sit in Nagle's buffer for tens of ms.
-    let _ = tcp.set_nodelay(true);
-    let Some((config, name)) = &shard.shared.tls else {
-        return Ok(Stream::Plain(tcp));
-    };
-    let began = std::time::Instant::now();
-    match crate::net::tls::connect(tcp, config, name).await {
-        Ok(tls) => {
-            let took = began.elapsed().as_nanos() as u64;
-            shard
-                .shared
-                .stats
-                .borrow_mut()
-                .record_handshake(took, tls.resumed());
-            Ok(Stream::from(tls))
-        }
-        Err(e) => Err(ErrorKind::of_tls(&e).unwrap_or(ErrorKind::Connect)),
-    }
-}
-
-pub(crate) fn read_error_kind(e: &io::Error) -> ErrorKind {
-    // A TLS alert can arrive on the first read (TLS 1.3: a server refusing our certificate).
-    if let Some(kind) = crate::net::tls::tls_error(e).and_then(ErrorKind::of_tls) {
-        return kind;
-    }
-    match e.kind() {
-        io::ErrorKind::ConnectionReset
-        | io::ErrorKind::ConnectionAborted
-        | io::ErrorKind::BrokenPipe
-        | io::ErrorKind::UnexpectedEof => ErrorKind::Reset,
-        io::ErrorKind::TimedOut => ErrorKind::Timeout,
-        _ => ErrorKind::Read,
-    }
-}
-
 impl Conn {
     fn close(&mut self, shard: &ShardState) {
         if self.stream.take().is_some() {
             shard.conn_closed();
         }
         self.buf.clear();
-        shard.shared.give_read_buffer(&mut self.buf, READ_BUF);
+        shard.give_read_buffer(&mut self.buf, READ_BUF);
     }
 
     /// One journey iteration: every step in order until one fails.
@@ -232,49 +109,11 @@ impl Conn {
         let steps = &shard.group.journey.steps;
         let open = intended.is_some();
         let mut failed = false;
-        let now_ms = || {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64)
-        };
-        for (f, feeder) in shard.group.journey.feeders.iter().enumerate() {
-            let Some(row) = shard.next_row(f, &mut self.rng) else {
-                // A unique feeder ran out: the run is stopping; this iteration never starts.
-                return;
-            };
-            for (slot, cell) in feeder.slots.iter().zip(&feeder.rows[row]) {
-                if let Some(v) = self.vars.get_mut(*slot) {
-                    v.clear();
-                    v.extend_from_slice(cell);
-                }
-            }
+        if !self.bind_vars(shard) {
+            // A unique feeder ran out: the run is stopping; this iteration never starts.
+            return;
         }
-        for (slot, template) in &shard.group.journey.iteration_vars {
-            self.scratch.clear();
-            template.render(
-                &mut RenderContext {
-                    vu: self.vu,
-                    iteration: self.iteration,
-                    vars: &self.vars,
-                    rng: &mut self.rng,
-                    now_ms: now_ms(),
-                },
-                &mut self.scratch,
-            );
-            if let Some(v) = self.vars.get_mut(*slot) {
-                v.clear();
-                v.extend_from_slice(&self.scratch);
-            }
-        }
-        let journey = &shard.group.journey;
-        let task = if journey.task_per_vu {
-            *self
-                .task
-                .get_or_insert_with(|| journey.pick_task(&mut self.rng))
-        } else {
-            journey.pick_task(&mut self.rng)
-        };
-        let range = journey.tasks.get(task).map_or(0..0, |t| t.steps.clone());
+        let range = self.pick_task(shard);
         // `once` steps (a login) run until they have all succeeded for this user.
         let last_once = range.clone().rev().find(|&i| steps[i].once);
         let mut first = true;
@@ -285,27 +124,7 @@ impl Conn {
             if step.once && self.setup_done {
                 continue;
             }
-            // A static request already in the buffer is sent as is; only templated ones are
-            // rendered (and only they may need the wall clock).
-            if !(step.request.is_static() && self.encoded == Some(i)) {
-                let now_ms = if step.request.is_static() {
-                    0
-                } else {
-                    now_ms()
-                };
-                step.request.encode(
-                    &mut RenderContext {
-                        vu: self.vu,
-                        iteration: self.iteration,
-                        vars: &self.vars,
-                        rng: &mut self.rng,
-                        now_ms,
-                    },
-                    &mut self.request,
-                    &mut self.scratch,
-                );
-                self.encoded = step.request.is_static().then_some(i);
-            }
+            self.encode(i, step);
             // Only the first step has a scheduled start; later ones start when the user gets there.
             // Its send time is the iteration's start (taken above), not another clock read.
             let (step_intended, sent_hint) = if first {
@@ -341,13 +160,7 @@ impl Conn {
             // the open model).
             if step.think != Think::None && (i + 1 < range.end || !open) {
                 last_done = None;
-                let pause = step.think.sample_ns(&mut self.rng);
-                // On the watchdog's slot, so an interrupted run does not wait out the pause.
-                let slot = &shard.slots[id];
-                slot.arm(shard.now_ns() + pause + 1);
-                let sleep = pin!(monoio::time::sleep(Duration::from_nanos(pause)));
-                let _ = (Expiring { fut: sleep, slot }).await;
-                slot.disarm();
+                self.think(shard, id, step.think).await;
             }
             if shard.interrupted() {
                 break;
@@ -360,6 +173,88 @@ impl Conn {
         }
         let done = last_done.unwrap_or_else(|| shard.now_ns());
         shard.record_iteration(start, done, failed);
+    }
+
+    /// The iteration's variables: each feeder's next row, then the per-iteration templates.
+    /// False when a unique feeder ran out.
+    fn bind_vars(&mut self, shard: &ShardState) -> bool {
+        for (f, feeder) in shard.group.journey.feeders.iter().enumerate() {
+            let Some(row) = shard.next_row(f, &mut self.rng) else {
+                return false;
+            };
+            for (slot, cell) in feeder.slots.iter().zip(&feeder.rows[row]) {
+                if let Some(v) = self.vars.get_mut(*slot) {
+                    v.clear();
+                    v.extend_from_slice(cell);
+                }
+            }
+        }
+        for (slot, template) in &shard.group.journey.iteration_vars {
+            self.scratch.clear();
+            template.render(
+                &mut RenderContext {
+                    vu: self.vu,
+                    iteration: self.iteration,
+                    vars: &self.vars,
+                    rng: &mut self.rng,
+                    now_ms: wall_ms(),
+                },
+                &mut self.scratch,
+            );
+            if let Some(v) = self.vars.get_mut(*slot) {
+                v.clear();
+                v.extend_from_slice(&self.scratch);
+            }
+        }
+        true
+    }
+
+    /// The steps of the task this iteration runs (with `task_choice = "vu"`, the user's own).
+    fn pick_task(&mut self, shard: &ShardState) -> Range<usize> {
+        let journey = &shard.group.journey;
+        let task = if journey.task_per_vu {
+            *self
+                .task
+                .get_or_insert_with(|| journey.pick_task(&mut self.rng))
+        } else {
+            journey.pick_task(&mut self.rng)
+        };
+        journey.tasks.get(task).map_or(0..0, |t| t.steps.clone())
+    }
+
+    /// Puts step `i`'s request in `request`. A static request already there is sent as is;
+    /// only templated ones are rendered (and only they may need the wall clock).
+    fn encode(&mut self, i: usize, step: &StepPlan) {
+        if step.request.is_static() && self.encoded == Some(i) {
+            return;
+        }
+        let now_ms = if step.request.is_static() {
+            0
+        } else {
+            wall_ms()
+        };
+        step.request.encode(
+            &mut RenderContext {
+                vu: self.vu,
+                iteration: self.iteration,
+                vars: &self.vars,
+                rng: &mut self.rng,
+                now_ms,
+            },
+            &mut self.request,
+            &mut self.scratch,
+        );
+        self.encoded = step.request.is_static().then_some(i);
+    }
+
+    /// A pause between steps, on the watchdog's slot so an interrupted run does not wait it out.
+    async fn think(&mut self, shard: &ShardState, id: usize, think: Think) {
+        let pause = think.sample_ns(&mut self.rng);
+        let slot = shard.slot(id);
+        slot.arm(shard.now_ns() + pause + 1);
+        let sleep = pin!(monoio::time::sleep(Duration::from_nanos(pause)));
+        let _ = (Expiring { fut: sleep, slot }).await;
+        slot.disarm();
     }
 
     /// One request of step `index`: `(status, latency, done)` or `None` after a counted failure.
@@ -402,7 +297,7 @@ impl Conn {
                 }
                 now
             });
-            let slot = &shard.slots[id];
+            let slot = shard.slot(id);
             slot.arm(sent + shard.timeout_ns);
             let outcome = self.send_and_receive(shard, slot, step).await;
             slot.disarm();
@@ -443,74 +338,75 @@ impl Conn {
         step: &StepPlan,
     ) -> Result<(u16, bool), Failure> {
         let reused = !self.fresh;
-        let stale_or = |kind: ErrorKind| {
-            if reused && kind == ErrorKind::Reset {
-                Failure::Stale
-            } else {
-                Failure::Kind(kind)
-            }
+        self.head.clear();
+        self.body.clear();
+        self.write_request(shard, slot)
+            .await
+            .map_err(|kind| stale_or(reused, kind))?;
+        self.read_response(shard, slot, step, reused).await
+    }
+
+    /// Sends `request`; the buffer comes back for reuse. `Err` with a kind a stale connection
+    /// may explain (a reset) or not.
+    async fn write_request(&mut self, shard: &ShardState, slot: &Slot) -> Result<(), ErrorKind> {
+        // Disjoint borrows: the socket is borrowed by the in-flight operation.
+        let Conn {
+            stream,
+            request,
+            encoded,
+            ..
+        } = self;
+        let Some(stream) = stream.as_mut() else {
+            return Err(ErrorKind::Connect);
         };
+        let write = pin!(stream.write_all(std::mem::take(request)));
+        let Some((res, written)) = (Expiring { fut: write, slot }).await else {
+            // The buffer went down with the cancelled write (rare); the next request
+            // re-encodes into a new one.
+            *encoded = None;
+            return Err(ErrorKind::Timeout);
+        };
+        *request = written;
+        match res {
+            Ok(n) => {
+                shard.step(0).bytes_out += n as u64;
+                Ok(())
+            }
+            Err(e) => Err(match read_error_kind(&e) {
+                ErrorKind::Reset => ErrorKind::Reset,
+                _ => ErrorKind::Write,
+            }),
+        }
+    }
+
+    /// Reads and decodes one response: `(status, keep_alive)`. `reused`: the connection served
+    /// an earlier request, so a close before any response byte is `Stale`.
+    async fn read_response(
+        &mut self,
+        shard: &ShardState,
+        slot: &Slot,
+        step: &StepPlan,
+        reused: bool,
+    ) -> Result<(u16, bool), Failure> {
         // Disjoint borrows: the socket is borrowed by each in-flight operation.
         let Conn {
             stream,
             buf,
-            request,
-            encoded,
             decoder,
             head,
             body,
             ..
         } = self;
-        head.clear();
-        body.clear();
         let Some(stream) = stream.as_mut() else {
             return Err(Failure::Kind(ErrorKind::Connect));
         };
-
-        {
-            let write = pin!(stream.write_all(std::mem::take(request)));
-            let Some((res, written)) = (Expiring { fut: write, slot }).await else {
-                // The buffer went down with the cancelled write (rare); the next request
-                // re-encodes into a new one.
-                *encoded = None;
-                return Err(Failure::Kind(ErrorKind::Timeout));
-            };
-            *request = written;
-            match res {
-                Ok(n) => shard.step(0).bytes_out += n as u64,
-                Err(e) => {
-                    let kind = match read_error_kind(&e) {
-                        ErrorKind::Reset => ErrorKind::Reset,
-                        _ => ErrorKind::Write,
-                    };
-                    return Err(stale_or(kind));
-                }
-            }
-        }
-
         decoder.reset(step.head_request);
         loop {
             if !buf.is_empty() {
-                let had_head = decoder.head().is_some();
-                let decoded = decoder.decode(buf);
-                if step.needs_head && !had_head {
-                    if let Some(h) = decoder.head() {
-                        head.extend_from_slice(&buf[..h.head_len.min(buf.len())]);
-                    }
-                }
-                if step.needs_body {
-                    if let Ok(Step::Partial { body: r, .. } | Step::Complete { body: r, .. }) =
-                        &decoded
-                    {
-                        let room = MAX_INSPECTED_BODY.saturating_sub(body.len());
-                        let end = r.end.min(r.start + room);
-                        body.extend_from_slice(&buf[r.start..end]);
-                    }
-                }
-                match decoded {
+                match decode(step, decoder, buf, head, body) {
                     Ok(Step::Complete { consumed, .. }) => {
                         buf.drain(..consumed);
-                        shard.shared.give_read_buffer(buf, READ_BUF);
+                        shard.give_read_buffer(buf, READ_BUF);
                         return Ok(finished_head(decoder));
                     }
                     Ok(Step::Partial { consumed, .. }) => {
@@ -520,11 +416,11 @@ impl Conn {
                             continue;
                         }
                     }
-                    Err(kind) => return Err(Failure::Kind(kind)),
+                    Err(e) => return Err(Failure::Kind(e.into())),
                 }
             }
             if buf.capacity() == 0 {
-                *buf = shard.shared.take_read_buffer(READ_BUF);
+                *buf = shard.take_read_buffer(READ_BUF);
             } else if buf.len() == buf.capacity() {
                 // A head larger than the buffer: grow; the decoder bounds it (HeadTooLarge).
                 buf.reserve(buf.capacity().max(READ_BUF));
@@ -540,11 +436,11 @@ impl Conn {
             match res {
                 Ok(0) => {
                     if !decoder.in_progress() && buf.is_empty() {
-                        return Err(stale_or(ErrorKind::Reset));
+                        return Err(stale_or(reused, ErrorKind::Reset));
                     }
                     return match decoder.finish_eof() {
                         Ok(()) => Ok((finished_head(decoder).0, false)),
-                        Err(kind) => Err(Failure::Kind(kind)),
+                        Err(e) => Err(Failure::Kind(e.into())),
                     };
                 }
                 Ok(n) => shard.step(0).bytes_in += n as u64,
@@ -553,11 +449,53 @@ impl Conn {
                     if decoder.in_progress() || !buf.is_empty() {
                         return Err(Failure::Kind(kind));
                     }
-                    return Err(stale_or(kind));
+                    return Err(stale_or(reused, kind));
                 }
             }
         }
     }
+}
+
+/// A reset on a reused connection may only mean the server closed it while idle: `Stale`.
+fn stale_or(reused: bool, kind: ErrorKind) -> Failure {
+    if reused && kind == ErrorKind::Reset {
+        Failure::Stale
+    } else {
+        Failure::Kind(kind)
+    }
+}
+
+/// Decodes what `buf` holds, keeping the head and (up to `MAX_INSPECTED_BODY`) the body for a
+/// step that inspects them.
+fn decode(
+    step: &StepPlan,
+    decoder: &mut ResponseDecoder,
+    buf: &[u8],
+    head: &mut Vec<u8>,
+    body: &mut Vec<u8>,
+) -> Result<Step, DecodeError> {
+    let had_head = decoder.head().is_some();
+    let decoded = decoder.decode(buf);
+    if step.needs_head && !had_head {
+        if let Some(h) = decoder.head() {
+            head.extend_from_slice(&buf[..h.head_len.min(buf.len())]);
+        }
+    }
+    if step.needs_body {
+        if let Ok(Step::Partial { body: r, .. } | Step::Complete { body: r, .. }) = &decoded {
+            let room = MAX_INSPECTED_BODY.saturating_sub(body.len());
+            let end = r.end.min(r.start + room);
+            body.extend_from_slice(&buf[r.start..end]);
+        }
+    }
+    decoded
+}
+
+/// Wall-clock milliseconds, for templates that print the time.
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// `(status, keep_alive)` of the response the decoder just completed.
@@ -566,5 +504,18 @@ fn finished_head(decoder: &ResponseDecoder) -> (u16, bool) {
         // 101 switches protocols: this connection is no longer HTTP/1.1 for us.
         Some(h) => (h.status, h.keep_alive && h.status != 101),
         None => (0, false),
+    }
+}
+
+/// The codec's failures as the engine counts them.
+impl From<DecodeError> for ErrorKind {
+    fn from(e: DecodeError) -> Self {
+        match e {
+            DecodeError::Parse => ErrorKind::Parse,
+            DecodeError::HeadTooLarge => ErrorKind::HeadTooLarge,
+            DecodeError::TooManyHeaders => ErrorKind::TooManyHeaders,
+            DecodeError::BadFraming => ErrorKind::BadFraming,
+            DecodeError::Truncated => ErrorKind::Reset,
+        }
     }
 }

@@ -23,8 +23,9 @@ use crate::net::tls::Stream;
 use crate::plan::template::RenderContext;
 use crate::plan::{WsPlan, WS_CONNECT_STEP, WS_MESSAGE_STEP};
 use crate::proto::ws::{self, Decoded, Event, Handshake, MessageDecoder, MessageKind};
-use crate::shard::conn::http1::{self as conn, Expiring, Slot};
-use crate::shard::ShardState;
+use crate::shard::conn::deadline::{Expiring, Slot};
+use crate::shard::conn::socket::{connect, read_error_kind};
+use crate::shard::state::ShardState;
 
 /// Initial read buffer per connection; grows only for a frame larger than this.
 const READ_BUF: usize = 1024;
@@ -88,7 +89,7 @@ async fn user(shard: &ShardState, id: usize, ws: &WsPlan) {
     } else {
         0
     };
-    let slot = &shard.slots[id];
+    let slot = shard.slot(id);
     let mut opened_before = false;
     while !shard.is_stopping() {
         let Some(mut stream) = c.open(shard, ws, slot).await else {
@@ -98,7 +99,7 @@ async fn user(shard: &ShardState, id: usize, ws: &WsPlan) {
             continue;
         };
         if opened_before {
-            shard.shared.stats.borrow_mut().ws.reconnects += 1;
+            shard.stats().ws.reconnects += 1;
         }
         opened_before = true;
         match c
@@ -144,7 +145,7 @@ impl WsConn {
     /// TCP (+ TLS), then the upgrade; its time is the "ws connect" step's latency.
     async fn open(&mut self, shard: &ShardState, ws: &WsPlan, slot: &Slot) -> Option<Stream> {
         let began = shard.now_ns();
-        let mut stream = match conn::connect(shard).await {
+        let mut stream = match connect(shard).await {
             Ok(s) => s,
             Err(kind) => {
                 shard.step(WS_CONNECT_STEP).record_error(kind);
@@ -175,7 +176,7 @@ impl WsConn {
             &ws.headers,
             &mut self.out,
         );
-        slot.arm(began + shard.shared.plan.connect_timeout.as_nanos() as u64);
+        slot.arm(began + shard.plan().connect_timeout.as_nanos() as u64);
         let result = self
             .upgrade(shard, ws, slot, &mut stream, key.as_str())
             .await;
@@ -237,7 +238,7 @@ impl WsConn {
                 shard.step(WS_MESSAGE_STEP).bytes_out += n as u64;
                 Ok(())
             }
-            Err(e) => Err(conn::read_error_kind(&e)),
+            Err(e) => Err(read_error_kind(&e)),
         }
     }
 
@@ -265,7 +266,7 @@ impl WsConn {
                 shard.step(WS_MESSAGE_STEP).bytes_in += n as u64;
                 Ok(())
             }
-            Err(e) => Err(match conn::read_error_kind(&e) {
+            Err(e) => Err(match read_error_kind(&e) {
                 ErrorKind::Reset => ErrorKind::WsClosed,
                 other => other,
             }),
@@ -303,7 +304,7 @@ impl WsConn {
             slot.arm(sent + shard.timeout_ns);
             let outcome = match self.write_out(shard, slot, stream).await {
                 Ok(()) => {
-                    shard.shared.stats.borrow_mut().ws.sent += 1;
+                    shard.stats().ws.sent += 1;
                     self.await_reply(shard, ws, slot, stream).await
                 }
                 Err(kind) => Err(kind),
@@ -386,7 +387,7 @@ impl WsConn {
                     Decoded::Event { consumed, event } => {
                         match event {
                             Event::Message { payload, .. } => {
-                                shard.shared.stats.borrow_mut().ws.received += 1;
+                                shard.stats().ws.received += 1;
                                 if !ws.correlate_id
                                     || memchr::memmem::find(payload, &self.token).is_some()
                                 {
@@ -444,7 +445,7 @@ impl WsConn {
                         event: Event::Close { .. },
                         ..
                     }) => {
-                        shard.shared.stats.borrow_mut().ws.closed_cleanly += 1;
+                        shard.stats().ws.closed_cleanly += 1;
                         break;
                     }
                     Ok(Decoded::Event { consumed, .. }) => {

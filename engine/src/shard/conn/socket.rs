@@ -1,0 +1,70 @@
+//! Opening a connection: TCP (from a rotating source address when the plan has several), then
+//! TLS for `https://`/`wss://`, within the plan's connect timeout; and how a socket's failures
+//! are counted.
+//!
+//! It speaks no protocol over the socket: the HTTP/1.1 and WebSocket connections do that.
+
+use std::io;
+
+use monoio::net::TcpStream;
+
+use crate::metrics::ErrorKind;
+use crate::net::tls::Stream;
+use crate::shard::state::ShardState;
+
+/// Opens a connection (and its TLS session for `https://`) within the plan's connect timeout.
+pub async fn connect(shard: &ShardState) -> Result<Stream, ErrorKind> {
+    let opened = monoio::time::timeout(shard.plan().connect_timeout, open(shard)).await;
+    match opened {
+        Ok(Ok(stream)) => {
+            shard.step(0).connects += 1;
+            shard.conn_opened();
+            Ok(stream)
+        }
+        Ok(Err(kind)) => Err(kind),
+        Err(_) => Err(ErrorKind::Connect),
+    }
+}
+
+async fn open(shard: &ShardState) -> Result<Stream, ErrorKind> {
+    let plan = shard.plan();
+    let tcp = if plan.local_ips.is_empty() {
+        TcpStream::connect_addr(plan.addr).await
+    } else {
+        // Rotate over the shard's connects: every address gets its share of the ports.
+        let n = shard.next_connect();
+        let from = plan.local_ips[(n * plan.shards + plan.index) % plan.local_ips.len()];
+        crate::net::source::connect_from(from, plan.addr).await
+    }
+    .map_err(|_| ErrorKind::Connect)?;
+    // Without NODELAY a small request can sit in Nagle's buffer for tens of ms.
+    let _ = tcp.set_nodelay(true);
+    let Some((config, name)) = shard.tls() else {
+        return Ok(Stream::Plain(tcp));
+    };
+    let began = std::time::Instant::now();
+    match crate::net::tls::connect(tcp, config, name).await {
+        Ok(tls) => {
+            let took = began.elapsed().as_nanos() as u64;
+            shard.stats().record_handshake(took, tls.resumed());
+            Ok(Stream::from(tls))
+        }
+        Err(e) => Err(ErrorKind::of_tls(&e).unwrap_or(ErrorKind::Connect)),
+    }
+}
+
+/// The counted kind of a failed socket read (writes map their non-reset failures to `Write`).
+pub fn read_error_kind(e: &io::Error) -> ErrorKind {
+    // A TLS alert can arrive on the first read (TLS 1.3: a server refusing our certificate).
+    if let Some(kind) = crate::net::tls::tls_error(e).and_then(ErrorKind::of_tls) {
+        return kind;
+    }
+    match e.kind() {
+        io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::BrokenPipe
+        | io::ErrorKind::UnexpectedEof => ErrorKind::Reset,
+        io::ErrorKind::TimedOut => ErrorKind::Timeout,
+        _ => ErrorKind::Read,
+    }
+}
