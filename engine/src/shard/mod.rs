@@ -5,6 +5,9 @@
 //! state. It opens its connections, reports ready, waits for the run's common origin, and runs.
 //! It talks to the rest only over channels and never blocks on them once running: intervals go
 //! out with `try_send`, and a full channel merges the interval into the next one (no data lost).
+//!
+//! This module is the loop (spawn, open, pace, housekeep, ship); what connections may see of a
+//! shard is `state`, and when scenarios stop and requests time out is `watchdog`'s call.
 
 pub(crate) mod conn;
 pub mod dispatch;

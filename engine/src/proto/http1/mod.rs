@@ -257,6 +257,8 @@ impl ResponseDecoder {
         self.body_bytes
     }
 
+    /// Every transition of the decoder, in one `match` over its state (so it reads as the state
+    /// machine it is, at the cost of a long function).
     fn step(&mut self, input: &[u8]) -> Result<Step, DecodeError> {
         let mut pos = 0;
         let mut body = 0..0;
@@ -265,10 +267,7 @@ impl ResponseDecoder {
             match self.state {
                 State::Head => {
                     let Some(head) = parse_head(rest, self.head_request)? else {
-                        return Ok(Step::Partial {
-                            consumed: pos,
-                            body,
-                        });
+                        return partial(pos, body);
                     };
                     pos += head.head_len;
                     if (100..200).contains(&head.status) && head.status != 101 {
@@ -289,20 +288,14 @@ impl ResponseDecoder {
                     let remaining = remaining - take as u64;
                     if remaining > 0 {
                         self.state = State::Length { remaining };
-                        return Ok(Step::Partial {
-                            consumed: pos,
-                            body,
-                        });
+                        return partial(pos, body);
                     }
                     self.state = State::Done;
                 }
                 State::ChunkSize => {
                     let Some((line, len)) = take_line(rest, MAX_CHUNK_LINE, DecodeError::Parse)?
                     else {
-                        return Ok(Step::Partial {
-                            consumed: pos,
-                            body,
-                        });
+                        return partial(pos, body);
                     };
                     pos += len;
                     self.state = match parse_chunk_size(line)? {
@@ -313,10 +306,7 @@ impl ResponseDecoder {
                 State::ChunkData { remaining } => {
                     // A second chunk's data in this call would make `body` two ranges: stop first.
                     if rest.is_empty() || !body.is_empty() {
-                        return Ok(Step::Partial {
-                            consumed: pos,
-                            body,
-                        });
+                        return partial(pos, body);
                     }
                     let take = self.take_body(remaining, rest.len());
                     body = pos..pos + take;
@@ -332,10 +322,7 @@ impl ResponseDecoder {
                         self.state = State::ChunkSize;
                     }
                     [] | [b'\r'] => {
-                        return Ok(Step::Partial {
-                            consumed: pos,
-                            body,
-                        })
+                        return partial(pos, body);
                     }
                     _ => return Err(DecodeError::Parse),
                 },
@@ -343,10 +330,7 @@ impl ResponseDecoder {
                     let limit = MAX_HEAD_BYTES - seen;
                     let Some((line, len)) = take_line(rest, limit, DecodeError::HeadTooLarge)?
                     else {
-                        return Ok(Step::Partial {
-                            consumed: pos,
-                            body,
-                        });
+                        return partial(pos, body);
                     };
                     pos += len;
                     if line.is_empty() {
@@ -382,6 +366,11 @@ impl ResponseDecoder {
         self.body_bytes += take as u64;
         take
     }
+}
+
+/// Not complete yet, after `consumed` bytes with `body` among them.
+fn partial(consumed: usize, body: Range<usize>) -> Result<Step, DecodeError> {
+    Ok(Step::Partial { consumed, body })
 }
 
 /// Parses one head at the front of `rest`; `None` while it is incomplete.
