@@ -72,6 +72,7 @@ fi
 
 echo
 echo "== open model: 2000 req/s for 6s over 20 connections; the target stalls 1s at t=3s"
+echo "   (the stall holds every connection, so sends fall behind the schedule: expect the late-send warning)"
 stall_after 3 1000 &
 stall=$!
 "$bin/loadctl" run "$url/" -c 20 -R 2000 -d 6s --report "$tmp/open.json"
