@@ -1,4 +1,4 @@
-# Sourced by the bench and soak scripts: installs Debian packages that are missing, without
+# Sourced by the test, bench and soak scripts: installs Debian packages that are missing, without
 # letting a package start its service (nginx would take port 80).
 # Usage: apt_install_missing CALLER PACKAGE...   (does nothing without packages)
 

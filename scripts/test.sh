@@ -5,38 +5,15 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
-}
-
-apt_updated=0
-apt_install() {
-    if [ "$apt_updated" -eq 0 ]; then
-        as_root apt-get update -qq
-        apt_updated=1
-    fi
-    # policy-rc.d exit 101 keeps the package from starting nginx as a service on port 80:
-    # the tests spawn their own nginx on free loopback ports.
-    local policy=/usr/sbin/policy-rc.d added_policy=0
-    if [ ! -e "$policy" ]; then
-        printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
-        as_root chmod +x "$policy"
-        added_policy=1
-    fi
-    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "$@" </dev/null
-    if [ "$added_policy" -eq 1 ]; then as_root rm -f "$policy"; fi
-}
-
 if [ "${LOADD_SKIP_INSTALL:-0}" != 1 ]; then
-    if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
-        echo "test.sh: installing nginx" >&2
-        apt_install nginx
-    fi
+    missing=()
+    if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then missing+=(nginx); fi
     # tests/reports.rs renders the HTML report in headless Chromium.
-    if [ ! -x /usr/bin/chromium ]; then
-        echo "test.sh: installing chromium" >&2
-        apt_install chromium
-    fi
+    if [ ! -x /usr/bin/chromium ]; then missing+=(chromium); fi
+    # shellcheck source=scripts/apt.sh
+    source scripts/apt.sh
+    # The tests spawn their own nginx on free loopback ports: apt.sh keeps the package's from starting.
+    apt_install_missing test.sh "${missing[@]}"
     # tests/websocket.rs uses Python `websockets` as an independent WebSocket peer.
     if ! python3 -c "import websockets" >/dev/null 2>&1; then
         echo "test.sh: installing the websockets Python package" >&2
