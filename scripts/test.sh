@@ -32,12 +32,12 @@ if [ "${LOADD_SKIP_INSTALL:-0}" != 1 ]; then
         echo "test.sh: installing nginx" >&2
         apt_install nginx
     fi
-    # tests/reports.rs renders the HTML report in headless Chromium.
+    # tests/suite/reports.rs renders the HTML report in headless Chromium.
     if [ ! -x /usr/bin/chromium ]; then
         echo "test.sh: installing chromium" >&2
         apt_install chromium
     fi
-    # tests/websocket.rs uses Python `websockets` as an independent WebSocket peer.
+    # tests/suite/websocket.rs uses Python `websockets` as an independent WebSocket peer.
     if ! python3 -c "import websockets" >/dev/null 2>&1; then
         echo "test.sh: installing the websockets Python package" >&2
         python3 -m pip install --quiet --disable-pip-version-check "websockets>=13"

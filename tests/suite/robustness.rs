@@ -4,7 +4,7 @@
 //! all of them mixed in one weighted run) and against a target that dies mid-run and comes back,
 //! every run ends with exit 0, each failure counted under the kind it is, and every attempt
 //! accounted for: responses + errors == attempts == what the sandbox saw, per step and per
-//! interval. `tests/misbehave.rs` covers the single-endpoint basics (reset, close, garbage, huge
+//! interval. `misbehave.rs` beside it covers the single-endpoint basics (reset, close, garbage, huge
 //! header, short body, silence, a trickle within the timeout, a refused connect).
 
 use std::collections::BTreeMap;
