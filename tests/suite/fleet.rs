@@ -5,129 +5,31 @@
 //! feeder split two ways must use every row exactly once (the sandbox refuses a second
 //! registration of a name). Also: the Kubernetes manifest parses. Every wait is bounded.
 
-use std::io::{BufRead, BufReader, Read};
-use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use serde_json::Value;
-use testbed::{raw_request, Sandbox};
+use testbed::{remote_loadctl, Daemon, Sandbox, ServeOptions, TextOutput};
 
-const START_TIMEOUT: Duration = Duration::from_secs(20);
 const RUN_TIMEOUT: Duration = Duration::from_secs(40);
-const BANNER: &str = "loadd listening on http://";
 const TOKEN: &str = "fleet-test-token-0123456789abcdef";
 
-/// `loadd serve` on a free loopback port with its own state directory; killed on drop.
-struct Daemon {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Daemon {
-    fn start(state_dir: &Path) -> Daemon {
-        let mut child = Command::new(testbed::bin("loadd"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--state-dir"])
-            .arg(state_dir)
-            // One token for the whole fleet, as a Kubernetes Secret gives every pod.
-            .env("LOADD_TOKEN", TOKEN)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn loadd serve");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let _ = tx.send(lines.next());
-            for _ in lines {}
-        });
-        let line = match rx.recv_timeout(START_TIMEOUT) {
-            Ok(Some(Ok(line))) => line,
-            other => {
-                let _ = child.kill();
-                panic!("loadd serve printed no banner: {other:?}");
-            }
-        };
-        let addr = line
-            .trim()
-            .strip_prefix(BANNER)
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected banner {line:?}"));
-        Daemon { child, addr }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn json(&self, path: &str) -> Value {
-        let auth = format!("Bearer {TOKEN}");
-        let r = raw_request(self.addr, "GET", path, &[("Authorization", &auth)], b"")
-            .unwrap_or_else(|e| panic!("{path}: {e}"));
-        assert_eq!(r.status, 200, "{path}: {}", r.body_text());
-        serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-struct Out {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
 /// `loadctl ARGS` with the fleet's token; killed (and the test failed) past `RUN_TIMEOUT`.
-fn loadctl(args: &[&str]) -> Out {
-    let mut child = Command::new(testbed::bin("loadctl"))
-        .args(args)
-        .env("LOADD_TOKEN", TOKEN)
-        .env("XDG_STATE_HOME", "/nonexistent")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn loadctl");
-    let drain = |mut r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = r.read_to_string(&mut s);
-            s
-        })
-    };
-    let out = drain(Box::new(child.stdout.take().expect("stdout")));
-    let err = drain(Box::new(child.stderr.take().expect("stderr")));
-    let deadline = Instant::now() + RUN_TIMEOUT;
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("try_wait") {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("loadctl {args:?} did not finish within {RUN_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    Out {
-        code: status.code(),
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
-    }
+fn loadctl(args: &[&str]) -> TextOutput {
+    remote_loadctl(args, None, Some(TOKEN), RUN_TIMEOUT)
 }
 
 fn daemons(dir: &Path, n: usize) -> Vec<Daemon> {
     (0..n)
-        .map(|i| Daemon::start(&dir.join(format!("loadd-{i}"))))
+        .map(|i| {
+            // One token for the whole fleet, as a Kubernetes Secret gives every pod.
+            let options = ServeOptions {
+                token: Some(TOKEN),
+                ..ServeOptions::default()
+            };
+            Daemon::start_with(&dir.join(format!("loadd-{i}")), options).expect("loadd serve")
+        })
         .collect()
 }
 
