@@ -102,16 +102,7 @@ impl Sandbox {
 
     /// `POST /control/stall?ms=N`: the sandbox holds every request for the next `ms`.
     pub fn stall(&self, ms: u64) -> Result<()> {
-        let path = format!("/control/stall?ms={ms}");
-        let response = raw_http::request(self.addr, "POST", &path, &[], b"")?;
-        if !(200..300).contains(&response.status) {
-            bail!(
-                "{path} answered {}: {}",
-                response.status,
-                response.body_text()
-            );
-        }
-        Ok(())
+        self.control(&format!("/control/stall?ms={ms}"))
     }
 }
 
