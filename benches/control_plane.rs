@@ -11,17 +11,13 @@
 //! second, as Prometheus would).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
-use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use testbed::{raw_request, Sandbox};
+use testbed::{Captured, Daemon, Sandbox, ServeOptions};
 
-const BANNER: &str = "loadd listening on http://";
 /// Seconds at the start (connections, warm-up) and the end (drain) left out of the window.
 const SKIP_START_S: u64 = 2;
 const SKIP_END_S: u64 = 1;
@@ -59,69 +55,29 @@ fn options() -> Result<Options> {
     Ok(o)
 }
 
-/// `loadd serve` on a free port with a temporary state directory; killed on drop.
-struct Daemon {
-    child: Child,
-    addr: SocketAddr,
-    token: String,
+/// `loadd serve` on a free port with a temporary state directory, its stderr discarded.
+fn serve(state: &Path) -> Result<Daemon> {
+    let options = ServeOptions {
+        quiet: true,
+        ..ServeOptions::default()
+    };
+    Daemon::start_with(state, options)
 }
 
-impl Daemon {
-    fn start(state: &Path) -> Result<Daemon> {
-        let mut child = Command::new(testbed::bin("loadd"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--state-dir"])
-            .arg(state)
-            .env_remove("LOADD_TOKEN")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("spawn loadd serve")?;
-        let stdout = child.stdout.take().context("stdout")?;
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let _ = tx.send(lines.next());
-            for _ in lines {}
-        });
-        let line = match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(Some(Ok(l))) => l,
-            other => {
-                let _ = child.kill();
-                bail!("loadd serve printed no banner: {other:?}");
-            }
-        };
-        let addr = line
-            .trim()
-            .strip_prefix(BANNER)
-            .and_then(|a| a.parse().ok())
-            .with_context(|| format!("unexpected banner {line:?}"))?;
-        let token = std::fs::read_to_string(state.join("token"))?
-            .trim()
-            .to_string();
-        Ok(Daemon { child, addr, token })
-    }
-
-    fn call(&self, method: &str, path: &str, body: &[u8]) -> Result<(u16, String)> {
-        let auth = format!("Bearer {}", self.token);
-        let r = raw_request(self.addr, method, path, &[("Authorization", &auth)], body)?;
-        Ok((r.status, r.body_text()))
-    }
-
-    fn run(&self, id: &str) -> Result<serde_json::Value> {
-        let (status, body) = self.call("GET", &format!("/v1/runs/{id}"), b"")?;
-        if status != 200 {
-            bail!("GET /v1/runs/{id}: {status} {body}");
-        }
-        Ok(serde_json::from_str(&body)?)
+/// An authorized request; an error if the exchange failed.
+fn call(daemon: &Daemon, method: &str, path: &str, body: &[u8]) -> Result<(u16, String)> {
+    match daemon.call(method, path, body) {
+        (0, error) => bail!("{method} {path}: {error}"),
+        answer => Ok(answer),
     }
 }
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+fn run_status(daemon: &Daemon, id: &str) -> Result<serde_json::Value> {
+    let (status, body) = call(daemon, "GET", &format!("/v1/runs/{id}"), b"")?;
+    if status != 200 {
+        bail!("GET /v1/runs/{id}: {status} {body}");
     }
+    Ok(serde_json::from_str(&body)?)
 }
 
 /// CPU time (ns) of each live thread of `pid`, keyed by (tid, name).
@@ -164,14 +120,15 @@ fn main() -> Result<()> {
     let o = options()?;
     let sandbox = Sandbox::start()?;
     let tmp = tempfile::tempdir()?;
-    let daemon = Daemon::start(&tmp.path().join("state"))?;
+    let daemon = serve(&tmp.path().join("state"))?;
     let scenario = format!(
         "[target]\nurl = \"{}\"\n[load]\nmodel = \"open\"\nrate = \"{}\"\nduration = \"{}s\"\nconnections = 64\n",
         sandbox.url("/"),
         o.rate,
         o.seconds
     );
-    let (status, body) = daemon.call(
+    let (status, body) = call(
+        &daemon,
         "POST",
         "/v1/runs?name=control_plane.toml",
         scenario.as_bytes(),
@@ -183,25 +140,16 @@ fn main() -> Result<()> {
         .as_str()
         .context("no id")?
         .to_string();
-    let mut tail = Command::new(testbed::bin("loadctl"))
-        .args(["tail", &id])
-        .env("LOADD_URL", format!("http://{}", daemon.addr))
-        .env("LOADD_TOKEN", &daemon.token)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("spawn loadctl tail")?;
-    let mut tail_out = tail.stdout.take().context("tail stdout")?;
-    let tail_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = tail_out.read_to_string(&mut s);
-        s
-    });
+    let tail = Captured::spawn(
+        Command::new(testbed::bin("loadctl"))
+            .args(["tail", &id])
+            .env("LOADD_URL", daemon.url())
+            .env("LOADD_TOKEN", daemon.token()),
+    );
 
     // Wait for the run's first interval, then skip the warm-up.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while daemon.run(&id)?["intervals"].as_u64().unwrap_or(0) < 1 {
+    while run_status(&daemon, &id)?["intervals"].as_u64().unwrap_or(0) < 1 {
         if Instant::now() > deadline {
             bail!("the run produced no interval within 30 s");
         }
@@ -209,13 +157,13 @@ fn main() -> Result<()> {
     }
     std::thread::sleep(Duration::from_secs(SKIP_START_S - 1));
     let window = Duration::from_secs(o.seconds - SKIP_START_S - SKIP_END_S);
-    let pid = daemon.child.id();
+    let pid = daemon.pid();
     let before = thread_cpu(pid)?;
     let started = Instant::now();
     let mut scrapes = 0;
     while started.elapsed() < window {
         if o.metrics {
-            let (s, _) = daemon.call("GET", "/metrics", b"")?;
+            let (s, _) = call(&daemon, "GET", "/metrics", b"")?;
             scrapes += u64::from(s == 200);
         }
         let left = window.saturating_sub(started.elapsed());
@@ -238,19 +186,10 @@ fn main() -> Result<()> {
     let pct = |ns: u64| ns as f64 / 1e9 / elapsed_s * 100.0;
 
     // Let the run end and the tail print its summary.
-    let deadline = Instant::now() + Duration::from_secs(o.seconds + 30);
-    let tail_status = loop {
-        if let Some(s) = tail.try_wait()? {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = tail.kill();
-            bail!("loadctl tail did not finish");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let tail_text = tail_reader.join().unwrap_or_default();
-    let (_, report) = daemon.call("GET", &format!("/v1/runs/{id}/report"), b"")?;
+    let tail = tail.wait(Duration::from_secs(o.seconds + 30));
+    let tail_status = tail.status;
+    let tail_text = String::from_utf8_lossy(&tail.stdout);
+    let (_, report) = call(&daemon, "GET", &format!("/v1/runs/{id}/report"), b"")?;
     let report: serde_json::Value = serde_json::from_str(&report)?;
 
     println!("loadd control-plane CPU during a run (open model, {} req/s requested, {} s; window {elapsed_s:.1} s)", o.rate, o.seconds);

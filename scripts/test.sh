@@ -8,13 +8,13 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 if [ "${LOADD_SKIP_INSTALL:-0}" != 1 ]; then
     missing=()
     if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then missing+=(nginx); fi
-    # tests/reports.rs renders the HTML report in headless Chromium.
+    # tests/suite/reports.rs renders the HTML report in headless Chromium.
     if [ ! -x /usr/bin/chromium ]; then missing+=(chromium); fi
     # shellcheck source=scripts/apt.sh
     source scripts/apt.sh
     # The tests spawn their own nginx on free loopback ports: apt.sh keeps the package's from starting.
     apt_install_missing test.sh "${missing[@]}"
-    # tests/websocket.rs uses Python `websockets` as an independent WebSocket peer.
+    # tests/suite/websocket.rs uses Python `websockets` as an independent WebSocket peer.
     if ! python3 -c "import websockets" >/dev/null 2>&1; then
         echo "test.sh: installing the websockets Python package" >&2
         python3 -m pip install --quiet --disable-pip-version-check "websockets>=13"

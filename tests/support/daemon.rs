@@ -1,25 +1,37 @@
 //! `Daemon`: `loadd serve --listen 127.0.0.1:0` as a child process with its own state directory,
-//! its address read from the banner and its token from the state directory, SIGKILLed on drop.
-//! Also the few calls tests make on it (authorized GETs and POSTs, polling a run, `loadctl`
-//! pointed at it).
+//! its address read from the banner and its token from the state directory (or given, as a fleet
+//! shares one), SIGKILLed on drop (which is also the "kill -9" case). Also the few calls tests
+//! make on it (GETs and POSTs with or without the token, polling a run, SIGTERM, `loadctl`
+//! pointed at it) and `remote_loadctl` for `loadctl` aimed anywhere.
 //!
 //! It refuses to wait without a bound: no banner, no health or a run that never gets where a
 //! test waits for it fails the test with what was seen.
 
-use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
+use crate::child::{run_bounded, spawn_with_banner, TextOutput};
 use crate::raw_http;
 
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 const BANNER: &str = "loadd listening on http://";
+
+/// How a `loadd serve` is started beyond its state directory.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ServeOptions<'a> {
+    /// Further `loadd serve` flags (e.g. `--max-body-bytes`).
+    pub extra: &'a [&'a str],
+    /// The token, given as `LOADD_TOKEN` (a fleet shares one); without it, loadd generates its
+    /// own and it is read from the state directory.
+    pub token: Option<&'a str>,
+    /// Discard loadd's stderr (a bench prints its own report); tests keep it for failures.
+    pub quiet: bool,
+}
 
 /// A running `loadd serve`.
 pub struct Daemon {
@@ -32,47 +44,52 @@ impl Daemon {
     /// Starts `loadd serve` on a free loopback port with `state_dir` (created) and `extra` flags
     /// (e.g. `--max-body-bytes`), and returns once `/v1/health` answers.
     pub fn start(state_dir: &Path, extra: &[&str]) -> Result<Daemon> {
+        Self::start_with(
+            state_dir,
+            ServeOptions {
+                extra,
+                ..ServeOptions::default()
+            },
+        )
+    }
+
+    /// `start`, with a given token or a quiet stderr.
+    pub fn start_with(state_dir: &Path, options: ServeOptions<'_>) -> Result<Daemon> {
         std::fs::create_dir_all(state_dir)
             .with_context(|| format!("create {}", state_dir.display()))?;
-        let loadd = crate::bin("loadd");
-        let mut child = Command::new(&loadd)
-            .args(["serve", "--listen", "127.0.0.1:0", "--state-dir"])
+        let mut cmd = Command::new(crate::bin("loadd"));
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--state-dir"])
             .arg(state_dir)
-            .args(extra)
-            // Its own directory: nothing relative may resolve in the test's working directory.
-            .current_dir(state_dir)
-            .env_remove("LOADD_TOKEN")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .with_context(|| format!("spawn {} serve", loadd.display()))?;
-        let stdout = child.stdout.take().context("loadd stdout not piped")?;
-        let (tx, rx) = mpsc::channel();
-        // Keeps draining after the banner so loadd never blocks on a full pipe.
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let _ = tx.send(lines.next());
-            for _ in lines {}
-        });
+            .args(options.extra)
+            // Its own directory: a scenario's relative file names must never resolve here.
+            .current_dir(state_dir);
+        match options.token {
+            Some(token) => cmd.env("LOADD_TOKEN", token),
+            None => cmd.env_remove("LOADD_TOKEN"),
+        };
+        if options.quiet {
+            cmd.stderr(Stdio::null());
+        }
+        let (child, line) =
+            spawn_with_banner(&mut cmd, START_TIMEOUT).context("start loadd serve")?;
+        // From here on, a failure drops (and so kills) the daemon.
         let mut daemon = Daemon {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             token: String::new(),
-        };
-        let line = match rx.recv_timeout(START_TIMEOUT) {
-            Ok(Some(Ok(line))) => line,
-            other => bail!("loadd serve printed no banner within {START_TIMEOUT:?}: {other:?}"),
         };
         daemon.addr = line
             .trim()
             .strip_prefix(BANNER)
             .and_then(|a| a.parse().ok())
             .with_context(|| format!("loadd's first line is not `{BANNER}IP:PORT`: {line:?}"))?;
-        daemon.token = std::fs::read_to_string(state_dir.join("token"))
-            .context("loadd's token file")?
-            .trim()
-            .to_string();
+        daemon.token = match options.token {
+            Some(token) => token.to_string(),
+            None => std::fs::read_to_string(state_dir.join("token"))
+                .context("loadd's token file")?
+                .trim()
+                .to_string(),
+        };
         let deadline = Instant::now() + START_TIMEOUT;
         while daemon.health() != 200 {
             if Instant::now() >= deadline {
@@ -91,6 +108,11 @@ impl Daemon {
         &self.token
     }
 
+    /// The process id (to read its threads in `/proc`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
@@ -101,23 +123,64 @@ impl Daemon {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// SIGTERM, then the exit status within `timeout` (else the test fails).
+    pub fn terminate(&mut self, timeout: Duration) -> ExitStatus {
+        let killed = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(killed.success(), "kill -TERM {}: {killed}", self.child.id());
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "loadd did not exit within {timeout:?} of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// `GET /v1/health` (no token): the status, 0 if the exchange failed.
     pub fn health(&self) -> u16 {
         raw_http::request(self.addr, "GET", "/v1/health", &[], b"").map_or(0, |r| r.status)
     }
 
-    /// An authorized request: `(status, body)`, status 0 (and the error) if the exchange failed.
-    pub fn call(&self, method: &str, path: &str, body: &[u8]) -> (u16, String) {
-        let auth = format!("Bearer {}", self.token);
-        match raw_http::request(self.addr, method, path, &[("Authorization", &auth)], body) {
+    /// A request with `token` as its bearer (none: no `Authorization`): `(status, body)`,
+    /// status 0 (and the error) if the exchange failed.
+    pub fn call_as(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &[u8],
+    ) -> (u16, String) {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = auth
+            .as_deref()
+            .map(|a| vec![("Authorization", a)])
+            .unwrap_or_default();
+        match raw_http::request(self.addr, method, path, &headers, body) {
             Ok(r) => (r.status, r.body_text()),
             Err(e) => (0, format!("{e:#}")),
         }
     }
 
+    /// An authorized request: `(status, body)`, status 0 (and the error) if the exchange failed.
+    pub fn call(&self, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+        self.call_as(method, path, Some(&self.token), body)
+    }
+
+    /// An authorized GET: `(status, body)`.
+    pub fn get(&self, path: &str) -> (u16, String) {
+        self.call("GET", path, b"")
+    }
+
     /// An authorized GET that must answer 200 with JSON.
     pub fn json(&self, path: &str) -> Value {
-        let (status, body) = self.call("GET", path, b"");
+        let (status, body) = self.get(path);
         assert_eq!(status, 200, "GET {path}: {body}");
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
     }
@@ -138,50 +201,10 @@ impl Daemon {
         }
     }
 
-    /// `loadctl ARGS` aimed at this daemon (`LOADD_URL`, `LOADD_TOKEN`), bounded by `timeout`.
-    pub fn loadctl(&self, args: &[&str], timeout: Duration) -> Output {
-        let mut child = Command::new(crate::bin("loadctl"))
-            .args(args)
-            .env("LOADD_URL", self.url())
-            .env("LOADD_TOKEN", &self.token)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn loadctl {args:?}: {e}"));
-        let stdout = child.stdout.take().map(drain);
-        let stderr = child.stderr.take().map(drain);
-        let deadline = Instant::now() + timeout;
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break status,
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20))
-                }
-                _ => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("loadctl {args:?} did not finish within {timeout:?}: killed");
-                }
-            }
-        };
-        let join = |h: Option<std::thread::JoinHandle<Vec<u8>>>| {
-            h.and_then(|h| h.join().ok()).unwrap_or_default()
-        };
-        Output {
-            status,
-            stdout: join(stdout),
-            stderr: join(stderr),
-        }
+    /// `loadctl ARGS` aimed at this daemon with its token, bounded by `timeout`.
+    pub fn loadctl(&self, args: &[&str], timeout: Duration) -> TextOutput {
+        remote_loadctl(args, Some(&self.url()), Some(&self.token), timeout)
     }
-}
-
-fn drain<R: Read + Send + 'static>(mut pipe: R) -> std::thread::JoinHandle<Vec<u8>> {
-    std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = pipe.read_to_end(&mut buf);
-        buf
-    })
 }
 
 impl Drop for Daemon {
@@ -189,4 +212,26 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `loadctl ARGS` with `url` as `LOADD_URL` and `token` as `LOADD_TOKEN` (each unset if `None`)
+/// and no state directory to find a token in, so only what the test gives counts; bounded by
+/// `timeout`.
+pub fn remote_loadctl(
+    args: &[&str],
+    url: Option<&str>,
+    token: Option<&str>,
+    timeout: Duration,
+) -> TextOutput {
+    let mut cmd = Command::new(crate::bin("loadctl"));
+    cmd.args(args).env("XDG_STATE_HOME", "/nonexistent");
+    match url {
+        Some(url) => cmd.env("LOADD_URL", url),
+        None => cmd.env_remove("LOADD_URL"),
+    };
+    match token {
+        Some(token) => cmd.env("LOADD_TOKEN", token),
+        None => cmd.env_remove("LOADD_TOKEN"),
+    };
+    run_bounded(&mut cmd, timeout).into()
 }

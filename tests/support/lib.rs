@@ -1,12 +1,13 @@
 //! `testbed`: what the workspace's integration tests and benches share — the built binaries
-//! (`bin`), RAII loopback servers (`Nginx`, `Sandbox`) that bind free ports, report their address
-//! and stop on drop, a bounded runner for `loadctl` (`run_loadctl`, `run_json`), and a throwaway
-//! PKI (`Pki`) for TLS listeners.
+//! (`bin`), RAII loopback servers (`Nginx`, `Sandbox`, `Daemon`, `WsPeer`) that bind free ports,
+//! report their address and stop on drop, one bounded runner for child processes (`Captured`,
+//! `run_bounded`) with `loadctl`'s on top (`run_loadctl`, `run_json`), and a throwaway PKI
+//! (`Pki`) for TLS listeners.
 //!
 //! It refuses to talk to anything but 127.0.0.0/8, to use fixed ports, or to wait without a bound.
 
+mod child;
 mod daemon;
-mod fixed_port;
 mod loadctl;
 mod nginx;
 mod peak_rss;
@@ -21,8 +22,8 @@ use std::net::{Ipv4Addr, TcpListener};
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
-pub use daemon::Daemon;
-pub use fixed_port::FixedPortSandbox;
+pub use child::{run_bounded, Captured, TextOutput};
+pub use daemon::{remote_loadctl, Daemon, ServeOptions};
 pub use loadctl::{run_json, run_loadctl, run_loadctl_timeout, LoadctlRun, DEFAULT_RUN_TIMEOUT};
 pub use nginx::{
     Nginx, NginxConfig, NginxTls, StubStatus, BIG_BYTES as NGINX_BIG_BYTES,

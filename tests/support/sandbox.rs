@@ -1,16 +1,18 @@
-//! `Sandbox`: `loadd sandbox --listen 127.0.0.1:0` as a child process, its address read from the
-//! first line it prints, killed on drop. Also the sandbox's control endpoints the tests use.
+//! `Sandbox`: `loadd sandbox` as a child process, killed on drop, on a free loopback port
+//! (`start`, its address read from the first line it prints) or on an address the test chose
+//! (`start_on`, so it can be killed and started again on the same port while a load runs against
+//! it: a target going away and coming back). Also the sandbox's control endpoints the tests use.
 //!
-//! It refuses to guess: no first line within the bound means the test fails with what was printed.
+//! It refuses to guess: no first line within the bound, or one that does not name the address,
+//! means the test fails with what was printed.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
+use crate::child::spawn_with_banner;
 use crate::raw_http;
 
 const START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -23,44 +25,32 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
+    /// A sandbox on a port the OS picks on 127.0.0.1.
     pub fn start() -> Result<Self> {
+        Self::spawn("127.0.0.1:0".parse()?)
+    }
+
+    /// A sandbox on `addr` (it binds with `SO_REUSEADDR`, so a port whose last owner just died
+    /// can be taken again).
+    pub fn start_on(addr: SocketAddr) -> Result<Self> {
+        let sandbox = Self::spawn(addr)?;
+        if sandbox.addr != addr {
+            bail!("sandbox asked for {addr} listens on {}", sandbox.addr);
+        }
+        Ok(sandbox)
+    }
+
+    fn spawn(listen: SocketAddr) -> Result<Self> {
         let loadd = crate::bin("loadd");
-        let mut child = Command::new(&loadd)
-            .args(["sandbox", "--listen", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .with_context(|| format!("spawn {} sandbox", loadd.display()))?;
-        let stdout = child.stdout.take().context("sandbox stdout not piped")?;
-        let (first_line, rx) = mpsc::channel();
-        // The reader keeps draining stdout after the banner so the sandbox never blocks on a full pipe.
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let _ = first_line.send(lines.next());
-            for _ in lines {}
-        });
-        let line = match rx.recv_timeout(START_TIMEOUT) {
-            Ok(Some(Ok(line))) => line,
-            Ok(other) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!(
-                    "sandbox printed no first line (got {other:?}); exit: {:?}",
-                    child.try_wait()
-                );
-            }
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!("sandbox printed nothing within {START_TIMEOUT:?}");
-            }
-        };
-        let addr = parse_banner(&line);
-        let Some(addr) = addr else {
+        let (mut child, line) = spawn_with_banner(
+            Command::new(&loadd).args(["sandbox", "--listen", &listen.to_string()]),
+            START_TIMEOUT,
+        )
+        .context("start loadd sandbox")?;
+        let Some(addr) = parse_banner(&line) else {
             let _ = child.kill();
             let _ = child.wait();
-            bail!("sandbox's first line is not `{BANNER}IP:PORT`: {line:?}");
+            bail!("sandbox's first line is not `{BANNER}IP:PORT` on loopback: {line:?}");
         };
         Ok(Sandbox { child, addr })
     }
@@ -104,25 +94,21 @@ impl Sandbox {
         Ok(())
     }
 
+    /// SIGKILL: the kernel closes its sockets, nothing is said to connected clients.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// `POST /control/stall?ms=N`: the sandbox holds every request for the next `ms`.
     pub fn stall(&self, ms: u64) -> Result<()> {
-        let path = format!("/control/stall?ms={ms}");
-        let response = raw_http::request(self.addr, "POST", &path, &[], b"")?;
-        if !(200..300).contains(&response.status) {
-            bail!(
-                "{path} answered {}: {}",
-                response.status,
-                response.body_text()
-            );
-        }
-        Ok(())
+        self.control(&format!("/control/stall?ms={ms}"))
     }
 }
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
 

@@ -1,12 +1,13 @@
 //! `WsPeer`: the independent WebSocket server of `ws_peer.py` (Python `websockets`) on a free
 //! loopback port, stopped on drop.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+
+use crate::child::spawn_with_banner;
 
 pub struct WsPeer {
     child: Child,
@@ -23,28 +24,14 @@ impl WsPeer {
         if let Some((cert, key)) = tls {
             cmd.arg("--cert").arg(cert).arg("--key").arg(key);
         }
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
+        let (mut child, line) = spawn_with_banner(&mut cmd, Duration::from_secs(15))
             .context("start python3 ws_peer.py (scripts/test.sh installs `websockets`)")?;
-        let stdout = child.stdout.take().context("peer stdout")?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let deadline = Instant::now() + Duration::from_secs(15);
-        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(line) if line.trim() == "ready" => Ok(Self { child, port }),
-            other => {
-                let _ = child.kill();
-                bail!(
-                    "ws_peer.py did not start: {other:?} (is the `websockets` package installed?)"
-                )
-            }
+        if line.trim() != "ready" {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("ws_peer.py did not start: {line:?} (is the `websockets` package installed?)");
         }
+        Ok(Self { child, port })
     }
 
     /// `ws://127.0.0.1:PORT{path}` (or `wss://` when `tls`).

@@ -3,212 +3,25 @@
 //! kill -9 mid-run, SIGTERM mid-run (graceful), files travelling with a scenario, per-step live
 //! data, and every refusal (401, 403, 400, 404, 409). Every wait is bounded.
 
-use std::io::{BufRead, BufReader, Read};
-use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use serde_json::Value;
-use testbed::{raw_request, Sandbox};
+use testbed::{raw_request, remote_loadctl, run_bounded, Daemon, Sandbox, TextOutput};
 
-const START_TIMEOUT: Duration = Duration::from_secs(20);
-const BANNER: &str = "loadd listening on http://";
+/// The bound on one `loadctl` call against a daemon.
+const LOADCTL_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// `loadd serve` as a child process; SIGKILLed on drop (which is also the "kill -9" case).
-struct Daemon {
-    child: Child,
-    addr: SocketAddr,
-    token: String,
+/// `loadd serve` with a fresh token in `state_dir`; killed on drop.
+fn serve(state_dir: &Path) -> Daemon {
+    Daemon::start(state_dir, &[]).expect("loadd serve")
 }
 
-impl Daemon {
-    fn start(state_dir: &Path) -> Daemon {
-        let cwd = state_dir.parent().unwrap_or(state_dir);
-        std::fs::create_dir_all(cwd).expect("daemon directory");
-        let mut child = Command::new(testbed::bin("loadd"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--state-dir"])
-            .arg(state_dir)
-            // Its own directory: a scenario's relative file names must never resolve here.
-            .current_dir(cwd)
-            .env_remove("LOADD_TOKEN")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn loadd serve");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let _ = tx.send(lines.next());
-            for _ in lines {}
-        });
-        let line = match rx.recv_timeout(START_TIMEOUT) {
-            Ok(Some(Ok(line))) => line,
-            other => {
-                let _ = child.kill();
-                panic!("loadd serve printed no banner: {other:?}");
-            }
-        };
-        let addr: SocketAddr = line
-            .trim()
-            .strip_prefix(BANNER)
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected banner {line:?}"));
-        let token = std::fs::read_to_string(state_dir.join("token"))
-            .expect("token file")
-            .trim()
-            .to_string();
-        let daemon = Daemon { child, addr, token };
-        let deadline = Instant::now() + START_TIMEOUT;
-        while daemon.get_raw("/v1/health", None).0 != 200 {
-            assert!(Instant::now() < deadline, "/v1/health never answered 200");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        daemon
-    }
-
-    /// SIGTERM, then the exit status (bounded).
-    fn terminate(&mut self, timeout: Duration) -> std::process::ExitStatus {
-        let killed = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(killed.success());
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(s) = self.child.try_wait().expect("try_wait") {
-                return s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "loadd did not exit within {timeout:?} of SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn get_raw(&self, path: &str, token: Option<&str>) -> (u16, String) {
-        self.call("GET", path, token, b"")
-    }
-
-    fn call(&self, method: &str, path: &str, token: Option<&str>, body: &[u8]) -> (u16, String) {
-        let auth = token.map(|t| format!("Bearer {t}"));
-        let headers: Vec<(&str, &str)> = auth
-            .as_deref()
-            .map(|a| vec![("Authorization", a)])
-            .unwrap_or_default();
-        match raw_request(self.addr, method, path, &headers, body) {
-            Ok(r) => (r.status, r.body_text()),
-            Err(e) => (0, e.to_string()),
-        }
-    }
-
-    fn get(&self, path: &str) -> (u16, String) {
-        self.get_raw(path, Some(&self.token))
-    }
-
-    fn json(&self, path: &str) -> Value {
-        let (status, body) = self.get(path);
-        assert_eq!(status, 200, "{path}: {body}");
-        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
-    }
-
-    /// Polls a run until `done` says so, within `timeout`.
-    fn wait_run(&self, id: &str, timeout: Duration, done: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let run = self.json(&format!("/v1/runs/{id}"));
-            if done(&run) {
-                return run;
-            }
-            assert!(Instant::now() < deadline, "run {id} never got there: {run}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn loadctl(&self, args: &[&str]) -> Out {
-        loadctl(
-            args,
-            &self.url(),
-            Some(&self.token),
-            Duration::from_secs(60),
-        )
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-struct Out {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `loadctl` against a daemon; killed (and the test failed) past `timeout`.
-fn loadctl(args: &[&str], url: &str, token: Option<&str>, timeout: Duration) -> Out {
-    let mut cmd = Command::new(testbed::bin("loadctl"));
-    cmd.args(args)
-        .env("LOADD_URL", url)
-        .env("XDG_STATE_HOME", "/nonexistent")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    match token {
-        Some(t) => cmd.env("LOADD_TOKEN", t),
-        None => cmd.env_remove("LOADD_TOKEN"),
-    };
-    let mut child = cmd.spawn().expect("spawn loadctl");
-    let drain = |r: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            if let Some(mut r) = r {
-                let _ = r.read_to_string(&mut s);
-            }
-            s
-        })
-    };
-    let out = drain(
-        child
-            .stdout
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-    );
-    let err = drain(
-        child
-            .stderr
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-    );
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("try_wait") {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("loadctl {args:?} did not finish within {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Out {
-        code: status.code(),
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
-    }
+/// `loadctl ARGS` against `daemon`.
+fn loadctl(daemon: &Daemon, args: &[&str]) -> TextOutput {
+    daemon.loadctl(args, LOADCTL_TIMEOUT)
 }
 
 fn write_scenario(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -230,7 +43,7 @@ fn submit_tails_reports_and_survives_a_restart() {
     let sandbox = Sandbox::start().expect("sandbox");
     let tmp = tempfile::tempdir().expect("tempdir");
     let state = tmp.path().join("state");
-    let daemon = Daemon::start(&state);
+    let daemon = serve(&state);
     let mode = std::fs::metadata(state.join("token"))
         .expect("token")
         .permissions()
@@ -243,7 +56,7 @@ fn submit_tails_reports_and_survives_a_restart() {
         &closed_scenario(&sandbox, "2s"),
     );
     let file = file.to_str().expect("utf-8 path");
-    let out = daemon.loadctl(&["submit", file]);
+    let out = loadctl(&daemon, &["submit", file]);
     assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
     let interval_lines = out
         .stdout
@@ -268,7 +81,7 @@ fn submit_tails_reports_and_survives_a_restart() {
     assert!(requests > 0, "{report}");
     // The sandbox saw at least every request the report counts.
     assert!(sandbox.requests().expect("stats") >= requests);
-    let csv = daemon.loadctl(&["report", &id, "--format", "csv"]);
+    let csv = loadctl(&daemon, &["report", &id, "--format", "csv"]);
     assert_eq!(csv.code, Some(0), "{}", csv.stderr);
     let mut lines = csv.stdout.lines();
     assert!(
@@ -277,7 +90,7 @@ fn submit_tails_reports_and_survives_a_restart() {
         csv.stdout
     );
     assert!(lines.count() >= 1, "{}", csv.stdout);
-    let html = daemon.loadctl(&["report", &id, "--format", "html"]);
+    let html = loadctl(&daemon, &["report", &id, "--format", "html"]);
     assert!(
         html.stdout.contains("<html>") && html.stdout.contains("finished"),
         "{}",
@@ -294,10 +107,10 @@ fn submit_tails_reports_and_survives_a_restart() {
     );
 
     // Detached submit, then tail by id: the tail replays every interval and the result.
-    let out = daemon.loadctl(&["submit", "--detach", "-d", "1s", file]);
+    let out = loadctl(&daemon, &["submit", "--detach", "-d", "1s", file]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let id2 = out.stdout.trim().to_string();
-    let tail = daemon.loadctl(&["tail", &id2]);
+    let tail = loadctl(&daemon, &["tail", &id2]);
     assert_eq!(tail.code, Some(0), "{}", tail.stderr);
     assert!(
         tail.stdout.contains(" req/s  p99 ") && tail.stdout.contains("Requests"),
@@ -306,7 +119,7 @@ fn submit_tails_reports_and_survives_a_restart() {
     );
     let detached = daemon.json(&format!("/v1/runs/{id2}/report"));
     assert_eq!(detached["model"]["duration_s"], 1.0, "{detached}");
-    let list = daemon.loadctl(&["list"]);
+    let list = loadctl(&daemon, &["list"]);
     assert!(
         list.stdout.contains(&id) && list.stdout.contains(&id2),
         "{}",
@@ -322,12 +135,12 @@ fn submit_tails_reports_and_survives_a_restart() {
             closed_scenario(&sandbox, "1s")
         ),
     );
-    let out = daemon.loadctl(&["submit", gate.to_str().expect("utf-8")]);
+    let out = loadctl(&daemon, &["submit", gate.to_str().expect("utf-8")]);
     assert_eq!(out.code, Some(1), "{}\n{}", out.stdout, out.stderr);
 
     // Restart: every run is still listed and its report served.
     drop(daemon);
-    let daemon = Daemon::start(&state);
+    let daemon = serve(&state);
     let runs = daemon.json("/v1/runs");
     let states: Vec<&str> = runs["runs"]
         .as_array()
@@ -346,11 +159,11 @@ fn stop_queue_conflict_and_kill_during_a_run() {
     let sandbox = Sandbox::start().expect("sandbox");
     let tmp = tempfile::tempdir().expect("tempdir");
     let state = tmp.path().join("state");
-    let daemon = Daemon::start(&state);
+    let daemon = serve(&state);
     let long = write_scenario(tmp.path(), "long.toml", &closed_scenario(&sandbox, "60s"));
     let long = long.to_str().expect("utf-8 path");
 
-    let out = daemon.loadctl(&["submit", "--detach", long]);
+    let out = loadctl(&daemon, &["submit", "--detach", long]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let id = out.stdout.trim().to_string();
     daemon.wait_run(&id, Duration::from_secs(20), |r| {
@@ -358,23 +171,22 @@ fn stop_queue_conflict_and_kill_during_a_run() {
     });
 
     // One run at a time: refused when asked not to queue, queued otherwise.
-    let out = daemon.loadctl(&["submit", "--detach", "--no-queue", long]);
+    let out = loadctl(&daemon, &["submit", "--detach", "--no-queue", long]);
     assert_eq!(out.code, Some(2), "{}", out.stderr);
     assert!(out.stderr.contains("409"), "{}", out.stderr);
     let (status, body) = daemon.call(
         "POST",
         "/v1/runs",
-        Some(&daemon.token),
         std::fs::read(long).expect("read").as_slice(),
     );
     assert_eq!(status, 201, "{body}");
     let queued: Value = serde_json::from_str(&body).expect("json");
     assert_eq!(queued["state"], "queued");
     let queued_id = queued["id"].as_str().expect("id").to_string();
-    assert_eq!(daemon.loadctl(&["stop", &queued_id]).code, Some(0));
+    assert_eq!(loadctl(&daemon, &["stop", &queued_id]).code, Some(0));
 
     // Graceful stop keeps the results.
-    let out = daemon.loadctl(&["stop", &id]);
+    let out = loadctl(&daemon, &["stop", &id]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let run = daemon.wait_run(&id, Duration::from_secs(20), |r| r["state"] != "running");
     assert_eq!(run["state"], "finished", "{run}");
@@ -391,20 +203,20 @@ fn stop_queue_conflict_and_kill_during_a_run() {
     );
 
     // kill -9 during a run: after a restart it is aborted, with the intervals flushed so far.
-    let out = daemon.loadctl(&["submit", "--detach", long]);
+    let out = loadctl(&daemon, &["submit", "--detach", long]);
     let killed = out.stdout.trim().to_string();
     daemon.wait_run(&killed, Duration::from_secs(20), |r| {
         r["intervals"].as_u64().unwrap_or(0) >= 2
     });
     drop(daemon);
-    let daemon = Daemon::start(&state);
+    let daemon = serve(&state);
     let run = daemon.json(&format!("/v1/runs/{killed}"));
     assert_eq!(run["state"], "aborted", "{run}");
     assert!(run["intervals"].as_u64().unwrap_or(0) >= 2, "{run}");
     let (status, csv) = daemon.get(&format!("/v1/runs/{killed}/report?format=csv"));
     assert_eq!(status, 200);
     assert!(csv.lines().count() >= 3, "{csv}");
-    let tail = daemon.loadctl(&["tail", &killed]);
+    let tail = loadctl(&daemon, &["tail", &killed]);
     assert_eq!(tail.code, Some(3), "{}\n{}", tail.stdout, tail.stderr);
     assert!(tail.stderr.contains("aborted"), "{}", tail.stderr);
     assert!(
@@ -418,10 +230,10 @@ fn stop_queue_conflict_and_kill_during_a_run() {
     );
     // Resuming: `Last-Event-ID: 1` (or `?from=2`) replays from interval 2 on, then the end.
     let resume = |path: &str, headers: &[(&str, &str)]| {
-        let auth = format!("Bearer {}", daemon.token);
+        let auth = format!("Bearer {}", daemon.token());
         let mut all = vec![("Authorization", auth.as_str())];
         all.extend_from_slice(headers);
-        raw_request(daemon.addr, "GET", path, &all, b"")
+        raw_request(daemon.addr(), "GET", path, &all, b"")
             .expect("events")
             .body_text()
     };
@@ -443,17 +255,17 @@ fn stop_queue_conflict_and_kill_during_a_run() {
 #[test]
 fn refusals() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let daemon = Daemon::start(&tmp.path().join("state"));
+    let daemon = serve(&tmp.path().join("state"));
     // Auth: health is open, everything else needs the token.
-    assert_eq!(daemon.get_raw("/v1/health", None).0, 200);
+    assert_eq!(daemon.call_as("GET", "/v1/health", None, b"").0, 200);
     for token in [None, Some("wrong")] {
-        let (status, body) = daemon.get_raw("/v1/runs", token);
+        let (status, body) = daemon.call_as("GET", "/v1/runs", token, b"");
         assert_eq!(status, 401, "{body}");
         assert!(body.contains("\"error\""), "{body}");
     }
-    let out = loadctl(
+    let out = remote_loadctl(
         &["list"],
-        &daemon.url(),
+        Some(&daemon.url()),
         Some("wrong"),
         Duration::from_secs(20),
     );
@@ -466,7 +278,7 @@ fn refusals() {
         "far.toml",
         "[target]\nurl = \"http://10.255.255.1/\"\n",
     );
-    let out = daemon.loadctl(&["submit", far.to_str().expect("utf-8")]);
+    let out = loadctl(&daemon, &["submit", far.to_str().expect("utf-8")]);
     assert_eq!(out.code, Some(2), "{}", out.stderr);
     assert!(
         out.stderr.contains("403") && out.stderr.contains("allowlist"),
@@ -480,7 +292,7 @@ fn refusals() {
         "bad.toml",
         "[target]\nurl = \"http://127.0.0.1:1/\"\n[load]\nconections = 3\n",
     );
-    let out = daemon.loadctl(&["submit", bad.to_str().expect("utf-8")]);
+    let out = loadctl(&daemon, &["submit", bad.to_str().expect("utf-8")]);
     assert_eq!(out.code, Some(2), "{}", out.stderr);
     assert!(
         out.stderr.starts_with("error: ") && out.stderr.contains("bad.toml:4:1:"),
@@ -489,9 +301,9 @@ fn refusals() {
     );
     assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
     // It was refused locally, before contacting any daemon (none listens here: still exit 2).
-    let out = loadctl(
+    let out = remote_loadctl(
         &["submit", bad.to_str().expect("utf-8")],
-        &format!("http://127.0.0.1:{}", testbed::free_port()),
+        Some(&format!("http://127.0.0.1:{}", testbed::free_port())),
         Some("t"),
         Duration::from_secs(20),
     );
@@ -501,14 +313,13 @@ fn refusals() {
     let (status, body) = daemon.call(
         "POST",
         "/v1/runs?name=bad.toml",
-        Some(&daemon.token),
         &std::fs::read(&bad).expect("read"),
     );
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("bad.toml:4:1:"), "{body}");
 
     // Unknown run.
-    let out = daemon.loadctl(&["status", "no-such-run"]);
+    let out = loadctl(&daemon, &["status", "no-such-run"]);
     assert_eq!(out.code, Some(2), "{}", out.stderr);
     assert!(out.stderr.contains("404"), "{}", out.stderr);
     let (status, body) = daemon.get("/v1/runs/no-such-run/events");
@@ -520,28 +331,30 @@ fn refusals() {
     assert_eq!(daemon.json("/v1/runs")["runs"], serde_json::json!([]));
 
     // Bad flags: one line, exit 2.
-    let out = daemon.loadctl(&["report", "x", "--format", "pdf"]);
+    let out = loadctl(&daemon, &["report", "x", "--format", "pdf"]);
     assert_eq!(out.code, Some(2));
     assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
 
     // No daemon there: exit 3, one line.
-    let out = loadctl(
+    let out = remote_loadctl(
         &["list"],
-        &format!("http://127.0.0.1:{}", testbed::free_port()),
+        Some(&format!("http://127.0.0.1:{}", testbed::free_port())),
         Some("t"),
         Duration::from_secs(20),
     );
     assert_eq!(out.code, Some(3), "{}", out.stderr);
 
     // A non-loopback listen address needs an explicit token.
-    let out = Command::new(testbed::bin("loadd"))
-        .args(["serve", "--listen", "0.0.0.0:0", "--state-dir"])
-        .arg(tmp.path().join("other"))
-        .env_remove("LOADD_TOKEN")
-        .output()
-        .expect("run loadd");
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("explicit token"));
+    let out: TextOutput = run_bounded(
+        Command::new(testbed::bin("loadd"))
+            .args(["serve", "--listen", "0.0.0.0:0", "--state-dir"])
+            .arg(tmp.path().join("other"))
+            .env_remove("LOADD_TOKEN"),
+        Duration::from_secs(20),
+    )
+    .into();
+    assert_eq!(out.code, Some(2));
+    assert!(out.stderr.contains("explicit token"));
 }
 
 #[test]
@@ -549,7 +362,7 @@ fn files_travel_with_the_scenario() {
     let _serial = testbed::serial();
     let sandbox = Sandbox::start().expect("sandbox");
     let tmp = tempfile::tempdir().expect("tempdir");
-    let daemon = Daemon::start(&tmp.path().join("daemon").join("state"));
+    let daemon = serve(&tmp.path().join("daemon").join("state"));
     // The scenario and its payload live in a directory the daemon never looks at.
     let project = tmp.path().join("project");
     std::fs::create_dir_all(project.join("payload")).expect("mkdir");
@@ -562,7 +375,7 @@ fn files_travel_with_the_scenario() {
         sandbox.url("/echo")
     );
     let file = write_scenario(&project, "upload.toml", &text);
-    let out = daemon.loadctl(&["submit", file.to_str().expect("utf-8")]);
+    let out = loadctl(&daemon, &["submit", file.to_str().expect("utf-8")]);
     assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
     let id = daemon.json("/v1/runs")["runs"][0]["id"]
         .as_str()
@@ -586,12 +399,7 @@ fn files_travel_with_the_scenario() {
     assert_eq!(std::fs::read(stored).expect("stored file"), payload);
 
     // Without the file (a raw TOML body), the daemon refuses with a location, not its disk.
-    let (status, body) = daemon.call(
-        "POST",
-        "/v1/runs?name=upload.toml",
-        Some(&daemon.token),
-        text.as_bytes(),
-    );
+    let (status, body) = daemon.call("POST", "/v1/runs?name=upload.toml", text.as_bytes());
     assert_eq!(status, 400, "{body}");
     assert!(
         body.contains("upload.toml:9:") && body.contains("was not sent with the scenario"),
@@ -608,7 +416,7 @@ fn journeys_show_per_step_live_data() {
     let _serial = testbed::serial();
     let sandbox = Sandbox::start().expect("sandbox");
     let tmp = tempfile::tempdir().expect("tempdir");
-    let daemon = Daemon::start(&tmp.path().join("state"));
+    let daemon = serve(&tmp.path().join("state"));
     let text = format!(
         "[target]\nurl = \"{}\"\n[load]\nmodel = \"closed\"\nconnections = 2\nduration = \"4s\"\n\
          [[steps]]\nname = \"home\"\npath = \"/\"\ncheck = {{ status = [200] }}\n\
@@ -616,7 +424,10 @@ fn journeys_show_per_step_live_data() {
         sandbox.url("/")
     );
     let file = write_scenario(tmp.path(), "journey.toml", &text);
-    let out = daemon.loadctl(&["submit", "--detach", file.to_str().expect("utf-8")]);
+    let out = loadctl(
+        &daemon,
+        &["submit", "--detach", file.to_str().expect("utf-8")],
+    );
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let id = out.stdout.trim().to_string();
     let run = daemon.wait_run(&id, Duration::from_secs(20), |r| {
@@ -641,7 +452,7 @@ fn journeys_show_per_step_live_data() {
         );
     }
     // Piped, the tail prints a line per step under each interval line.
-    let tail = daemon.loadctl(&["tail", &id]);
+    let tail = loadctl(&daemon, &["tail", &id]);
     assert_eq!(tail.code, Some(0), "{}\n{}", tail.stdout, tail.stderr);
     assert!(
         tail.stdout.contains("step home: ") && tail.stdout.contains("step bytes: "),
@@ -665,9 +476,12 @@ fn sigterm_stops_the_run_and_keeps_its_result() {
     let sandbox = Sandbox::start().expect("sandbox");
     let tmp = tempfile::tempdir().expect("tempdir");
     let state = tmp.path().join("state");
-    let mut daemon = Daemon::start(&state);
+    let mut daemon = serve(&state);
     let long = write_scenario(tmp.path(), "long.toml", &closed_scenario(&sandbox, "60s"));
-    let out = daemon.loadctl(&["submit", "--detach", long.to_str().expect("utf-8")]);
+    let out = loadctl(
+        &daemon,
+        &["submit", "--detach", long.to_str().expect("utf-8")],
+    );
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let id = out.stdout.trim().to_string();
     daemon.wait_run(&id, Duration::from_secs(20), |r| {
@@ -676,7 +490,7 @@ fn sigterm_stops_the_run_and_keeps_its_result() {
     let status = daemon.terminate(Duration::from_secs(15));
     assert_eq!(status.code(), Some(0), "{status:?}");
     drop(daemon);
-    let daemon = Daemon::start(&state);
+    let daemon = serve(&state);
     let run = daemon.json(&format!("/v1/runs/{id}"));
     assert_eq!(run["state"], "finished", "{run}");
     assert_eq!(run["stop_requested"], true, "{run}");

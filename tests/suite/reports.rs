@@ -6,17 +6,16 @@
 //!
 //! Runs are 3 s at 200 req/s; Chromium and every child process are killed past their bound.
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use base64::Engine as _;
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
 use hdrhistogram::serialization::Deserializer;
 use hdrhistogram::Histogram;
 use serde_json::Value;
-use testbed::{run_loadctl_timeout, Sandbox};
+use testbed::{run_bounded, run_loadctl_timeout, Daemon, Sandbox};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -28,63 +27,6 @@ const CHART_IDS: [&str; 6] = [
     "chart-lag",
     "chart-percentiles",
 ];
-
-/// Runs a command to completion; past `timeout` kills it and fails the test with its output.
-fn bounded(cmd: &mut Command, timeout: Duration) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-    let drain = |pipe: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(mut p) = pipe {
-                let _ = p.read_to_end(&mut buf);
-            }
-            buf
-        })
-    };
-    let out = drain(
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let err = drain(
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("try_wait") {
-            break Some(s);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let stdout = out.join().unwrap_or_default();
-    let stderr = err.join().unwrap_or_default();
-    let Some(status) = status else {
-        panic!(
-            "{cmd:?} did not finish within {timeout:?}\nstdout: {}\nstderr: {}",
-            String::from_utf8_lossy(&stdout),
-            String::from_utf8_lossy(&stderr)
-        );
-    };
-    Output {
-        status,
-        stdout,
-        stderr,
-    }
-}
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -145,7 +87,7 @@ fn render_in_chromium(page: &Path, profile: &Path) -> (String, String) {
         "{CHROMIUM} is missing: the HTML report is checked in headless Chromium. \
          scripts/test.sh installs it (apt-get install chromium)"
     );
-    let out = bounded(
+    let out = run_bounded(
         Command::new(CHROMIUM)
             .args([
                 "--headless",
@@ -343,79 +285,12 @@ fn compare_tells_noise_from_a_slower_endpoint() {
     assert_eq!(code, Some(2));
 }
 
-/// `loadd serve` on a free loopback port with its own state directory; killed on drop.
-struct Daemon {
-    child: std::process::Child,
-    url: String,
-    token: String,
-}
-
-impl Daemon {
-    fn start(state: &Path) -> Daemon {
-        let mut child = Command::new(testbed::bin("loadd"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--state-dir"])
-            .arg(state)
-            .env_remove("LOADD_TOKEN")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn loadd serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let _ = tx.send(lines.next());
-            for _ in lines {}
-        });
-        let banner = match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(Some(Ok(line))) => line,
-            other => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("loadd serve printed no banner: {other:?}");
-            }
-        };
-        let addr = banner
-            .split("http://")
-            .nth(1)
-            .map(|a| a.trim().trim_end_matches('/').to_string())
-            .unwrap_or_else(|| panic!("unexpected banner {banner:?}"));
-        let token = std::fs::read_to_string(state.join("token"))
-            .expect("token file")
-            .trim()
-            .to_string();
-        Daemon {
-            child,
-            url: format!("http://{addr}"),
-            token,
-        }
-    }
-
-    fn loadctl(&self, args: &[&str]) -> Output {
-        bounded(
-            Command::new(testbed::bin("loadctl"))
-                .args(args)
-                .env("LOADD_URL", &self.url)
-                .env("LOADD_TOKEN", &self.token),
-            RUN_TIMEOUT,
-        )
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn loadd_serves_the_same_reports_and_an_hlog() {
     let _load = testbed::serial();
     let sandbox = Sandbox::start().expect("sandbox");
     let tmp = tempfile::tempdir().expect("tempdir");
-    let daemon = Daemon::start(&tmp.path().join("state"));
+    let daemon = Daemon::start(&tmp.path().join("state"), &[]).expect("loadd serve");
     let scenario = tmp.path().join("delay.toml");
     std::fs::write(
         &scenario,
@@ -426,18 +301,19 @@ fn loadd_serves_the_same_reports_and_an_hlog() {
     )
     .expect("scenario");
     let scenario = scenario.to_str().expect("utf-8 path");
-    let submit = daemon.loadctl(&["submit", scenario]);
-    assert!(submit.status.success(), "{}", text(&submit.stderr));
-    let listed = daemon.loadctl(&["list"]);
-    let id = text(&listed.stdout)
+    let submit = daemon.loadctl(&["submit", scenario], RUN_TIMEOUT);
+    assert!(submit.success(), "{}", submit.stderr);
+    let listed = daemon.loadctl(&["list"], RUN_TIMEOUT);
+    let id = listed
+        .stdout
         .lines()
         .nth(1)
         .and_then(|l| l.split_whitespace().next())
         .map(str::to_string)
         .expect("a run id");
 
-    let report = |format: &str| daemon.loadctl(&["report", &id, "--format", format]);
-    let json: Value = serde_json::from_slice(&report("json").stdout).expect("result JSON");
+    let report = |format: &str| daemon.loadctl(&["report", &id, "--format", format], RUN_TIMEOUT);
+    let json: Value = serde_json::from_str(&report("json").stdout).expect("result JSON");
     let count = json["latency_us"]["count"].as_u64().expect("count");
     // The daemon fingerprints the scenario it ran.
     let sha = json["environment"]["scenario_sha256"]
@@ -446,28 +322,27 @@ fn loadd_serves_the_same_reports_and_an_hlog() {
     assert_eq!(sha.len(), 64, "{sha}");
 
     let hlog = report("hlog");
-    assert!(hlog.status.success(), "{}", text(&hlog.stderr));
-    let intervals = read_hlog(&text(&hlog.stdout));
+    assert!(hlog.success(), "{}", hlog.stderr);
+    let intervals = read_hlog(&hlog.stdout);
     let total: u64 = intervals.iter().map(|(_, h)| h.len()).sum();
     assert_eq!(total, count);
 
-    let html = text(&report("html").stdout);
+    let html = report("html").stdout;
     for id in CHART_IDS {
         assert!(html.contains(&format!("data-chart=\"{id}\"")), "{id}");
     }
     assert!(html.contains("state finished"));
-    let md = text(&report("md").stdout);
+    let md = report("md").stdout;
     assert!(md.starts_with("### ℹ️ loadd: No thresholds"), "{md}");
-    assert!(text(&report("steps-csv").stdout).starts_with("step,requests,"));
+    assert!(report("steps-csv").stdout.starts_with("step,requests,"));
 
     // A run id compares like a file.
     let saved = tmp.path().join("saved.json");
     std::fs::write(&saved, &report("json").stdout).expect("save");
-    let same = daemon.loadctl(&["compare", &id, saved.to_str().expect("utf-8 path")]);
-    assert_eq!(same.status.code(), Some(0), "{}", text(&same.stdout));
-    assert!(
-        text(&same.stdout).contains("+0.0%"),
-        "{}",
-        text(&same.stdout)
+    let same = daemon.loadctl(
+        &["compare", &id, saved.to_str().expect("utf-8 path")],
+        RUN_TIMEOUT,
     );
+    assert_eq!(same.code, Some(0), "{}", same.stdout);
+    assert!(same.stdout.contains("+0.0%"), "{}", same.stdout);
 }

@@ -4,7 +4,7 @@
 //! all of them mixed in one weighted run) and against a target that dies mid-run and comes back,
 //! every run ends with exit 0, each failure counted under the kind it is, and every attempt
 //! accounted for: responses + errors == attempts == what the sandbox saw, per step and per
-//! interval. `tests/misbehave.rs` covers the single-endpoint basics (reset, close, garbage, huge
+//! interval. `misbehave.rs` beside it covers the single-endpoint basics (reset, close, garbage, huge
 //! header, short body, silence, a trickle within the timeout, a refused connect).
 
 use std::collections::BTreeMap;
@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use testbed::{run_json, run_json_peak_rss, FixedPortSandbox, LoadctlRun, Sandbox};
+use testbed::{run_json, run_json_peak_rss, LoadctlRun, Sandbox};
 
 /// Error kinds that are answers from the server (they also count as responses).
 const STATUS_KINDS: [&str; 2] = ["status_4xx", "status_5xx"];
@@ -287,7 +287,7 @@ fn weighted_misbehaviours_in_one_run_add_up_per_step_and_per_interval() {
 fn a_target_that_dies_mid_run_and_comes_back_is_counted_and_the_run_completes() {
     let _guard = testbed::serial();
     let addr = SocketAddr::from(([127, 0, 0, 1], testbed::free_port()));
-    let mut first = FixedPortSandbox::start(addr).expect("sandbox starts");
+    let mut first = Sandbox::start_on(addr).expect("sandbox starts");
     const RATE: u64 = 100;
     const SECONDS: u64 = 6;
     let url = format!("http://{addr}/");
@@ -313,7 +313,7 @@ fn a_target_that_dies_mid_run_and_comes_back_is_counted_and_the_run_completes() 
     let seen_before_kill = first.requests().expect("first sandbox stats");
     first.kill();
     std::thread::sleep(Duration::from_secs(4).saturating_sub(began.elapsed()));
-    let second = FixedPortSandbox::start(addr).expect("sandbox restarts on the same port");
+    let second = Sandbox::start_on(addr).expect("sandbox restarts on the same port");
     let r = run.json(Duration::from_secs(30));
     let seen_after = second.requests().expect("second sandbox stats");
 

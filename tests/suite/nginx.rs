@@ -417,10 +417,10 @@ fn connections_rotate_over_local_ips_on_both_drivers() {
 
 #[test]
 fn a_malformed_local_ip_is_a_usage_error() {
-    let out = std::process::Command::new(testbed::bin("loadctl"))
-        .args(["run", "http://127.0.0.1:9/", "--local-ips", "127.0.0.300"])
-        .output()
-        .expect("loadctl runs");
+    let out = testbed::run_loadctl_timeout(
+        ["run", "http://127.0.0.1:9/", "--local-ips", "127.0.0.300"],
+        std::time::Duration::from_secs(20),
+    );
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("127.0.0.300"), "{stderr}");

@@ -193,12 +193,7 @@ fn api_crowds_and_stalled_event_readers_do_not_disturb_a_run() {
         assert_eq!(result["errors_total"], 0);
     }
     let tail = tail.join().expect("tail thread");
-    assert_eq!(
-        tail.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&tail.stderr)
-    );
+    assert_eq!(tail.code, Some(0), "{}", tail.stderr);
 }
 
 /// A `POST /v1/runs` head with the token and `extra` header lines.
@@ -376,13 +371,7 @@ fn oversized_and_malformed_submissions_are_refused_and_the_next_run_goes_through
         &["submit", file.to_str().expect("utf-8 path")],
         Duration::from_secs(30),
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
     let runs = daemon.json("/v1/runs");
     let id = runs["runs"][0]["id"].as_str().expect("id");
     let report = daemon.json(&format!("/v1/runs/{id}/report"));

@@ -18,11 +18,7 @@ fn json_of(args: &[String]) -> (Option<i32>, serde_json::Value, String) {
 }
 
 fn scenario(name: &str, text: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("loadd-https-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join(name);
-    std::fs::write(&path, text).expect("write scenario");
-    path
+    testbed::scenario_file("https", name, text)
 }
 
 #[test]

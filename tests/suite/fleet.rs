@@ -3,131 +3,34 @@
 //! the target's own counter, each daemon running its third and starting with the others, and its
 //! merged percentiles and intervals must be those of the daemons' runs put together; a `unique`
 //! feeder split two ways must use every row exactly once (the sandbox refuses a second
-//! registration of a name). Also: the Kubernetes manifest parses. Every wait is bounded.
+//! registration of a name). Also: the Kubernetes manifest parses (with a YAML parser, not
+//! substrings) into the headless Service and Indexed Job the fleet needs. Every wait is bounded.
 
-use std::io::{BufRead, BufReader, Read};
-use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
-use testbed::{raw_request, Sandbox};
+use testbed::{remote_loadctl, Daemon, Sandbox, ServeOptions, TextOutput};
+use yaml_rust2::{Yaml, YamlLoader};
 
-const START_TIMEOUT: Duration = Duration::from_secs(20);
 const RUN_TIMEOUT: Duration = Duration::from_secs(40);
-const BANNER: &str = "loadd listening on http://";
 const TOKEN: &str = "fleet-test-token-0123456789abcdef";
 
-/// `loadd serve` on a free loopback port with its own state directory; killed on drop.
-struct Daemon {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Daemon {
-    fn start(state_dir: &Path) -> Daemon {
-        let mut child = Command::new(testbed::bin("loadd"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--state-dir"])
-            .arg(state_dir)
-            // One token for the whole fleet, as a Kubernetes Secret gives every pod.
-            .env("LOADD_TOKEN", TOKEN)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn loadd serve");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let _ = tx.send(lines.next());
-            for _ in lines {}
-        });
-        let line = match rx.recv_timeout(START_TIMEOUT) {
-            Ok(Some(Ok(line))) => line,
-            other => {
-                let _ = child.kill();
-                panic!("loadd serve printed no banner: {other:?}");
-            }
-        };
-        let addr = line
-            .trim()
-            .strip_prefix(BANNER)
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected banner {line:?}"));
-        Daemon { child, addr }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn json(&self, path: &str) -> Value {
-        let auth = format!("Bearer {TOKEN}");
-        let r = raw_request(self.addr, "GET", path, &[("Authorization", &auth)], b"")
-            .unwrap_or_else(|e| panic!("{path}: {e}"));
-        assert_eq!(r.status, 200, "{path}: {}", r.body_text());
-        serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-struct Out {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
 /// `loadctl ARGS` with the fleet's token; killed (and the test failed) past `RUN_TIMEOUT`.
-fn loadctl(args: &[&str]) -> Out {
-    let mut child = Command::new(testbed::bin("loadctl"))
-        .args(args)
-        .env("LOADD_TOKEN", TOKEN)
-        .env("XDG_STATE_HOME", "/nonexistent")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn loadctl");
-    let drain = |mut r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = r.read_to_string(&mut s);
-            s
-        })
-    };
-    let out = drain(Box::new(child.stdout.take().expect("stdout")));
-    let err = drain(Box::new(child.stderr.take().expect("stderr")));
-    let deadline = Instant::now() + RUN_TIMEOUT;
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("try_wait") {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("loadctl {args:?} did not finish within {RUN_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    Out {
-        code: status.code(),
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
-    }
+fn loadctl(args: &[&str]) -> TextOutput {
+    remote_loadctl(args, None, Some(TOKEN), RUN_TIMEOUT)
 }
 
 fn daemons(dir: &Path, n: usize) -> Vec<Daemon> {
     (0..n)
-        .map(|i| Daemon::start(&dir.join(format!("loadd-{i}"))))
+        .map(|i| {
+            // One token for the whole fleet, as a Kubernetes Secret gives every pod.
+            let options = ServeOptions {
+                token: Some(TOKEN),
+                ..ServeOptions::default()
+            };
+            Daemon::start_with(&dir.join(format!("loadd-{i}")), options).expect("loadd serve")
+        })
         .collect()
 }
 
@@ -335,50 +238,82 @@ fn kubernetes_manifest_parses() {
         !text.contains("kind: Secret"),
         "the manifest must not carry a token"
     );
-    // The structure, read by a real YAML parser (PyYAML) where one is installed.
-    let script = r#"
-import sys, yaml
-docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
-kinds = sorted(d["kind"] for d in docs)
-assert kinds == ["Job", "Service"], kinds
-svc = next(d for d in docs if d["kind"] == "Service")
-assert svc["spec"]["clusterIP"] == "None", "the Service must be headless"
-job = next(d for d in docs if d["kind"] == "Job")
-spec = job["spec"]
-assert spec["completionMode"] == "Indexed"
-assert spec["completions"] == spec["parallelism"], "every daemon runs at once"
-pod = spec["template"]["spec"]
-assert pod["subdomain"] == svc["metadata"]["name"], "pods are addressed through the Service"
-labels = spec["template"]["metadata"]["labels"]
-assert all(labels.get(k) == v for k, v in svc["spec"]["selector"].items()), "the Service selects the pods"
-c = pod["containers"][0]
-assert c["args"][0] == "serve", c["args"]
-port = next(p for p in c["ports"] if p["name"] == svc["spec"]["ports"][0]["targetPort"])
-assert any(a == "--listen=0.0.0.0:%d" % port["containerPort"] for a in c["args"]), c["args"]
-env = {e["name"]: e for e in c.get("env", [])}
-assert "secretKeyRef" in env["LOADD_TOKEN"]["valueFrom"]
-print("ok", len(docs))
-"#;
-    let has_yaml = Command::new("python3")
-        .args(["-c", "import yaml"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !has_yaml {
-        eprintln!(
-            "kubernetes_manifest_parses: python3 with PyYAML not found; structure not checked"
+    let docs: Vec<Yaml> = YamlLoader::load_from_str(&text)
+        .expect("deploy/k8s/loadd.yaml is YAML")
+        .into_iter()
+        .filter(|d| !d.is_null() && !d.is_badvalue())
+        .collect();
+    let kind_of = |d: &Yaml| {
+        d["kind"]
+            .as_str()
+            .expect("every document has a kind")
+            .to_string()
+    };
+    let mut kinds: Vec<String> = docs.iter().map(kind_of).collect();
+    kinds.sort();
+    assert_eq!(kinds, ["Job", "Service"]);
+    let of_kind = |k: &str| docs.iter().find(|d| kind_of(d) == k).expect("kind present");
+    let svc = of_kind("Service");
+    assert_eq!(
+        svc["spec"]["clusterIP"].as_str(),
+        Some("None"),
+        "the Service must be headless"
+    );
+    let spec = &of_kind("Job")["spec"];
+    assert_eq!(spec["completionMode"].as_str(), Some("Indexed"));
+    let completions = spec["completions"].as_i64().expect("completions");
+    assert_eq!(
+        spec["parallelism"].as_i64(),
+        Some(completions),
+        "every daemon runs at once"
+    );
+    let pod = &spec["template"]["spec"];
+    let service_name = svc["metadata"]["name"].as_str().expect("Service name");
+    assert_eq!(
+        pod["subdomain"].as_str(),
+        Some(service_name),
+        "pods are addressed through the Service"
+    );
+    let labels = &spec["template"]["metadata"]["labels"];
+    let selector = svc["spec"]["selector"].as_hash().expect("Service selector");
+    assert!(!selector.is_empty());
+    for (key, value) in selector {
+        assert_eq!(
+            &labels[key.as_str().expect("label name")],
+            value,
+            "the Service selects the pods"
         );
-        assert!(text.contains("completionMode: Indexed") && text.contains("clusterIP: None"));
-        return;
     }
-    let out = Command::new("python3")
-        .args(["-c", script])
-        .arg(&manifest)
-        .output()
-        .expect("run python3");
+    let container = &pod["containers"][0];
+    let args: Vec<&str> = container["args"]
+        .as_vec()
+        .expect("container args")
+        .iter()
+        .map(|a| a.as_str().expect("each arg a string"))
+        .collect();
+    assert_eq!(args.first(), Some(&"serve"), "{args:?}");
+    let target_port = svc["spec"]["ports"][0]["targetPort"]
+        .as_str()
+        .expect("Service targetPort by name");
+    let port = container["ports"]
+        .as_vec()
+        .expect("container ports")
+        .iter()
+        .find(|p| p["name"].as_str() == Some(target_port))
+        .expect("the container port the Service targets");
+    let listen = format!(
+        "--listen=0.0.0.0:{}",
+        port["containerPort"].as_i64().expect("containerPort")
+    );
+    assert!(args.contains(&listen.as_str()), "{args:?}");
+    let token = container["env"]
+        .as_vec()
+        .expect("container env")
+        .iter()
+        .find(|e| e["name"].as_str() == Some("LOADD_TOKEN"))
+        .expect("LOADD_TOKEN in the container's env");
     assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        token["valueFrom"]["secretKeyRef"].as_hash().is_some(),
+        "LOADD_TOKEN comes from a Secret"
     );
 }

@@ -5,10 +5,9 @@
 //! It does not judge the demo's other parts (closed model, journey): other tests cover those runs.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use testbed::Sandbox;
 
@@ -22,7 +21,7 @@ fn the_demo_stall_shows_in_the_corrected_tail_only() {
     let loadctl = testbed::bin("loadctl");
     let bin_dir = loadctl.parent().unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/demo.sh");
-    let (status, stdout, stderr) = run_bounded(
+    let out = testbed::run_bounded(
         Command::new("bash")
             .arg(&script)
             .env("LOADD_DEMO_BIN", bin_dir)
@@ -30,7 +29,14 @@ fn the_demo_stall_shows_in_the_corrected_tail_only() {
             .env("LOADD_DEMO_ONLY", "stall"),
         DEMO_TIMEOUT,
     );
-    assert!(status, "demo.sh failed\nstdout: {stdout}\nstderr: {stderr}");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success(),
+        "demo.sh failed\nstdout: {stdout}\nstderr: {stderr}"
+    );
     let figures = figures(&stdout);
     let get = |name: &str| -> u64 {
         *figures
@@ -83,45 +89,4 @@ fn figures(stdout: &str) -> BTreeMap<String, u64> {
             (key.to_string(), value)
         })
         .collect()
-}
-
-/// Runs `command` to its end within `timeout` (killed past it): (success, stdout, stderr).
-fn run_bounded(command: &mut Command, timeout: Duration) -> (bool, String, String) {
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn bash scripts/demo.sh");
-    let drain = |mut pipe: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = pipe.read_to_string(&mut text);
-            text
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().expect("stdout piped")));
-    let stderr = drain(Box::new(child.stderr.take().expect("stderr piped")));
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for demo.sh") {
-            break Some(status);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let (stdout, stderr) = (
-        stdout.join().unwrap_or_default(),
-        stderr.join().unwrap_or_default(),
-    );
-    let Some(status) = status else {
-        panic!(
-            "demo.sh did not finish within {timeout:?}: killed\nstdout: {stdout}\nstderr: {stderr}"
-        );
-    };
-    (status.success(), stdout, stderr)
 }

@@ -101,7 +101,8 @@ fn malformed_scenarios_are_located_and_refused() {
             ":4:13:",
             "body_file: cannot read",
         ),
-        ("[target\nurl = 1\n", ":1:", ""),
+        // A TOML syntax error: located at the offending character, in the parser's words.
+        ("[target\nurl = 1\n", ":1:8:", "invalid table header"),
     ];
     for (i, (text, at, words)) in cases.iter().enumerate() {
         let file = dir.join(format!("bad{i}.toml"));
