@@ -17,88 +17,16 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Args;
 use engine::units::format_us;
 use serde_json::Value;
 
-use crate::{EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE};
+use crate::args::{DaemonArgs, ListArgs, StatusArgs, StopArgs, SubmitArgs, TailArgs};
+use crate::exit;
 
 use self::bundle::Bundle;
 use self::tail::tail_run;
 
 const DEFAULT_DAEMON: &str = "http://127.0.0.1:7070";
-
-#[derive(Debug, Args)]
-pub struct DaemonArgs {
-    /// loadd's base URL (default: $LOADD_URL, else http://127.0.0.1:7070).
-    #[arg(long = "daemon", value_name = "URL")]
-    pub url: Option<String>,
-}
-
-#[derive(Debug, Args)]
-pub struct SubmitArgs {
-    /// The scenario file.
-    pub file: PathBuf,
-    /// Print the run id and return instead of tailing the run.
-    #[arg(long)]
-    pub detach: bool,
-    /// Refuse (409) instead of queueing when another run is queued or running.
-    #[arg(long)]
-    pub no_queue: bool,
-    /// Override the scenario's duration, e.g. 30s (as `loadctl run -d`).
-    #[arg(short = 'd', long)]
-    pub duration: Option<String>,
-    /// Multiply the scenario's arrival rates, e.g. 0.5 for half the load.
-    #[arg(long)]
-    pub rate_scale: Option<f64>,
-    /// Send to this origin instead of the file's, keeping its paths (as `loadctl run --base-url`).
-    #[arg(long)]
-    pub base_url: Option<String>,
-    #[command(flatten)]
-    pub daemon: DaemonArgs,
-    /// Split the load across these daemons (comma-separated URLs), started together and merged
-    /// into one result (docs/fleet.md).
-    #[arg(
-        long,
-        value_delimiter = ',',
-        value_name = "URLS",
-        conflicts_with = "url"
-    )]
-    pub daemons: Vec<String>,
-    /// With --daemons: write the merged result here as JSON, with a per-daemon breakdown.
-    #[arg(long, value_name = "FILE", requires = "daemons")]
-    pub result: Option<PathBuf>,
-}
-
-#[derive(Debug, Args)]
-pub struct TailArgs {
-    /// The run id.
-    pub id: String,
-    #[command(flatten)]
-    pub daemon: DaemonArgs,
-}
-
-#[derive(Debug, Args)]
-pub struct StatusArgs {
-    /// The run id (default: the newest run).
-    pub id: Option<String>,
-    #[command(flatten)]
-    pub daemon: DaemonArgs,
-}
-
-#[derive(Debug, Args)]
-pub struct ListArgs {
-    #[command(flatten)]
-    pub daemon: DaemonArgs,
-}
-
-#[derive(Debug, Args)]
-pub struct StopArgs {
-    /// The run id.
-    pub id: String,
-    #[command(flatten)]
-    pub daemon: DaemonArgs,
-}
 
 /// `$XDG_STATE_HOME/loadd`, else `$HOME/.local/state/loadd` (loadd's default too).
 fn default_state_dir() -> PathBuf {
@@ -164,7 +92,7 @@ impl Client {
     fn unreachable(&self, e: &ureq::Error) -> Failure {
         Failure {
             message: format!("error: cannot reach loadd at {}: {e}", self.base),
-            code: EXIT_RUN_FAILED,
+            code: exit::NO_RESULT,
         }
     }
 
@@ -223,9 +151,9 @@ fn refused(reply: &Reply) -> Failure {
             .join("\n");
     }
     let code = if reply.status >= 500 {
-        EXIT_RUN_FAILED
+        exit::NO_RESULT
     } else {
-        EXIT_USAGE
+        exit::USAGE
     };
     Failure { message, code }
 }
@@ -236,7 +164,7 @@ fn ok_json(reply: Reply) -> Result<Value, Failure> {
     }
     serde_json::from_str(&reply.body).map_err(|e| Failure {
         message: format!("error: loadd sent a reply that is not JSON: {e}"),
-        code: EXIT_RUN_FAILED,
+        code: exit::NO_RESULT,
     })
 }
 
@@ -274,7 +202,7 @@ fn submit_inner(args: &SubmitArgs) -> Result<u8, Failure> {
     let id = v["id"].as_str().unwrap_or_default().to_string();
     if args.detach {
         println!("{id}");
-        return Ok(EXIT_OK);
+        return Ok(exit::OK);
     }
     eprintln!(
         "submitted run {id} ({}) to {}",
@@ -314,13 +242,13 @@ fn status_inner(args: &StatusArgs) -> Result<u8, Failure> {
                 Some(newest) => newest.clone(),
                 None => {
                     println!("no runs");
-                    return Ok(EXIT_OK);
+                    return Ok(exit::OK);
                 }
             }
         }
     };
     println!("{}", serde_json::to_string_pretty(&run).unwrap_or_default());
-    Ok(EXIT_OK)
+    Ok(exit::OK)
 }
 
 pub fn list(args: &ListArgs) -> u8 {
@@ -353,7 +281,7 @@ fn list_inner(args: &ListArgs) -> Result<u8, Failure> {
             r["target"].as_str().unwrap_or("")
         );
     }
-    Ok(EXIT_OK)
+    Ok(exit::OK)
 }
 
 pub fn stop(args: &StopArgs) -> u8 {
@@ -368,7 +296,7 @@ fn stop_inner(args: &StopArgs) -> Result<u8, Failure> {
         args.id,
         v["state"].as_str().unwrap_or("?")
     );
-    Ok(EXIT_OK)
+    Ok(exit::OK)
 }
 
 /// A run's report from loadd as text (`format`: json, html, md, csv, steps-csv, hlog), or the
@@ -408,7 +336,7 @@ mod tests {
             f.message,
             "error: x.toml:1:2: bad\nerror: x.toml:3:4: worse"
         );
-        assert_eq!(f.code, EXIT_USAGE);
+        assert_eq!(f.code, exit::USAGE);
         let f = refused(&Reply {
             status: 403,
             body: r#"{"error":"not allowed"}"#.into(),

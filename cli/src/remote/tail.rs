@@ -14,7 +14,7 @@ use engine::units::format_us;
 use serde_json::Value;
 
 use super::{refused, Client, Failure, Reply};
-use crate::{EXIT_OK, EXIT_RUN_FAILED};
+use crate::exit;
 
 /// Reconnection attempts when an event stream drops before the run's end.
 const TAIL_RECONNECTS: u32 = 10;
@@ -74,7 +74,7 @@ pub(super) fn tail_run(client: &Client, id: &str) -> Result<u8, Failure> {
             Ok(None) | Err(None) => {
                 return Err(Failure {
                     message: format!("error: lost the event stream of run {id}"),
-                    code: EXIT_RUN_FAILED,
+                    code: exit::NO_RESULT,
                 })
             }
             Err(Some(f)) => return Err(f),
@@ -91,17 +91,17 @@ pub(super) fn tail_run(client: &Client, id: &str) -> Result<u8, Failure> {
             match serde_json::from_value::<engine::Results>(result.clone()) {
                 Ok(r) => {
                     let _ = writeln!(out, "{}", r.render_text());
-                    Ok(crate::command::exit_code(&r))
+                    Ok(exit::of_results(&r))
                 }
                 Err(_) => {
                     let text = serde_json::to_string_pretty(&result).unwrap_or_default();
                     let _ = writeln!(out, "{text}");
                     Ok(if !result["aborted_by"].is_null() {
-                        crate::command::EXIT_ABORTED
+                        exit::ABORTED
                     } else if result["thresholds_failed"].as_bool() == Some(true) {
-                        crate::command::EXIT_THRESHOLDS
+                        exit::FAILED
                     } else {
-                        EXIT_OK
+                        exit::OK
                     })
                 }
             }
@@ -116,7 +116,7 @@ pub(super) fn tail_run(client: &Client, id: &str) -> Result<u8, Failure> {
                     .map(|e| format!(": {e}"))
                     .unwrap_or_default()
             );
-            Ok(EXIT_RUN_FAILED)
+            Ok(exit::NO_RESULT)
         }
     }
 }
