@@ -11,7 +11,7 @@ use std::path::Path;
 use engine::scenario::{self, unspanned};
 use engine::Plan;
 
-use super::Failure;
+use super::client::Failure;
 use crate::exit;
 
 /// A scenario and its files, ready to send.

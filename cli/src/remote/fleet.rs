@@ -30,8 +30,8 @@ use serde_json::{json, Value};
 use self::follow::Msg;
 use self::merge::{DaemonRun, Merger, ShapeMap};
 use super::bundle::Bundle;
+use super::client::{ok_json, percent_encode, Client, Failure};
 use super::tail::View;
-use super::{ok_json, percent_encode, Client, Failure};
 use crate::args::{DaemonArgs, SubmitArgs};
 use crate::exit;
 
@@ -318,41 +318,7 @@ fn tail_all(
         steps: whole.steps().map(|s| s.name.clone()).collect(),
         drawn: 0,
     };
-    let mut finished: Vec<Option<Box<engine::Results>>> = (0..urls.len()).map(|_| None).collect();
-    let mut failures: Vec<String> = Vec::new();
-    let show = |view: &mut View, ready: Vec<engine::results::IntervalSummary>| {
-        for iv in ready {
-            view.interval(&serde_json::to_value(&iv).unwrap_or(Value::Null));
-        }
-    };
-    // Every follower ends with Finished or Failed, then drops its sender: the loop ends.
-    for (d, msg) in rx.iter() {
-        match msg {
-            Msg::Interval {
-                index,
-                summary,
-                stats,
-            } => match merger.interval(d, index, &summary, &stats) {
-                Ok(ready) => show(&mut view, ready),
-                Err(e) => failures.push(format!("{}: {e}", urls[d])),
-            },
-            Msg::Totals(stats) => {
-                if let Err(e) = merger.totals(d, &stats) {
-                    failures.push(format!("{}: {e}", urls[d]));
-                }
-            }
-            Msg::Finished(results) => {
-                finished[d] = Some(results);
-                let ready = merger.end(d);
-                show(&mut view, ready);
-            }
-            Msg::Failed(why) => {
-                failures.push(format!("{}: {why}", urls[d]));
-                let ready = merger.end(d);
-                show(&mut view, ready);
-            }
-        }
-    }
+    let (finished, failures) = merge_messages(&rx, &mut merger, &mut view, &urls);
     for f in followers {
         let _ = f.join();
     }
@@ -400,6 +366,52 @@ fn tail_all(
         })?;
     }
     Ok(exit::of_results(&results))
+}
+
+/// Feeds each follower's messages to the merger and shows merged intervals as they complete;
+/// what each daemon finished with, and what went wrong.
+fn merge_messages(
+    rx: &mpsc::Receiver<(usize, Msg)>,
+    merger: &mut Merger,
+    view: &mut View,
+    urls: &[String],
+) -> (Vec<Option<Box<engine::Results>>>, Vec<String>) {
+    let mut finished: Vec<Option<Box<engine::Results>>> = (0..urls.len()).map(|_| None).collect();
+    let mut failures: Vec<String> = Vec::new();
+    let show = |view: &mut View, ready: Vec<engine::results::IntervalSummary>| {
+        for iv in ready {
+            view.interval(&serde_json::to_value(&iv).unwrap_or(Value::Null));
+        }
+    };
+    // Every follower ends with Finished or Failed, then drops its sender: the loop ends.
+    for (d, msg) in rx.iter() {
+        match msg {
+            Msg::Interval {
+                index,
+                summary,
+                stats,
+            } => match merger.interval(d, index, &summary, &stats) {
+                Ok(ready) => show(view, ready),
+                Err(e) => failures.push(format!("{}: {e}", urls[d])),
+            },
+            Msg::Totals(stats) => {
+                if let Err(e) = merger.totals(d, &stats) {
+                    failures.push(format!("{}: {e}", urls[d]));
+                }
+            }
+            Msg::Finished(results) => {
+                finished[d] = Some(results);
+                let ready = merger.end(d);
+                show(view, ready);
+            }
+            Msg::Failed(why) => {
+                failures.push(format!("{}: {why}", urls[d]));
+                let ready = merger.end(d);
+                show(view, ready);
+            }
+        }
+    }
+    (finished, failures)
 }
 
 /// Where each daemon's origin fell against the common start (by its own clock), in ms.
