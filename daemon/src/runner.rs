@@ -520,12 +520,7 @@ fn next_id(newest: Option<&str>) -> String {
     let mut random = [0u8; 4];
     // Without randomness the time part alone still orders and separates runs.
     let _ = getrandom::fill(&mut random);
-    format!("{ms:011x}-{}", hex(&random))
-}
-
-/// Lowercase hex of some bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    format!("{ms:011x}-{}", hex::encode(random))
 }
 
 #[cfg(test)]
