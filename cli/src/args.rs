@@ -1,11 +1,14 @@
-//! `loadctl` flags (clap derive). Help text is each field's doc comment. Unit-bearing values
-//! (`10k`, `30s`) go through the engine's one unit parser, and impossible values (zero
-//! connections, zero rate) are refused here, before anything else runs.
+//! Every `loadctl` flag (clap derive), for every command: the other modules import their
+//! arguments from here, never the reverse. Help text is each field's doc comment. Unit-bearing
+//! values (`10k`, `30s`) go through the engine's one unit parser, and impossible values (zero
+//! connections, zero rate, a 150% tolerance) are refused here, before anything else runs. It
+//! refuses to act on a flag: that is the commands' job.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use engine::report::Format;
 use engine::units;
 
 #[derive(Debug, Parser)]
@@ -29,19 +32,19 @@ pub enum Command {
         file: PathBuf,
     },
     /// Send a scenario to loadd and tail it live until its result (or `--detach`).
-    Submit(crate::remote::SubmitArgs),
+    Submit(SubmitArgs),
     /// Follow a loadd run's live intervals, then print its summary.
-    Tail(crate::remote::TailArgs),
+    Tail(TailArgs),
     /// Show a loadd run (default: the newest).
-    Status(crate::remote::StatusArgs),
+    Status(StatusArgs),
     /// List loadd's runs, newest first.
-    List(crate::remote::ListArgs),
+    List(ListArgs),
     /// Stop a loadd run gracefully (in-flight requests finish; results are kept).
-    Stop(crate::remote::StopArgs),
+    Stop(StopArgs),
     /// Render a saved result file, or a loadd run's result, as JSON, HTML, Markdown or CSV.
-    Report(crate::report::ReportArgs),
+    Report(ReportArgs),
     /// Compare two results (files or loadd run ids); exit 1 on a significant regression.
-    Compare(crate::compare::CompareArgs),
+    Compare(CompareArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -119,10 +122,166 @@ pub struct RunArgs {
     pub report: Option<PathBuf>,
     /// The --report file's format, whatever its extension.
     #[arg(long, value_enum, requires = "report")]
-    pub report_format: Option<crate::report::ReportFormat>,
+    pub report_format: Option<ReportFormat>,
     /// Write the corrected latency as an HdrHistogram interval log, one histogram a second.
     #[arg(long, value_name = "FILE")]
     pub hlog: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// loadd's base URL (default: $LOADD_URL, else http://127.0.0.1:7070).
+    #[arg(long = "daemon", value_name = "URL")]
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    /// The scenario file.
+    pub file: PathBuf,
+    /// Print the run id and return instead of tailing the run.
+    #[arg(long)]
+    pub detach: bool,
+    /// Refuse (409) instead of queueing when another run is queued or running.
+    #[arg(long)]
+    pub no_queue: bool,
+    /// Override the scenario's duration, e.g. 30s (as `loadctl run -d`).
+    #[arg(short = 'd', long)]
+    pub duration: Option<String>,
+    /// Multiply the scenario's arrival rates, e.g. 0.5 for half the load.
+    #[arg(long)]
+    pub rate_scale: Option<f64>,
+    /// Send to this origin instead of the file's, keeping its paths (as `loadctl run --base-url`).
+    #[arg(long)]
+    pub base_url: Option<String>,
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
+    /// Split the load across these daemons (comma-separated URLs), started together and merged
+    /// into one result (docs/fleet.md).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "URLS",
+        conflicts_with = "url"
+    )]
+    pub daemons: Vec<String>,
+    /// With --daemons: write the merged result here as JSON, with a per-daemon breakdown.
+    #[arg(long, value_name = "FILE", requires = "daemons")]
+    pub result: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct TailArgs {
+    /// The run id.
+    pub id: String,
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The run id (default: the newest run).
+    pub id: Option<String>,
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// The run id.
+    pub id: String,
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// The result as JSON (schema loadd.results.v1).
+    Json,
+    /// One self-contained page with charts.
+    Html,
+    /// Markdown, for a pull-request comment.
+    Md,
+    /// The per-second time series.
+    Csv,
+    /// One row per journey step.
+    StepsCsv,
+    /// HdrHistogram interval log (from loadd only: a result file holds no histograms).
+    Hlog,
+}
+
+impl ReportFormat {
+    /// The engine's format; `None` for `hlog`, which needs histograms.
+    pub fn document(self) -> Option<Format> {
+        match self {
+            ReportFormat::Json => Some(Format::Json),
+            ReportFormat::Html => Some(Format::Html),
+            ReportFormat::Md => Some(Format::Markdown),
+            ReportFormat::Csv => Some(Format::Csv),
+            ReportFormat::StepsCsv => Some(Format::StepsCsv),
+            ReportFormat::Hlog => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self.document() {
+            Some(f) => f.name(),
+            None => "hlog",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A result file (`loadctl run --output json > result.json`), or a loadd run id.
+    pub source: String,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Json)]
+    pub format: ReportFormat,
+    /// Write to this file instead of stdout.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompareFormat {
+    Text,
+    Md,
+    Html,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The baseline: a result file (`loadctl run --output json`) or a loadd run id.
+    pub baseline: String,
+    /// The candidate, judged against the baseline.
+    pub candidate: String,
+    /// Change in latency or throughput tolerated before a regression is called (10% or 0.1).
+    #[arg(long, default_value = "10%", value_parser = fraction)]
+    pub tolerance: f64,
+    /// Rise in error rate tolerated, in percentage points (0.1% or 0.001).
+    #[arg(long, default_value = "0.1%", value_parser = fraction)]
+    pub error_tolerance: f64,
+    /// Confidence of the intervals behind the verdict (95% or 0.95).
+    #[arg(long, default_value = "95%", value_parser = confidence)]
+    pub confidence: f64,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = CompareFormat::Text)]
+    pub format: CompareFormat,
+    /// Write to this file instead of stdout.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -163,6 +322,27 @@ fn positive_duration(s: &str) -> Result<Duration, String> {
         Ok(d) if d.is_zero() => Err("must be greater than zero".into()),
         Ok(d) => Ok(d),
         Err(e) => Err(e.to_string()),
+    }
+}
+
+/// `10%` or `0.1` as a fraction in 0..=1.
+fn fraction(s: &str) -> Result<f64, String> {
+    let bad = || format!("`{s}`: use a percentage like 10% or a fraction like 0.1");
+    let v = match s.trim().strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().map_err(|_| bad())? / 100.0,
+        None => s.trim().parse::<f64>().map_err(|_| bad())?,
+    };
+    if v.is_finite() && (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(bad())
+    }
+}
+
+fn confidence(s: &str) -> Result<f64, String> {
+    match fraction(s)? {
+        c if (0.5..1.0).contains(&c) => Ok(c),
+        _ => Err(format!("`{s}`: a confidence is between 50% and 99.99%")),
     }
 }
 
@@ -213,5 +393,18 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn tolerances_and_confidences() {
+        assert_eq!(fraction("10%"), Ok(0.1));
+        assert_eq!(fraction("0.25"), Ok(0.25));
+        assert_eq!(fraction(" 5 % "), Ok(0.05));
+        assert!(fraction("-1%").is_err());
+        assert!(fraction("150%").is_err());
+        assert!(fraction("ten").is_err());
+        assert_eq!(confidence("95%"), Ok(0.95));
+        assert!(confidence("100%").is_err());
+        assert!(confidence("30%").is_err());
     }
 }

@@ -10,10 +10,7 @@ use engine::report::capacity::render_html;
 use engine::run::capacity::{self, CapacityResult, Level};
 
 use crate::args::{Output, RunArgs};
-use crate::{EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE};
-
-/// Exit code when even the start rate failed the SLOs.
-pub const EXIT_START_FAILS: u8 = 1;
+use crate::exit;
 
 pub fn run(plan: &Plan, mut cap: CapacityPlan, args: &RunArgs) -> u8 {
     if args.smoke {
@@ -23,7 +20,7 @@ pub fn run(plan: &Plan, mut cap: CapacityPlan, args: &RunArgs) -> u8 {
     let on_signal = stop.clone();
     let _ = ctrlc::set_handler(move || {
         if on_signal.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
+            std::process::exit(exit::INTERRUPTED);
         }
         eprintln!("stopping the search after this level (Ctrl-C again to quit now)");
     });
@@ -53,7 +50,7 @@ pub fn run(plan: &Plan, mut cap: CapacityPlan, args: &RunArgs) -> u8 {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
-            return EXIT_USAGE;
+            return exit::USAGE;
         }
     };
     let mut out = std::io::stdout().lock();
@@ -72,7 +69,7 @@ pub fn run(plan: &Plan, mut cap: CapacityPlan, args: &RunArgs) -> u8 {
         };
         if let Err(e) = std::fs::write(path, body) {
             eprintln!("error: cannot write {}: {e}", path.display());
-            return EXIT_RUN_FAILED;
+            return exit::NO_RESULT;
         }
     }
     exit_code(&result)
@@ -86,10 +83,10 @@ pub fn exit_code(r: &CapacityResult) -> u8 {
         r.first_failing_rate_per_s,
         &r.generator_limited,
     ) {
-        (_, _, Some(_)) => EXIT_RUN_FAILED,
-        (Some(_), Some(_), None) => EXIT_OK,
-        (Some(_), None, None) if r.reached_max_rate => EXIT_OK,
-        (None, Some(_), None) => EXIT_START_FAILS,
-        _ => EXIT_RUN_FAILED,
+        (_, _, Some(_)) => exit::NO_RESULT,
+        (Some(_), Some(_), None) => exit::OK,
+        (Some(_), None, None) if r.reached_max_rate => exit::OK,
+        (None, Some(_), None) => exit::FAILED,
+        _ => exit::NO_RESULT,
     }
 }

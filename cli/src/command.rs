@@ -11,7 +11,7 @@ use engine::units::format_duration;
 use engine::units::format_us;
 
 use crate::args::{Command, Output, RunArgs};
-use crate::{EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE};
+use crate::exit;
 
 /// Runs a parsed command; returns the exit code.
 pub fn dispatch(command: Command) -> u8 {
@@ -20,7 +20,7 @@ pub fn dispatch(command: Command) -> u8 {
         Command::Validate { file } => match plan_from_file(&file, None) {
             Ok(_) => {
                 println!("{}: ok", file.display());
-                EXIT_OK
+                exit::OK
             }
             Err(code) => code,
         },
@@ -47,7 +47,7 @@ fn run(args: &RunArgs) -> u8 {
         plan_from(&spec, &Source::command_line())
     };
     let Ok(mut plan) = plan else {
-        return EXIT_USAGE;
+        return exit::USAGE;
     };
     if let Some(cap) = plan.capacity.clone() {
         return crate::capacity::run(&plan, cap, args);
@@ -64,7 +64,7 @@ fn run(args: &RunArgs) -> u8 {
         Ok(h) => h,
         Err(e) => {
             eprintln!("error: {e}");
-            return EXIT_USAGE;
+            return exit::USAGE;
         }
     };
     // Ctrl-C stops gracefully and still prints results (as k6 does); a second one exits.
@@ -72,7 +72,7 @@ fn run(args: &RunArgs) -> u8 {
     let interrupted = std::sync::atomic::AtomicBool::new(false);
     let _ = ctrlc::set_handler(move || {
         if interrupted.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            std::process::exit(130);
+            std::process::exit(exit::INTERRUPTED);
         }
         eprintln!("stopping: finishing in-flight requests (Ctrl-C again to quit now)");
         stopper.stop();
@@ -110,7 +110,7 @@ fn run(args: &RunArgs) -> u8 {
     }
     let Some(finished) = finished else {
         eprintln!("error: the run ended without a result");
-        return EXIT_RUN_FAILED;
+        return exit::NO_RESULT;
     };
     let mut results = finished.results;
     let files_written = recorder.finish(&mut results, &finished.totals);
@@ -120,22 +120,9 @@ fn run(args: &RunArgs) -> u8 {
         Output::Text => out.write_all(results.render_text().as_bytes()),
     };
     let _ = written.and_then(|()| writeln!(out));
-    files_written.err().unwrap_or_else(|| exit_code(&results))
-}
-
-/// Exit code 4: an `abort_on_fail` threshold stopped the run; 1: a threshold failed.
-pub const EXIT_ABORTED: u8 = 4;
-pub const EXIT_THRESHOLDS: u8 = 1;
-
-/// The exit code a finished run's results call for.
-pub fn exit_code(results: &engine::Results) -> u8 {
-    if results.aborted_by.is_some() {
-        EXIT_ABORTED
-    } else if results.thresholds_failed {
-        EXIT_THRESHOLDS
-    } else {
-        EXIT_OK
-    }
+    files_written
+        .err()
+        .unwrap_or_else(|| exit::of_results(&results))
 }
 
 fn describe(plan: &Plan) -> String {
@@ -179,7 +166,7 @@ fn plan_from_file(path: &Path, flags: Option<&RunArgs>) -> Result<Plan, u8> {
         Ok(x) => x,
         Err(e) => {
             eprintln!("error: {e}");
-            return Err(EXIT_USAGE);
+            return Err(exit::USAGE);
         }
     };
     if let Some(args) = flags {
@@ -193,7 +180,7 @@ fn plan_from(spec: &ScenarioSpec, source: &Source) -> Result<Plan, u8> {
         for e in &errors.0 {
             eprintln!("error: {e}");
         }
-        EXIT_USAGE
+        exit::USAGE
     })
 }
 

@@ -1,22 +1,19 @@
 //! loadctl: argument parsing and commands. `main` only maps `run_cli`'s result to an exit code.
 //!
-//! Exit codes: 0 success; 1 thresholds failed (scenario language); 2 usage or configuration
-//! error (nothing was sent); 3 the run could not produce a result.
+//! Exit codes are in `exit` (0 success; 1 thresholds failed; 2 usage or configuration error,
+//! nothing was sent; 3 no result; 4 an `abort_on_fail` threshold stopped the run).
 
 pub mod args;
 pub mod capacity;
 pub mod command;
 pub mod compare;
+pub mod exit;
 pub mod remote;
 pub mod report;
 
 use std::process::ExitCode;
 
 use clap::Parser;
-
-pub const EXIT_OK: u8 = 0;
-pub const EXIT_USAGE: u8 = 2;
-pub const EXIT_RUN_FAILED: u8 = 3;
 
 /// Parses arguments and runs the command.
 pub fn run_cli<I, T>(argv: I) -> ExitCode
@@ -35,9 +32,9 @@ where
                 let _ = e.print();
                 return ExitCode::from(
                     if e.kind() == K::DisplayHelpOnMissingArgumentOrSubcommand {
-                        EXIT_USAGE
+                        exit::USAGE
                     } else {
-                        EXIT_OK
+                        exit::OK
                     },
                 );
             }
@@ -48,7 +45,7 @@ where
                 .next()
                 .unwrap_or("error: invalid arguments");
             eprintln!("{first}");
-            return ExitCode::from(EXIT_USAGE);
+            return ExitCode::from(exit::USAGE);
         }
     };
     ExitCode::from(command::dispatch(cli.command))

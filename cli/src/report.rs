@@ -11,7 +11,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use clap::{Args, ValueEnum};
 use engine::metrics::stats::StatsSet;
 use engine::report::hlog::{corrected_latency, HlogWriter, V2DeflateSerializer};
 use engine::report::{self, Format};
@@ -19,60 +18,8 @@ use engine::results::Environment;
 use engine::run::RunEvent;
 use engine::Results;
 
-use crate::args::RunArgs;
-use crate::remote::DaemonArgs;
-use crate::{EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ReportFormat {
-    /// The result as JSON (schema loadd.results.v1).
-    Json,
-    /// One self-contained page with charts.
-    Html,
-    /// Markdown, for a pull-request comment.
-    Md,
-    /// The per-second time series.
-    Csv,
-    /// One row per journey step.
-    StepsCsv,
-    /// HdrHistogram interval log (from loadd only: a result file holds no histograms).
-    Hlog,
-}
-
-impl ReportFormat {
-    /// The engine's format; `None` for `hlog`, which needs histograms.
-    fn document(self) -> Option<Format> {
-        match self {
-            ReportFormat::Json => Some(Format::Json),
-            ReportFormat::Html => Some(Format::Html),
-            ReportFormat::Md => Some(Format::Markdown),
-            ReportFormat::Csv => Some(Format::Csv),
-            ReportFormat::StepsCsv => Some(Format::StepsCsv),
-            ReportFormat::Hlog => None,
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self.document() {
-            Some(f) => f.name(),
-            None => "hlog",
-        }
-    }
-}
-
-#[derive(Debug, Args)]
-pub struct ReportArgs {
-    /// A result file (`loadctl run --output json > result.json`), or a loadd run id.
-    pub source: String,
-    /// Report format.
-    #[arg(long, value_enum, default_value_t = ReportFormat::Json)]
-    pub format: ReportFormat,
-    /// Write to this file instead of stdout.
-    #[arg(short = 'o', long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
-    #[command(flatten)]
-    pub daemon: DaemonArgs,
-}
+use crate::args::{ReportArgs, ReportFormat, RunArgs};
+use crate::exit;
 
 /// Reads a saved result; the message says what is wrong with the file.
 pub fn read_results(path: &Path) -> Result<Results, String> {
@@ -103,13 +50,13 @@ pub fn report(args: &ReportArgs) -> u8 {
             eprintln!(
                 "error: a result file holds no histograms: write an interval log with `loadctl run --hlog FILE`, or ask loadd for a run's (`loadctl report RUN_ID --format hlog`)"
             );
-            return EXIT_USAGE;
+            return exit::USAGE;
         };
         match read_results(path) {
             Ok(r) => report::render(&r, format),
             Err(message) => {
                 eprintln!("{message}");
-                return EXIT_USAGE;
+                return exit::USAGE;
             }
         }
     } else {
@@ -119,10 +66,10 @@ pub fn report(args: &ReportArgs) -> u8 {
         }
     };
     match write_out(args.output.as_deref(), &text) {
-        Ok(()) => EXIT_OK,
+        Ok(()) => exit::OK,
         Err(message) => {
             eprintln!("{message}");
-            EXIT_RUN_FAILED
+            exit::NO_RESULT
         }
     }
 }
@@ -160,7 +107,7 @@ impl RunFiles {
     pub fn create(args: &RunArgs) -> Result<Self, u8> {
         let usage = |message: String| {
             eprintln!("{message}");
-            EXIT_USAGE
+            exit::USAGE
         };
         let report = match &args.report {
             Some(path) => {
@@ -314,7 +261,7 @@ impl Recorder<'_> {
         match failed {
             Some(m) => {
                 eprintln!("{m}");
-                Err(EXIT_RUN_FAILED)
+                Err(exit::NO_RESULT)
             }
             None => Ok(()),
         }

@@ -439,26 +439,7 @@ fn execute(runs: &Runs, id: &str, plan: &Plan, options: RunOptions) {
                         hlog = None;
                     }
                 }
-                // The engine's summary carries p99.9, errors by kind and the requested rate.
-                let Ok(mut value) = serde_json::to_value(&iv.summary) else {
-                    continue;
-                };
-                if let Some(l) = log.as_mut() {
-                    if let Err(e) = l.append(&value) {
-                        eprintln!("loadd: warning: run {id}: cannot append an interval: {e}");
-                    }
-                }
-                // After the log line: the full measurements are for live merging, not storage.
-                if options.stats {
-                    if let Some(o) = value.as_object_mut() {
-                        o.insert("stats".into(), engine::metrics::wire::encode(&iv.stats));
-                    }
-                }
-                let mut map = runs.lock();
-                if let Some(run) = map.get_mut(id) {
-                    run.intervals.push(value);
-                    run.touch();
-                }
+                store_interval(runs, id, iv, options.stats, log.as_mut());
             }
             RunEvent::Finished(mut f) => {
                 f.results.environment.scenario_sha256 = scenario_sha256.take();
@@ -468,24 +449,7 @@ fn execute(runs: &Runs, id: &str, plan: &Plan, options: RunOptions) {
                         eprintln!("loadd: warning: run {id}: interval log: {e}");
                     }
                 }
-                let result = serde_json::to_value(&f.results).unwrap_or(serde_json::Value::Null);
-                let mut histogram = Vec::new();
-                let histogram = V2DeflateSerializer::new()
-                    .serialize(&f.totals.total().latency, &mut histogram)
-                    .ok()
-                    .map(|_| histogram);
-                if let Err(e) = runs.store.write_result(id, &result, histogram.as_deref()) {
-                    eprintln!("loadd: warning: run {id}: cannot save its result: {e}");
-                }
-                let totals = options
-                    .stats
-                    .then(|| engine::metrics::wire::encode(&f.totals));
-                let mut map = runs.lock();
-                if let Some(run) = map.get_mut(id) {
-                    run.result = Some(result);
-                    run.histogram_v2 = histogram;
-                    run.final_stats = totals;
-                }
+                store_result(runs, id, &f, options.stats);
                 finished = true;
             }
         }
@@ -498,6 +462,56 @@ fn execute(runs: &Runs, id: &str, plan: &Plan, options: RunOptions) {
             RunState::Failed,
             Some("the run ended without a result".into()),
         );
+    }
+}
+
+/// Logs one interval and keeps it for live tails (with its full measurements when asked).
+fn store_interval(
+    runs: &Runs,
+    id: &str,
+    iv: engine::results::collector::RunInterval,
+    stats: bool,
+    log: Option<&mut crate::store::IntervalLog>,
+) {
+    // The engine's summary carries p99.9, errors by kind and the requested rate.
+    let Ok(mut value) = serde_json::to_value(&iv.summary) else {
+        return;
+    };
+    if let Some(l) = log {
+        if let Err(e) = l.append(&value) {
+            eprintln!("loadd: warning: run {id}: cannot append an interval: {e}");
+        }
+    }
+    // After the log line: the full measurements are for live merging, not storage.
+    if stats {
+        if let Some(o) = value.as_object_mut() {
+            o.insert("stats".into(), engine::metrics::wire::encode(&iv.stats));
+        }
+    }
+    let mut map = runs.lock();
+    if let Some(run) = map.get_mut(id) {
+        run.intervals.push(value);
+        run.touch();
+    }
+}
+
+/// Saves the result and its histogram, and keeps them (with the totals when asked).
+fn store_result(runs: &Runs, id: &str, f: &engine::run::Finished, stats: bool) {
+    let result = serde_json::to_value(&f.results).unwrap_or(serde_json::Value::Null);
+    let mut histogram = Vec::new();
+    let histogram = V2DeflateSerializer::new()
+        .serialize(&f.totals.total().latency, &mut histogram)
+        .ok()
+        .map(|_| histogram);
+    if let Err(e) = runs.store.write_result(id, &result, histogram.as_deref()) {
+        eprintln!("loadd: warning: run {id}: cannot save its result: {e}");
+    }
+    let totals = stats.then(|| engine::metrics::wire::encode(&f.totals));
+    let mut map = runs.lock();
+    if let Some(run) = map.get_mut(id) {
+        run.result = Some(result);
+        run.histogram_v2 = histogram;
+        run.final_stats = totals;
     }
 }
 
@@ -520,12 +534,7 @@ fn next_id(newest: Option<&str>) -> String {
     let mut random = [0u8; 4];
     // Without randomness the time part alone still orders and separates runs.
     let _ = getrandom::fill(&mut random);
-    format!("{ms:011x}-{}", hex(&random))
-}
-
-/// Lowercase hex of some bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    format!("{ms:011x}-{}", hex::encode(random))
 }
 
 #[cfg(test)]

@@ -126,7 +126,7 @@ impl Store {
             let files_dir = dir.join(FILES);
             fs::create_dir_all(&files_dir)?;
             for (name, bytes) in files {
-                fs::write(files_dir.join(crate::runner::hex(name.as_bytes())), bytes)?;
+                fs::write(files_dir.join(hex::encode(name.as_bytes())), bytes)?;
             }
         }
         self.write_state(meta)
@@ -353,7 +353,7 @@ mod tests {
         let stored = tmp
             .path()
             .join("runs/b/files")
-            .join(crate::runner::hex(b"x/y.bin"));
+            .join(hex::encode(b"x/y.bin"));
         assert_eq!(fs::read(stored).unwrap(), b"12");
         assert_eq!(problems.len(), 3, "{problems:?}");
         // The abort was saved.

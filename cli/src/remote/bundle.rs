@@ -11,8 +11,8 @@ use std::path::Path;
 use engine::scenario::{self, unspanned};
 use engine::Plan;
 
-use super::Failure;
-use crate::EXIT_USAGE;
+use super::client::Failure;
+use crate::exit;
 
 /// A scenario and its files, ready to send.
 pub struct Bundle {
@@ -26,7 +26,7 @@ pub struct Bundle {
 fn usage(message: String) -> Failure {
     Failure {
         message,
-        code: EXIT_USAGE,
+        code: exit::USAGE,
     }
 }
 
@@ -157,7 +157,7 @@ mod tests {
         )
         .unwrap();
         let f = Bundle::collect(&bad, None, None).err().unwrap();
-        assert_eq!(f.code, EXIT_USAGE);
+        assert_eq!(f.code, exit::USAGE);
         assert!(f.message.contains("bad.toml:4:1:"), "{}", f.message);
         let ok = tmp.path().join("ok.toml");
         std::fs::write(&ok, "[target]\nurl = \"http://127.0.0.1:1/\"\n[request]\nmethod = \"POST\"\nbody_file = \"body.bin\"\n").unwrap();

@@ -30,9 +30,10 @@ use serde_json::{json, Value};
 use self::follow::Msg;
 use self::merge::{DaemonRun, Merger, ShapeMap};
 use super::bundle::Bundle;
+use super::client::{ok_json, percent_encode, Client, Failure};
 use super::tail::View;
-use super::{ok_json, percent_encode, Client, DaemonArgs, Failure, SubmitArgs};
-use crate::{EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE};
+use crate::args::{DaemonArgs, SubmitArgs};
+use crate::exit;
 
 /// How far ahead the common start is set: time to submit and plan on every daemon.
 const START_DELAY: Duration = Duration::from_secs(2);
@@ -40,7 +41,7 @@ const START_DELAY: Duration = Duration::from_secs(2);
 fn usage(message: String) -> Failure {
     Failure {
         message,
-        code: EXIT_USAGE,
+        code: exit::USAGE,
     }
 }
 
@@ -91,7 +92,7 @@ pub(super) fn submit(args: &SubmitArgs) -> Result<u8, Failure> {
         for (p, id) in parts.iter().zip(&ids) {
             println!("{} {id}", p.url);
         }
-        return Ok(EXIT_OK);
+        return Ok(exit::OK);
     }
     eprintln!(
         "{} daemons start together at Unix ms {start_at} (in {} ms by this machine's clock)",
@@ -241,7 +242,7 @@ fn submit_all(parts: &[Part], clients: &[Client], start_at: u64) -> Result<Vec<S
                 h.join().unwrap_or_else(|_| {
                     Err(Failure {
                         message: "error: a submission thread panicked".into(),
-                        code: EXIT_RUN_FAILED,
+                        code: exit::NO_RESULT,
                     })
                 })
             })
@@ -268,7 +269,7 @@ fn submit_all(parts: &[Part], clients: &[Client], start_at: u64) -> Result<Vec<S
     }
     Err(first.unwrap_or(Failure {
         message: "error: a submission failed".into(),
-        code: EXIT_RUN_FAILED,
+        code: exit::NO_RESULT,
     }))
 }
 
@@ -305,7 +306,7 @@ fn tail_all(
     for (d, (client, id)) in clients.into_iter().zip(&ids).enumerate() {
         let handle = follow::spawn(d, client, id.clone(), tx.clone()).map_err(|e| Failure {
             message: format!("error: cannot start a thread: {e}"),
-            code: EXIT_RUN_FAILED,
+            code: exit::NO_RESULT,
         })?;
         followers.push(handle);
     }
@@ -317,41 +318,7 @@ fn tail_all(
         steps: whole.steps().map(|s| s.name.clone()).collect(),
         drawn: 0,
     };
-    let mut finished: Vec<Option<Box<engine::Results>>> = (0..urls.len()).map(|_| None).collect();
-    let mut failures: Vec<String> = Vec::new();
-    let show = |view: &mut View, ready: Vec<engine::results::IntervalSummary>| {
-        for iv in ready {
-            view.interval(&serde_json::to_value(&iv).unwrap_or(Value::Null));
-        }
-    };
-    // Every follower ends with Finished or Failed, then drops its sender: the loop ends.
-    for (d, msg) in rx.iter() {
-        match msg {
-            Msg::Interval {
-                index,
-                summary,
-                stats,
-            } => match merger.interval(d, index, &summary, &stats) {
-                Ok(ready) => show(&mut view, ready),
-                Err(e) => failures.push(format!("{}: {e}", urls[d])),
-            },
-            Msg::Totals(stats) => {
-                if let Err(e) = merger.totals(d, &stats) {
-                    failures.push(format!("{}: {e}", urls[d]));
-                }
-            }
-            Msg::Finished(results) => {
-                finished[d] = Some(results);
-                let ready = merger.end(d);
-                show(&mut view, ready);
-            }
-            Msg::Failed(why) => {
-                failures.push(format!("{}: {why}", urls[d]));
-                let ready = merger.end(d);
-                show(&mut view, ready);
-            }
-        }
-    }
+    let (finished, failures) = merge_messages(&rx, &mut merger, &mut view, &urls);
     for f in followers {
         let _ = f.join();
     }
@@ -368,7 +335,7 @@ fn tail_all(
             "error: no merged result: every daemon's run must finish (runs: {})",
             ids.join(", ")
         );
-        return Ok(EXIT_RUN_FAILED);
+        return Ok(exit::NO_RESULT);
     }
     let daemons: Vec<DaemonRun> = urls
         .into_iter()
@@ -395,10 +362,56 @@ fn tail_all(
         let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
         std::fs::write(path, text + "\n").map_err(|e| Failure {
             message: format!("error: cannot write {}: {e}", path.display()),
-            code: EXIT_RUN_FAILED,
+            code: exit::NO_RESULT,
         })?;
     }
-    Ok(crate::command::exit_code(&results))
+    Ok(exit::of_results(&results))
+}
+
+/// Feeds each follower's messages to the merger and shows merged intervals as they complete;
+/// what each daemon finished with, and what went wrong.
+fn merge_messages(
+    rx: &mpsc::Receiver<(usize, Msg)>,
+    merger: &mut Merger,
+    view: &mut View,
+    urls: &[String],
+) -> (Vec<Option<Box<engine::Results>>>, Vec<String>) {
+    let mut finished: Vec<Option<Box<engine::Results>>> = (0..urls.len()).map(|_| None).collect();
+    let mut failures: Vec<String> = Vec::new();
+    let show = |view: &mut View, ready: Vec<engine::results::IntervalSummary>| {
+        for iv in ready {
+            view.interval(&serde_json::to_value(&iv).unwrap_or(Value::Null));
+        }
+    };
+    // Every follower ends with Finished or Failed, then drops its sender: the loop ends.
+    for (d, msg) in rx.iter() {
+        match msg {
+            Msg::Interval {
+                index,
+                summary,
+                stats,
+            } => match merger.interval(d, index, &summary, &stats) {
+                Ok(ready) => show(view, ready),
+                Err(e) => failures.push(format!("{}: {e}", urls[d])),
+            },
+            Msg::Totals(stats) => {
+                if let Err(e) = merger.totals(d, &stats) {
+                    failures.push(format!("{}: {e}", urls[d]));
+                }
+            }
+            Msg::Finished(results) => {
+                finished[d] = Some(results);
+                let ready = merger.end(d);
+                show(view, ready);
+            }
+            Msg::Failed(why) => {
+                failures.push(format!("{}: {why}", urls[d]));
+                let ready = merger.end(d);
+                show(view, ready);
+            }
+        }
+    }
+    (finished, failures)
 }
 
 /// Where each daemon's origin fell against the common start (by its own clock), in ms.

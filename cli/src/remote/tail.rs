@@ -1,23 +1,20 @@
-//! `loadctl tail` (and `submit` without `--detach`): follows a run's Server-Sent Events,
-//! reconnecting with `Last-Event-ID` so no interval is missed, then prints the summary with its
-//! threshold verdicts and returns `loadctl run`'s exit code.
+//! `loadctl tail` (and `submit` without `--detach`): follows a run's Server-Sent Events (read
+//! by `sse`, which resumes a dropped stream so no interval is missed), then prints the summary
+//! with its threshold verdicts and returns `loadctl run`'s exit code.
 //!
 //! On a terminal it redraws a compact table in place once per interval (elapsed, rate against
 //! the requested rate, corrected p50/p90/p99/p99.9/max, errors by kind, connections, schedule
 //! lag, one line per journey step); piped, it prints plain lines (one per interval, plus one per
 //! step when the journey has several). Rendering is pure (`table`, `plain`) so it is unit-tested.
 
-use std::io::{BufRead, BufReader, IsTerminal, Write};
-use std::time::Duration;
+use std::io::{IsTerminal, Write};
 
 use engine::units::format_us;
 use serde_json::Value;
 
-use super::{refused, Client, Failure, Reply};
-use crate::{EXIT_OK, EXIT_RUN_FAILED};
-
-/// Reconnection attempts when an event stream drops before the run's end.
-const TAIL_RECONNECTS: u32 = 10;
+use super::client::{Client, Failure};
+use super::sse::{self, Event, Reconnects, StreamError};
+use crate::exit;
 
 /// How a tail ended.
 enum Ending {
@@ -57,29 +54,21 @@ impl View {
 }
 
 pub(super) fn tail_run(client: &Client, id: &str) -> Result<u8, Failure> {
-    let mut last_id: Option<u64> = None;
-    let mut attempts = 0;
     let mut view = View {
         live: std::io::stdout().is_terminal(),
         steps: Vec::new(),
         drawn: 0,
     };
-    let ending = loop {
-        match follow(client, id, &mut last_id, &mut view) {
-            Ok(Some(end)) => break end,
-            Ok(None) | Err(None) if attempts < TAIL_RECONNECTS => {
-                attempts += 1;
-                std::thread::sleep(Duration::from_millis(500));
-            }
-            Ok(None) | Err(None) => {
-                return Err(Failure {
-                    message: format!("error: lost the event stream of run {id}"),
-                    code: EXIT_RUN_FAILED,
-                })
-            }
-            Err(Some(f)) => return Err(f),
-        }
-    };
+    let ending = sse::follow(client, id, Reconnects::Announced, |event| {
+        Ok(on_event(&event, &mut view))
+    })
+    .map_err(|e| match e {
+        StreamError::Lost => Failure {
+            message: format!("error: lost the event stream of run {id}"),
+            code: exit::NO_RESULT,
+        },
+        StreamError::Failed(f) => f,
+    })?;
     let mut out = std::io::stdout().lock();
     if view.drawn > 0 {
         // The table stays on screen; the summary starts below it.
@@ -91,17 +80,17 @@ pub(super) fn tail_run(client: &Client, id: &str) -> Result<u8, Failure> {
             match serde_json::from_value::<engine::Results>(result.clone()) {
                 Ok(r) => {
                     let _ = writeln!(out, "{}", r.render_text());
-                    Ok(crate::command::exit_code(&r))
+                    Ok(exit::of_results(&r))
                 }
                 Err(_) => {
                     let text = serde_json::to_string_pretty(&result).unwrap_or_default();
                     let _ = writeln!(out, "{text}");
                     Ok(if !result["aborted_by"].is_null() {
-                        crate::command::EXIT_ABORTED
+                        exit::ABORTED
                     } else if result["thresholds_failed"].as_bool() == Some(true) {
-                        crate::command::EXIT_THRESHOLDS
+                        exit::FAILED
                     } else {
-                        EXIT_OK
+                        exit::OK
                     })
                 }
             }
@@ -116,94 +105,29 @@ pub(super) fn tail_run(client: &Client, id: &str) -> Result<u8, Failure> {
                     .map(|e| format!(": {e}"))
                     .unwrap_or_default()
             );
-            Ok(EXIT_RUN_FAILED)
+            Ok(exit::NO_RESULT)
         }
     }
 }
 
-/// Reads one connection's worth of events. `Ok(None)`/`Err(None)`: the stream dropped (resume);
-/// `Err(Some(_))`: refused (do not retry).
-fn follow(
-    client: &Client,
-    id: &str,
-    last_id: &mut Option<u64>,
-    view: &mut View,
-) -> Result<Option<Ending>, Option<Failure>> {
-    let mut req = client
-        .agent
-        .get(format!("{}/v1/runs/{id}/events", client.base))
-        .header("Accept", "text/event-stream");
-    if let Some(a) = client.auth() {
-        req = req.header("Authorization", a);
-    }
-    if let Some(n) = last_id {
-        req = req.header("Last-Event-ID", n.to_string());
-    }
-    let resp = match req.call() {
-        Ok(r) => r,
-        Err(e) if last_id.is_some() => {
-            eprintln!("loadctl: reconnecting to the event stream: {e}");
-            return Err(None);
+/// Shows one event; `Some` at the run's end.
+fn on_event(event: &Event, view: &mut View) -> Option<Ending> {
+    let value: Value = serde_json::from_str(&event.data).unwrap_or(Value::Null);
+    match event.name.as_str() {
+        "run" => {
+            view.steps = value["steps"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect();
         }
-        Err(e) => return Err(Some(client.unreachable(&e))),
-    };
-    if resp.status().as_u16() != 200 {
-        let status = resp.status().as_u16();
-        let body = resp.into_body().read_to_string().unwrap_or_default();
-        return Err(Some(refused(&Reply { status, body })));
+        "interval" => view.interval(&value),
+        "finished" => return Some(Ending::Finished(value)),
+        "ended" => return Some(Ending::Ended(value)),
+        _ => {}
     }
-    let reader = BufReader::new(resp.into_body().into_reader());
-    let (mut event, mut data, mut event_id) = (String::new(), String::new(), None::<u64>);
-    for line in reader.lines() {
-        let Ok(line) = line else {
-            return Ok(None);
-        };
-        if line.is_empty() {
-            if !data.is_empty() || !event.is_empty() {
-                let value: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
-                match event.as_str() {
-                    "run" => {
-                        view.steps = value["steps"]
-                            .as_array()
-                            .into_iter()
-                            .flatten()
-                            .filter_map(|s| s.as_str().map(str::to_string))
-                            .collect();
-                    }
-                    "interval" => {
-                        view.interval(&value);
-                        if event_id.is_some() {
-                            *last_id = event_id;
-                        }
-                    }
-                    "finished" => return Ok(Some(Ending::Finished(value))),
-                    "ended" => return Ok(Some(Ending::Ended(value))),
-                    _ => {}
-                }
-            }
-            event.clear();
-            data.clear();
-            event_id = None;
-            continue;
-        }
-        if line.starts_with(':') {
-            continue;
-        }
-        let (field, value) = line.split_once(':').unwrap_or((line.as_str(), ""));
-        let value = value.strip_prefix(' ').unwrap_or(value);
-        match field {
-            "event" => event = value.to_string(),
-            "id" => event_id = value.parse().ok(),
-            "data" => {
-                if !data.is_empty() {
-                    data.push('\n');
-                }
-                data.push_str(value);
-            }
-            _ => {}
-        }
-    }
-    Ok(None)
+    None
 }
 
 fn num(v: &Value, k: &str) -> f64 {

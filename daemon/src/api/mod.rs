@@ -22,7 +22,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 
 pub use policy::{AllowRule, Limits, Policy};
-pub use serve::{default_state_dir, serve_forever, ServeArgs};
+pub use serve::{default_state_dir, serve_forever};
 
 use crate::runner::Runs;
 

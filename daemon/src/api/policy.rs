@@ -113,7 +113,7 @@ impl Policy {
         if self
             .allow
             .iter()
-            .any(|r| matches!(r, AllowRule::Host(h) if *h == host))
+            .any(|r| matches!(r, AllowRule::Host(h) if Some(h) == host.as_ref()))
         {
             return Ok(());
         }
@@ -171,17 +171,14 @@ impl Policy {
     }
 }
 
-/// The host of a normalized `http://host:port/path` URL, lowercase, without brackets.
-fn host_of(url: &str) -> String {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let authority = rest.split(['/', '?']).next().unwrap_or("");
-    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let host = if let Some(v6) = authority.strip_prefix('[') {
-        v6.split(']').next().unwrap_or("")
-    } else {
-        authority.split(':').next().unwrap_or("")
-    };
-    host.to_ascii_lowercase()
+/// The host of a target URL: lowercase, an IPv6 address without brackets; `None` if the URL
+/// has none (it then matches no host rule and is judged by its addresses alone).
+fn host_of(url: &str) -> Option<String> {
+    match url::Url::parse(url).ok()?.host()? {
+        url::Host::Domain(d) => Some(d.to_ascii_lowercase()),
+        url::Host::Ipv4(ip) => Some(ip.to_string()),
+        url::Host::Ipv6(ip) => Some(ip.to_string()),
+    }
 }
 
 #[cfg(test)]
@@ -209,9 +206,10 @@ mod tests {
 
     #[test]
     fn hosts_are_extracted() {
-        assert_eq!(host_of("http://a.b:80/x"), "a.b");
-        assert_eq!(host_of("http://[::1]:8080/"), "::1");
-        assert_eq!(host_of("http://u@H/"), "h");
+        assert_eq!(host_of("http://a.b:80/x").as_deref(), Some("a.b"));
+        assert_eq!(host_of("http://[::1]:8080/").as_deref(), Some("::1"));
+        assert_eq!(host_of("http://u@H/").as_deref(), Some("h"));
+        assert_eq!(host_of("not a url"), None);
     }
 
     #[test]

@@ -71,45 +71,7 @@ pub async fn submit(
     request: Request,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let limit = state.policy.limits.max_body_bytes;
-    let too_large = || {
-        ApiError::TooLarge(format!(
-            "the submission is over this daemon's limit of {limit} bytes (scenario and files together)"
-        ))
-    };
-    let multipart = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("multipart/")
-        });
-    let submission = if multipart {
-        let form = Multipart::from_request(request, &state)
-            .await
-            .map_err(|e| ApiError::BadRequest(e.body_text()))?;
-        read_bundle(form).await.map_err(|e| match e {
-            BundleError::Multipart(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => too_large(),
-            BundleError::Multipart(e) => ApiError::BadRequest(e.body_text()),
-            BundleError::Invalid(m) => ApiError::BadRequest(m),
-        })?
-    } else {
-        let body = Bytes::from_request(request, &state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                too_large()
-            } else {
-                ApiError::BadRequest(e.body_text())
-            }
-        })?;
-        Submission {
-            text: String::from_utf8(body.to_vec())
-                .map_err(|_| ApiError::BadRequest("the scenario is not UTF-8 text".into()))?,
-            name: None,
-            files: BTreeMap::new(),
-        }
-    };
+    let submission = read_submission(&state, request).await?;
     let Submission { text, name, files } = submission;
     // Only a file name: it labels messages and is never opened.
     let name = query
@@ -120,27 +82,7 @@ pub async fn submit(
         .and_then(|n| n.to_str())
         .unwrap_or("scenario.toml")
         .to_string();
-    if let Some(d) = &query.duration {
-        match engine::units::parse_duration(d) {
-            Ok(d) if !d.is_zero() => {}
-            Ok(_) => {
-                return Err(ApiError::BadRequest(
-                    "duration must be greater than zero".into(),
-                ))
-            }
-            Err(e) => return Err(ApiError::BadRequest(format!("duration: {e}"))),
-        }
-    }
-    if let Some(s) = query.rate_scale {
-        if !(s.is_finite() && s > 0.0) {
-            return Err(ApiError::BadRequest(
-                "rate_scale must be a number greater than zero".into(),
-            ));
-        }
-    }
-    if let Some(at) = query.start_at {
-        crate::runner::check_start_at(at).map_err(ApiError::BadRequest)?;
-    }
+    check_query(&query)?;
     let options = RunOptions {
         start_at_unix_ms: query.start_at,
         stats: query.stats,
@@ -173,6 +115,76 @@ pub async fn submit(
         Json(json!({"id": meta.id, "state": meta.state})),
     )
         .into_response())
+}
+
+/// The scenario and its files, from a multipart bundle or a plain body.
+async fn read_submission(state: &AppState, request: Request) -> Result<Submission, ApiError> {
+    let limit = state.policy.limits.max_body_bytes;
+    let too_large = || {
+        ApiError::TooLarge(format!(
+            "the submission is over this daemon's limit of {limit} bytes (scenario and files together)"
+        ))
+    };
+    let multipart = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("multipart/")
+        });
+    let submission = if multipart {
+        let form = Multipart::from_request(request, state)
+            .await
+            .map_err(|e| ApiError::BadRequest(e.body_text()))?;
+        read_bundle(form).await.map_err(|e| match e {
+            BundleError::Multipart(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => too_large(),
+            BundleError::Multipart(e) => ApiError::BadRequest(e.body_text()),
+            BundleError::Invalid(m) => ApiError::BadRequest(m),
+        })?
+    } else {
+        let body = Bytes::from_request(request, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                too_large()
+            } else {
+                ApiError::BadRequest(e.body_text())
+            }
+        })?;
+        Submission {
+            text: String::from_utf8(body.to_vec())
+                .map_err(|_| ApiError::BadRequest("the scenario is not UTF-8 text".into()))?,
+            name: None,
+            files: BTreeMap::new(),
+        }
+    };
+    Ok(submission)
+}
+
+/// The query's overrides, refused before anything is planned.
+fn check_query(query: &SubmitQuery) -> Result<(), ApiError> {
+    if let Some(d) = &query.duration {
+        match engine::units::parse_duration(d) {
+            Ok(d) if !d.is_zero() => {}
+            Ok(_) => {
+                return Err(ApiError::BadRequest(
+                    "duration must be greater than zero".into(),
+                ))
+            }
+            Err(e) => return Err(ApiError::BadRequest(format!("duration: {e}"))),
+        }
+    }
+    if let Some(s) = query.rate_scale {
+        if !(s.is_finite() && s > 0.0) {
+            return Err(ApiError::BadRequest(
+                "rate_scale must be a number greater than zero".into(),
+            ));
+        }
+    }
+    if let Some(at) = query.start_at {
+        crate::runner::check_start_at(at).map_err(ApiError::BadRequest)?;
+    }
+    Ok(())
 }
 
 /// Why a multipart bundle was refused.

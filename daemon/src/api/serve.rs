@@ -10,60 +10,21 @@
 
 use std::fs;
 use std::io::Write;
-use std::net::SocketAddr;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use engine::units;
 
 use super::policy::{AllowRule, Limits, Policy};
 use super::{app, AppState};
-use crate::runner::{hex, Runs};
+use crate::args::ServeArgs;
+use crate::runner::Runs;
 use crate::store::Store;
 
 /// How long a signalled `loadd serve` waits for the current run's final result.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-
-/// Flags of `loadd serve`.
-#[derive(Debug, clap::Args)]
-pub struct ServeArgs {
-    /// Address to listen on (loopback by default; any other needs an explicit token).
-    #[arg(long, default_value = "127.0.0.1:7070")]
-    pub listen: SocketAddr,
-    /// Where runs and the token live (default `$XDG_STATE_HOME/loadd` or `~/.local/state/loadd`).
-    #[arg(long)]
-    pub state_dir: Option<PathBuf>,
-    /// Read the bearer token from this file instead of `STATE_DIR/token` (`LOADD_TOKEN` wins).
-    #[arg(long)]
-    pub token_file: Option<PathBuf>,
-    /// Also allow targets in this address block or with this exact host name (repeatable);
-    /// loopback is always allowed.
-    #[arg(long = "allow")]
-    pub allow: Vec<String>,
-    /// Most connections one scenario may open.
-    #[arg(long, default_value = "10000")]
-    pub max_connections: u32,
-    /// Highest arrival rate a scenario may ask for, e.g. 50k (default: no limit).
-    #[arg(long, value_parser = rate)]
-    pub max_rate: Option<f64>,
-    /// Longest run a scenario may ask for, e.g. 10m (default: no limit).
-    #[arg(long, value_parser = duration)]
-    pub max_duration: Option<Duration>,
-    /// Largest scenario body accepted, in bytes.
-    #[arg(long, default_value = "1048576")]
-    pub max_body_bytes: usize,
-}
-
-fn rate(s: &str) -> Result<f64, String> {
-    units::parse_scaled(s).map_err(|e| e.to_string())
-}
-
-fn duration(s: &str) -> Result<Duration, String> {
-    units::parse_duration(s).map_err(|e| e.to_string())
-}
 
 /// `$XDG_STATE_HOME/loadd`, else `$HOME/.local/state/loadd`, else `./loadd-state`.
 pub fn default_state_dir() -> PathBuf {
@@ -103,7 +64,7 @@ fn resolve_token(state_dir: &Path, token_file: Option<&Path>) -> Result<(String,
     }
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for a token: {e}"))?;
-    let token = hex(&bytes);
+    let token = hex::encode(bytes);
     let mut file = fs::OpenOptions::new()
         .write(true)
         .create(true)

@@ -122,7 +122,7 @@ async fn a_bundle_carries_the_files_and_they_are_stored() {
         .join("runs")
         .join(id)
         .join("files")
-        .join(crate::runner::hex(b"data/body.json"));
+        .join(hex::encode(b"data/body.json"));
     assert_eq!(std::fs::read(stored).unwrap(), b"{\"a\": 1}");
     let (s, _) = call_json(
         &app,

@@ -10,7 +10,9 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use super::api::{check_text, lock, ApiError, Caller, Id, JsonBody};
+use super::api::caller::{lock, Caller};
+use super::api::error::ApiError;
+use super::api::input::{check_text, Id, JsonBody};
 
 pub(super) struct Events {
     by_id: BTreeMap<u64, Event>,

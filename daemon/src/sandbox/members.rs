@@ -11,7 +11,9 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use super::api::{check_text, lock, ApiError, Caller, Id, JsonBody};
+use super::api::caller::{lock, Caller};
+use super::api::error::ApiError;
+use super::api::input::{check_text, Id, JsonBody};
 
 const DEFAULT_PER_PAGE: usize = 20;
 const MAX_PER_PAGE: usize = 100;

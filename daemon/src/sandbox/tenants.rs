@@ -12,7 +12,9 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use super::api::{check_text, lock, Api, ApiError, Caller, JsonBody};
+use super::api::caller::{lock, Api, Caller};
+use super::api::error::ApiError;
+use super::api::input::{check_text, JsonBody};
 use super::events::Events;
 use super::members::Members;
 use super::quiz::Quiz;

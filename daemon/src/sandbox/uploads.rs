@@ -17,7 +17,9 @@ use axum::Json;
 use hyper::body::Body as _;
 use serde::Serialize;
 
-use super::api::{lock, ApiError, Caller, Id};
+use super::api::caller::{lock, Caller};
+use super::api::error::ApiError;
+use super::api::input::Id;
 
 /// Largest accepted upload (the sum of every part's data), in bytes.
 const MAX_UPLOAD_LEN: usize = 8 << 20;
