@@ -10,8 +10,8 @@ use std::ops::Range;
 
 use toml::Spanned;
 
+use crate::plan::checker::{did_you_mean, Checker};
 use crate::plan::template::{self, Escape, RenderContext, Template};
-use crate::plan::Checker;
 use crate::scenario::{CaptureSpec, CheckSpec, ScenarioSpec, StepSpec, ThinkSpec, UploadSpec};
 use crate::units;
 
@@ -515,9 +515,7 @@ fn compile_step(
                     at + 1
                 )),
                 None => {
-                    let hint = template::closest(var, vars.iter().map(String::as_str).chain(template::BUILTINS))
-                        .map(|h| format!("; did you mean `{h}`?"))
-                        .unwrap_or_default();
+                    let hint = did_you_mean(var, vars.iter().map(String::as_str).chain(template::BUILTINS));
                     Err(format!("`{{{{{var}}}}}` is not defined: capture it in an earlier step or use a built-in{hint}"))
                 }
             }

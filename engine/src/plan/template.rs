@@ -303,16 +303,6 @@ const PATH_KEEPS: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUME
     .remove(b':')
     .remove(b'@');
 
-/// The closest of `candidates` to `name` (for "did you mean" hints), if any is close.
-pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    candidates
-        .into_iter()
-        .map(|c| (strsim::levenshtein(name, c), c))
-        .filter(|(d, c)| *d <= (c.len().max(name.len()) / 3).max(1))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
-
 /// A message id as `{{msg_id}}` renders it.
 pub fn write_msg_id(out: &mut Vec<u8>, vu: u64, iteration: u64) {
     let _ = write!(out, "m{vu}-{iteration}.");
@@ -424,15 +414,5 @@ mod tests {
         let mut out = b"k=".to_vec();
         form_encode(b"x y", &mut out);
         assert_eq!(out, b"k=x+y");
-    }
-
-    #[test]
-    fn closest_names() {
-        assert_eq!(closest("tokn", ["token", "id"]), Some("token"));
-        assert_eq!(closest("zzzzzz", ["token", "id"]), None);
-        assert_eq!(
-            closest("conections", ["connections", "rate"]),
-            Some("connections")
-        );
     }
 }
