@@ -276,74 +276,43 @@ fn push_escaped(out: &mut Vec<u8>, value: &[u8], escape: Escape) {
         }
         Escape::Form => form_encode(value, out),
         Escape::Path => {
-            for &b in value {
-                if b.is_ascii_alphanumeric()
-                    || matches!(
-                        b,
-                        b'-' | b'.'
-                            | b'_'
-                            | b'~'
-                            | b'!'
-                            | b'$'
-                            | b'\''
-                            | b'('
-                            | b')'
-                            | b'*'
-                            | b'+'
-                            | b','
-                            | b';'
-                            | b':'
-                            | b'@'
-                    )
-                {
-                    out.push(b);
-                } else {
-                    let _ = write!(out, "%{b:02X}");
-                }
+            for chunk in percent_encoding::percent_encode(value, PATH_KEEPS) {
+                out.extend_from_slice(chunk.as_bytes());
             }
         }
     }
 }
 
-/// The closest of `candidates` to `name` (for "did you mean" hints), if any is close.
-pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    candidates
-        .into_iter()
-        .map(|c| (edit_distance(name, c), c))
-        .filter(|(d, c)| *d <= (c.len().max(name.len()) / 3).max(1))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
+/// What a path or query keeps as it is: RFC 3986's unreserved characters, `:`, `@` and the
+/// sub-delims but `&` and `=` (so a value cannot add a query field); everything else, and every
+/// non-ASCII byte, is percent-encoded.
+const PATH_KEEPS: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'!')
+    .remove(b'$')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')')
+    .remove(b'*')
+    .remove(b'+')
+    .remove(b',')
+    .remove(b';')
+    .remove(b':')
+    .remove(b'@');
 
 /// A message id as `{{msg_id}}` renders it.
 pub fn write_msg_id(out: &mut Vec<u8>, vu: u64, iteration: u64) {
     let _ = write!(out, "m{vu}-{iteration}.");
 }
 
-/// `application/x-www-form-urlencoded` encoding of `value` onto `out`.
+/// `application/x-www-form-urlencoded` encoding of `value` onto `out` (no allocation: the
+/// encoder yields slices of the input or of a static table).
 pub fn form_encode(value: &[u8], out: &mut Vec<u8>) {
-    for &b in value {
-        match b {
-            b' ' => out.push(b'+'),
-            b if b.is_ascii_alphanumeric() || matches!(b, b'*' | b'-' | b'.' | b'_') => out.push(b),
-            b => {
-                let _ = write!(out, "%{b:02X}");
-            }
-        }
+    for chunk in form_urlencoded::byte_serialize(value) {
+        out.extend_from_slice(chunk.as_bytes());
     }
 }
 
@@ -430,12 +399,20 @@ mod tests {
     }
 
     #[test]
-    fn closest_names() {
-        assert_eq!(closest("tokn", ["token", "id"]), Some("token"));
-        assert_eq!(closest("zzzzzz", ["token", "id"]), None);
+    fn path_and_form_values_are_encoded() {
+        let vars = [
+            b"a-._~!$'()*+,;:@z /?#&=%\xc3\xa9".to_vec(),
+            b"a b&c=d*-._~+\xc3\xa9".to_vec(),
+        ];
+        let path = compile("/{{token}}", Escape::Path).unwrap();
         assert_eq!(
-            closest("conections", ["connections", "rate"]),
-            Some("connections")
+            render(&path, &vars),
+            "/a-._~!$'()*+,;:@z%20%2F%3F%23%26%3D%25%C3%A9"
         );
+        let form = compile("q={{id}}", Escape::Form).unwrap();
+        assert_eq!(render(&form, &vars), "q=a+b%26c%3Dd*-._%7E%2B%C3%A9");
+        let mut out = b"k=".to_vec();
+        form_encode(b"x y", &mut out);
+        assert_eq!(out, b"k=x+y");
     }
 }

@@ -6,10 +6,14 @@
 //! hint); evaluated on merged stats at the end of a run, and — for `abort_on_fail` ones — on the
 //! running totals once their delay has passed, to stop a run that has clearly failed.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
+use toml::Spanned;
 
 use crate::metrics::stats::{Stats, StatsSet};
-use crate::plan::template;
+use crate::plan::checker::{did_you_mean, Checker};
+use crate::scenario::ThresholdSpec;
 use crate::units;
 
 /// What a threshold measures.
@@ -147,10 +151,7 @@ pub fn parse_in(text: &str, names: &Names<'_>) -> Result<Threshold, String> {
                 .iter()
                 .position(|(s, _)| s == name)
                 .ok_or_else(|| {
-                    let hint =
-                        template::closest(name, names.scenarios.iter().map(|(s, _)| s.as_str()))
-                            .map(|h| format!("; did you mean `{h}`?"))
-                            .unwrap_or_default();
+                    let hint = did_you_mean(name, names.scenarios.iter().map(|(s, _)| s.as_str()));
                     format!("no scenario is named `{name}`{hint}")
                 })?;
             (Some(index), after)
@@ -173,9 +174,7 @@ pub fn parse_in(text: &str, names: &Names<'_>) -> Result<Threshold, String> {
                 .filter(|(_, s)| *s == name)
                 .map(|(i, _)| range.start + i);
             let index = matches.next().ok_or_else(|| {
-                let hint = template::closest(name, candidates.iter().map(String::as_str))
-                    .map(|h| format!("; did you mean `{h}`?"))
-                    .unwrap_or_default();
+                let hint = did_you_mean(name, candidates.iter().map(String::as_str));
                 format!("no step is named `{name}`{hint}")
             })?;
             if matches.next().is_some() && scenario.is_none() {
@@ -254,9 +253,7 @@ fn parse_metric(text: &str) -> Result<Metric, String> {
         p => match p.strip_prefix('p').and_then(|n| n.parse::<f64>().ok()) {
             Some(n) if (0.0..=100.0).contains(&n) => n / 100.0,
             _ => {
-                let hint = template::closest(text, ["p95", "p99", "error_rate", "checks", "rate"])
-                    .map(|h| format!("; did you mean `{h}`?"))
-                    .unwrap_or_default();
+                let hint = did_you_mean(text, ["p95", "p99", "error_rate", "checks", "rate"]);
                 return Err(format!(
                     "unknown metric `{text}` (use {}){hint}",
                     METRICS.join(", ")
@@ -374,6 +371,48 @@ impl Threshold {
             unit: unit.into(),
         }
     }
+}
+
+/// Default `delay` before an `abort_on_fail` threshold may stop a run.
+const DEFAULT_ABORT_DELAY: Duration = Duration::from_secs(10);
+
+/// Each threshold parsed against the run's names; `abort_on_fail` ones get their delay.
+pub(crate) fn check_thresholds(
+    c: &mut Checker<'_>,
+    specs: &[Spanned<ThresholdSpec>],
+    names: &Names<'_>,
+) -> Vec<Threshold> {
+    let mut out = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let (expr, abort, delay) = match spec.get_ref() {
+            ThresholdSpec::Expr(e) => (e, false, None),
+            ThresholdSpec::Table {
+                expr,
+                abort_on_fail,
+                delay,
+            } => (expr, *abort_on_fail, delay.as_ref()),
+        };
+        match parse_in(expr, names) {
+            Ok(mut t) => {
+                if abort {
+                    let d = match delay.map(|d| units::parse_duration(d)) {
+                        Some(Ok(d)) => d,
+                        Some(Err(e)) => {
+                            c.error(&spec.span(), format!("threshold delay: {e}"));
+                            DEFAULT_ABORT_DELAY
+                        }
+                        None => DEFAULT_ABORT_DELAY,
+                    };
+                    t.abort_after_ns = Some(d.as_nanos() as u64);
+                } else if delay.is_some() {
+                    c.error(&spec.span(), "delay only applies with abort_on_fail = true");
+                }
+                out.push(t);
+            }
+            Err(message) => c.error(&spec.span(), format!("threshold: {message}")),
+        }
+    }
+    out
 }
 
 #[cfg(test)]

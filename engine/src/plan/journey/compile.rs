@@ -1,0 +1,377 @@
+//! Compiling a journey: tasks flattened into steps, variables given slots (feeders and `[vars]`
+//! before any step, captures at the step that sets them), then each step compiled in a
+//! `StepContext` that says which variables it may use.
+//!
+//! The request bytes, the captures and checks are compiled by `request` and `response`; this
+//! module decides what a step is and what it can see, and encodes nothing itself.
+
+use std::ops::Range;
+
+use toml::Spanned;
+
+use crate::plan::checker::{did_you_mean, Checker};
+use crate::plan::journey::feeder::compile_feeders;
+use crate::plan::journey::request::compile_request;
+use crate::plan::journey::response::{compile_capture, compile_checks, needs_body, needs_head};
+use crate::plan::journey::{Journey, RequestBase, StepPlan, TaskPlan, Think};
+use crate::plan::template::{self, Escape, Template};
+use crate::scenario::{ScenarioSpec, StepSpec, ThinkSpec};
+use crate::units;
+
+/// The `step` and `task` of a variable set before any step (a feeder column, `[vars]`).
+pub(super) const BEFORE_STEPS: usize = usize::MAX;
+
+/// Where a variable gets its value.
+pub(super) struct Binding {
+    pub name: String,
+    /// The flat index of the step that captures it, or `BEFORE_STEPS`.
+    pub step: usize,
+    /// That step's task, or `BEFORE_STEPS`.
+    pub task: usize,
+}
+
+/// A journey's variables: a name's index in `names` is its slot in each virtual user.
+#[derive(Default)]
+pub(super) struct Variables {
+    pub names: Vec<String>,
+    pub bindings: Vec<Binding>,
+}
+
+impl Variables {
+    /// A variable set at the start of every iteration; returns its slot.
+    pub(super) fn set_before_steps(&mut self, name: String) -> usize {
+        let slot = self.names.len();
+        self.names.push(name.clone());
+        self.bindings.push(Binding {
+            name,
+            step: BEFORE_STEPS,
+            task: BEFORE_STEPS,
+        });
+        slot
+    }
+
+    fn is_set_before_steps(&self, name: &str) -> bool {
+        self.bindings
+            .iter()
+            .any(|b| b.name == name && b.step == BEFORE_STEPS)
+    }
+}
+
+/// What compiling one step needs to know: where it sits and which variables exist.
+pub(super) struct StepContext<'a> {
+    /// The step's index among the journey's steps (every task's, flattened).
+    pub index: usize,
+    pub task: usize,
+    /// Prefixes the step's default name when the journey has several named tasks.
+    pub task_name: Option<&'a str>,
+    pub base: &'a RequestBase<'a>,
+    pub vars: &'a Variables,
+}
+
+impl StepContext<'_> {
+    /// A variable's slot, if this step may read it: set before any step, or captured earlier in
+    /// the same task.
+    fn lookup(&self, var: &str) -> Result<usize, String> {
+        let (index, task) = (self.index, self.task);
+        let bindings = &self.vars.bindings;
+        let same_task = bindings
+            .iter()
+            .filter(|b| b.name == var && (b.task == task || b.task == BEFORE_STEPS))
+            .min_by_key(|b| b.step);
+        match same_task.or_else(|| bindings.iter().find(|b| b.name == var)) {
+            Some(b) if b.step == BEFORE_STEPS || (b.task == task && b.step < index) => {
+                Ok(self.vars.names.iter().position(|v| v == var).unwrap_or(0))
+            }
+            Some(b) if b.task != task => Err(format!(
+                "`{{{{{var}}}}}` is captured in another task: a task can use only what it captures itself or [vars]"
+            )),
+            Some(b) => Err(format!(
+                "`{{{{{var}}}}}` is used in step {} but only captured in step {} — capture it in an earlier step",
+                index + 1,
+                b.step + 1
+            )),
+            None => {
+                let names = self.vars.names.iter().map(String::as_str);
+                let hint = did_you_mean(var, names.chain(template::BUILTINS));
+                Err(format!("`{{{{{var}}}}}` is not defined: capture it in an earlier step or use a built-in{hint}"))
+            }
+        }
+    }
+
+    /// Compiles a template of this step; errors point into the string written at `span`.
+    pub(super) fn template(
+        &self,
+        c: &mut Checker<'_>,
+        text: &str,
+        span: Range<usize>,
+        escape: Escape,
+    ) -> Option<Template> {
+        match Template::compile(text, escape, &mut |var| self.lookup(var)) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                // Point into the string where possible (+1 skips the opening quote).
+                let at = span.start + 1 + e.offset;
+                c.error(&(at..at), e.message);
+                None
+            }
+        }
+    }
+}
+
+/// Compiles `[[steps]]` (or `[[tasks]]`), with `[feeders]` and `[vars]`.
+pub(crate) fn compile(c: &mut Checker<'_>, spec: &ScenarioSpec, base: &RequestBase<'_>) -> Journey {
+    let (specs, tasks) = flatten_tasks(c, spec);
+    let task_per_vu = check_task_choice(c, spec);
+    let mut vars = Variables::default();
+    let feeders = compile_feeders(c, spec, base.source, &mut vars);
+    let iteration_vars = compile_iteration_vars(c, spec, &mut vars);
+    bind_captures(c, &specs, &mut vars);
+    let named_tasks = spec.tasks.len() > 1;
+    let steps: Vec<StepPlan> = specs
+        .iter()
+        .enumerate()
+        .map(|(index, (task, s))| {
+            let cx = StepContext {
+                index,
+                task: *task,
+                task_name: named_tasks.then(|| tasks[*task].name.as_str()),
+                base,
+                vars: &vars,
+            };
+            compile_step(c, &cx, s)
+        })
+        .collect();
+    check_unique_names(c, &specs, &steps);
+    Journey {
+        steps,
+        vars: vars.names,
+        iteration_vars,
+        feeders,
+        tasks,
+        task_per_vu,
+    }
+}
+
+/// Steps flattened, each with its task; a journey without [[tasks]] is one task.
+fn flatten_tasks<'s>(
+    c: &mut Checker<'_>,
+    spec: &'s ScenarioSpec,
+) -> (Vec<(usize, &'s StepSpec)>, Vec<TaskPlan>) {
+    let mut specs: Vec<(usize, &StepSpec)> = Vec::new();
+    let mut tasks = Vec::new();
+    if spec.tasks.is_empty() {
+        specs.extend(spec.steps.iter().map(|s| (0, s)));
+        tasks.push(TaskPlan {
+            name: "default".into(),
+            weight: 1,
+            steps: 0..spec.steps.len(),
+        });
+        return (specs, tasks);
+    }
+    if let Some(first) = spec.steps.first() {
+        c.error(
+            &first.path.span(),
+            "give either [[steps]] or [[tasks]] (each with its own steps), not both",
+        );
+    }
+    for (t, task) in spec.tasks.iter().enumerate() {
+        let weight = task.weight.as_ref().map_or(1, |w| *w.get_ref());
+        if task.steps.is_empty() {
+            c.error(
+                &task.name.span(),
+                format!("task `{}` has no steps", task.name.get_ref()),
+            );
+        }
+        let start = specs.len();
+        specs.extend(task.steps.iter().map(|s| (t, s)));
+        tasks.push(TaskPlan {
+            name: task.name.get_ref().clone(),
+            weight,
+            steps: start..specs.len(),
+        });
+    }
+    if tasks.iter().all(|t| t.weight == 0) {
+        c.error(
+            &spec.tasks[0].name.span(),
+            "every task has weight 0: nothing would run",
+        );
+    }
+    (specs, tasks)
+}
+
+/// `task_choice`: true when each virtual user draws its task once.
+fn check_task_choice(c: &mut Checker<'_>, spec: &ScenarioSpec) -> bool {
+    match &spec.task_choice {
+        None => false,
+        Some(v) => match v.get_ref().as_str() {
+            "iteration" => false,
+            "vu" => true,
+            other => {
+                c.error(
+                    &v.span(),
+                    format!("task_choice `{other}`: use \"iteration\" or \"vu\""),
+                );
+                false
+            }
+        },
+    }
+}
+
+/// `[vars]`: (slot, template) rendered at the start of each iteration, from built-ins only.
+fn compile_iteration_vars(
+    c: &mut Checker<'_>,
+    spec: &ScenarioSpec,
+    vars: &mut Variables,
+) -> Vec<(usize, Template)> {
+    let mut iteration_vars = Vec::new();
+    for (name, text) in &spec.vars {
+        if !template::is_identifier(name) || template::BUILTINS.contains(&name.as_str()) {
+            c.error(
+                &text.span(),
+                format!("variable name `{name}` must be an identifier other than a built-in"),
+            );
+            continue;
+        }
+        let mut only_builtins = |var: &str| -> Result<usize, String> {
+            Err(format!(
+                "`{{{{{var}}}}}`: [vars] are built from built-ins only ({})",
+                template::BUILTINS.join(", ")
+            ))
+        };
+        match Template::compile(text.get_ref(), Escape::None, &mut only_builtins) {
+            Ok(t) => iteration_vars.push((vars.set_before_steps(name.clone()), t)),
+            Err(e) => {
+                let at = text.span().start + 1 + e.offset;
+                c.error(&(at..at), e.message);
+            }
+        }
+    }
+    iteration_vars
+}
+
+/// Gives every captured name a slot, bound to the first step of each task that captures it.
+fn bind_captures(c: &mut Checker<'_>, specs: &[(usize, &StepSpec)], vars: &mut Variables) {
+    for (i, (task, s)) in specs.iter().enumerate() {
+        for (name, spec) in &s.capture {
+            if !template::is_identifier(name) || template::BUILTINS.contains(&name.as_str()) {
+                c.error(
+                    &spec.span(),
+                    format!(
+                        "capture name `{name}` must be an identifier other than a built-in ({})",
+                        template::BUILTINS.join(", ")
+                    ),
+                );
+            } else if vars.is_set_before_steps(name) {
+                c.error(
+                    &spec.span(),
+                    format!("`{name}` is already a [vars] variable: capture into another name"),
+                );
+            } else if !vars
+                .bindings
+                .iter()
+                .any(|b| b.name == *name && b.task == *task)
+            {
+                vars.bindings.push(Binding {
+                    name: name.clone(),
+                    step: i,
+                    task: *task,
+                });
+                if !vars.names.contains(name) {
+                    vars.names.push(name.clone());
+                }
+            }
+        }
+    }
+}
+
+/// Reports and thresholds refer to steps by name.
+fn check_unique_names(c: &mut Checker<'_>, specs: &[(usize, &StepSpec)], steps: &[StepPlan]) {
+    for (i, (_, s)) in specs.iter().enumerate() {
+        if steps[..i].iter().any(|p| p.name == steps[i].name) {
+            let span = s.name.as_ref().map_or_else(|| s.path.span(), Spanned::span);
+            c.error(
+                &span,
+                format!(
+                    "step name `{}` is used twice: name each step uniquely",
+                    steps[i].name
+                ),
+            );
+        }
+    }
+}
+
+/// One step: its request, what it reads from the response, and its pause.
+fn compile_step(c: &mut Checker<'_>, cx: &StepContext<'_>, s: &StepSpec) -> StepPlan {
+    let method = s
+        .method
+        .as_ref()
+        .map_or_else(|| "GET".to_string(), |m| m.get_ref().to_ascii_uppercase());
+    if let Some(m) = &s.method {
+        if crate::proto::http1::validate_header(&method, "").is_err() {
+            c.error(
+                &m.span(),
+                format!("`{}` is not a valid method", m.get_ref()),
+            );
+        }
+    }
+    let name = s.name.as_ref().map_or_else(
+        || match cx.task_name {
+            Some(t) => format!("{t}: {method} {}", s.path.get_ref()),
+            None => format!("{method} {}", s.path.get_ref()),
+        },
+        |n| n.get_ref().clone(),
+    );
+    let request = compile_request(c, cx, s, &method);
+    let captures = s
+        .capture
+        .iter()
+        .filter_map(|(name, spec)| compile_capture(c, name, spec, &cx.vars.names))
+        .collect::<Vec<_>>();
+    let checks = s
+        .check
+        .as_ref()
+        .map(|k| compile_checks(c, k))
+        .unwrap_or_default();
+    let think = s
+        .think
+        .as_ref()
+        .map_or(Think::None, |t| compile_think(c, t));
+    StepPlan {
+        name,
+        head_request: method == "HEAD",
+        request,
+        needs_body: needs_body(&captures, &checks),
+        needs_head: needs_head(&captures, &checks),
+        captures,
+        checks,
+        think,
+        once: s.once,
+    }
+}
+
+fn compile_think(c: &mut Checker<'_>, t: &Spanned<ThinkSpec>) -> Think {
+    let mut d = |text: &str| match units::parse_duration(text) {
+        Ok(d) => Some(d.as_nanos() as u64),
+        Err(e) => {
+            c.error(&t.span(), format!("think: {e}"));
+            None
+        }
+    };
+    match t.get_ref() {
+        ThinkSpec::Fixed(x) => d(x).map_or(Think::None, Think::Fixed),
+        ThinkSpec::Uniform { uniform: [lo, hi] } => match (d(lo), d(hi)) {
+            (Some(lo), Some(hi)) if lo <= hi => Think::Uniform(lo, hi),
+            (Some(_), Some(_)) => {
+                c.error(
+                    &t.span(),
+                    "think uniform range must be [low, high] with low ≤ high",
+                );
+                Think::None
+            }
+            _ => Think::None,
+        },
+        ThinkSpec::Exponential { exponential } => {
+            d(exponential).map_or(Think::None, Think::Exponential)
+        }
+    }
+}

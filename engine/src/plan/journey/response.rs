@@ -1,0 +1,157 @@
+//! What a step reads from its response: captures (a JSON pointer, a header, a regex, the status)
+//! into variables, and checks a response must pass.
+//!
+//! Compiled here, with pointers, regexes and status codes checked; applied per response by
+//! `inspect`, which this module does not do.
+
+use toml::Spanned;
+
+use crate::plan::checker::Checker;
+use crate::plan::journey::{Capture, CaptureSource, Check};
+use crate::scenario::{CaptureSpec, CheckSpec};
+use crate::units;
+
+/// Captures or checks read the body: keep it while reading.
+pub(super) fn needs_body(captures: &[Capture], checks: &[Check]) -> bool {
+    captures.iter().any(|k| {
+        matches!(
+            k.source,
+            CaptureSource::JsonPointer(_) | CaptureSource::Regex(_)
+        )
+    }) || checks.iter().any(|k| {
+        matches!(
+            k,
+            Check::BodyContains(_) | Check::JsonEquals(..) | Check::JsonExists(_)
+        )
+    })
+}
+
+/// Captures or checks read a header: keep the head while reading.
+pub(super) fn needs_head(captures: &[Capture], checks: &[Check]) -> bool {
+    captures
+        .iter()
+        .any(|k| matches!(k.source, CaptureSource::Header(_)))
+        || checks.iter().any(|k| matches!(k, Check::Header(_)))
+}
+
+/// One capture into the variable `name` (whose slot is its index in `vars`).
+pub(super) fn compile_capture(
+    c: &mut Checker<'_>,
+    name: &str,
+    spec: &Spanned<CaptureSpec>,
+    vars: &[String],
+) -> Option<Capture> {
+    let k = spec.get_ref();
+    let given = [
+        k.json.is_some(),
+        k.header.is_some(),
+        k.regex.is_some(),
+        k.status,
+    ]
+    .iter()
+    .filter(|&&x| x)
+    .count();
+    if given != 1 {
+        c.error(
+            &spec.span(),
+            format!("capture `{name}` needs exactly one of json, header, regex, status"),
+        );
+        return None;
+    }
+    let source = if let Some(p) = &k.json {
+        if !(p.is_empty() || p.starts_with('/')) {
+            c.error(
+                &spec.span(),
+                format!(
+                    "capture `{name}`: JSON pointer `{p}` must start with `/` (e.g. \"/token\")"
+                ),
+            );
+            return None;
+        }
+        CaptureSource::JsonPointer(p.clone())
+    } else if let Some(h) = &k.header {
+        CaptureSource::Header(h.to_ascii_lowercase())
+    } else if let Some(r) = &k.regex {
+        match regex::bytes::Regex::new(r) {
+            Ok(re) => CaptureSource::Regex(re),
+            Err(e) => {
+                // regex renders its error over several lines: keep to one.
+                let why = e
+                    .to_string()
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                c.error(&spec.span(), format!("capture `{name}`: bad regex: {why}"));
+                return None;
+            }
+        }
+    } else {
+        CaptureSource::Status
+    };
+    Some(Capture {
+        var: vars.iter().position(|v| v == name)?,
+        name: name.to_string(),
+        source,
+    })
+}
+
+pub(super) fn compile_checks(c: &mut Checker<'_>, k: &CheckSpec) -> Vec<Check> {
+    let mut out = Vec::new();
+    if let Some(s) = &k.status {
+        if s.get_ref().is_empty() || s.get_ref().iter().any(|code| !(100..=599).contains(code)) {
+            c.error(
+                &s.span(),
+                "check status takes a list of codes from 100 to 599, e.g. [200, 201]",
+            );
+        }
+        out.push(Check::Status(s.get_ref().clone()));
+    }
+    if let Some(b) = &k.body_contains {
+        out.push(Check::BodyContains(b.get_ref().as_bytes().to_vec()));
+    }
+    if let Some(j) = &k.json {
+        for (pointer, expected) in j.get_ref() {
+            if !(pointer.is_empty() || pointer.starts_with('/')) {
+                c.error(
+                    &j.span(),
+                    format!("JSON pointer `{pointer}` must start with `/`"),
+                );
+            }
+            match serde_json::to_value(expected) {
+                Ok(v) => out.push(Check::JsonEquals(pointer.clone(), v)),
+                Err(e) => c.error(&j.span(), format!("`{pointer}`: {e}")),
+            }
+        }
+    }
+    if let Some(list) = &k.json_exists {
+        for pointer in list.get_ref() {
+            if !(pointer.is_empty() || pointer.starts_with('/')) {
+                c.error(
+                    &list.span(),
+                    format!("JSON pointer `{pointer}` must start with `/`"),
+                );
+            }
+            out.push(Check::JsonExists(pointer.clone()));
+        }
+    }
+    if let Some(list) = &k.header {
+        out.extend(
+            list.get_ref()
+                .iter()
+                .map(|h| Check::Header(h.to_ascii_lowercase())),
+        );
+    }
+    if let Some(l) = &k.latency_under {
+        match units::parse_duration(l.get_ref()) {
+            Ok(d) if !d.is_zero() => out.push(Check::LatencyUnderNs(d.as_nanos() as u64)),
+            _ => c.error(
+                &l.span(),
+                format!(
+                    "latency_under: `{}` is not a positive duration",
+                    l.get_ref()
+                ),
+            ),
+        }
+    }
+    out
+}
