@@ -7,7 +7,7 @@
 use toml::Spanned;
 
 use crate::plan::checker::Checker;
-use crate::plan::journey::compile::Variables;
+use crate::plan::journey::scope::Variables;
 use crate::plan::journey::{FeedMode, Feeder, Row};
 use crate::plan::template;
 use crate::scenario::{FeederSpec, ScenarioSpec, Source};

@@ -13,6 +13,7 @@ mod compile;
 mod feeder;
 mod request;
 mod response;
+mod scope;
 #[cfg(test)]
 mod tests;
 

@@ -7,7 +7,7 @@
 use toml::Spanned;
 
 use crate::plan::checker::Checker;
-use crate::plan::journey::compile::StepContext;
+use crate::plan::journey::scope::StepContext;
 use crate::plan::journey::{StepRequest, Upload, BOUNDARY};
 use crate::plan::template::{form_encode, Escape, RenderContext, Template};
 use crate::proto::http1;
