@@ -384,7 +384,7 @@ fn tail_all(
         .collect();
     let intervals = std::mem::take(&mut merger.intervals);
     let results = merge::results(whole, merger.merged_totals(), intervals, &daemons);
-    let _ = writeln!(out, "{}", results.render_text());
+    let _ = writeln!(out, "{}", engine::report::text::render(&results));
     let _ = write!(out, "{}", breakdown(&daemons, start_at));
     let _ = out.flush();
     if let Some(path) = result_file {

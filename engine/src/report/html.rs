@@ -7,6 +7,8 @@
 
 use std::fmt::Write as _;
 
+use super::markup::escape;
+use super::step_columns::{self as col, Column};
 use super::svg::{self, Axis, Chart, Kind, Scale, Series, PALETTE};
 use super::{
     error_rate, format_utc, generator_limits, group, latency_basis_sentence, p95_us, trim, verdict,
@@ -23,22 +25,6 @@ pub struct Page {
     pub heading: Option<String>,
     /// A line under the heading.
     pub note: Option<String>,
-}
-
-/// `<`, `>`, `&`, `"` and `'` as entities.
-pub fn escape(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for ch in s.chars() {
-        match ch {
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '&' => o.push_str("&amp;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c => o.push(c),
-        }
-    }
-    o
 }
 
 pub(crate) const STYLE: &str = "\
@@ -561,30 +547,41 @@ fn distribution(o: &mut String, r: &Results) {
     o.push_str("</table>\n");
 }
 
+/// The HTML step table's columns.
+const STEP_COLUMNS: [Column; 10] = [
+    col::REQUESTS,
+    col::RATE,
+    col::ERRORS,
+    col::CHECKS_PASSED,
+    col::CHECKS_FAILED,
+    col::P50,
+    col::P95,
+    col::P99,
+    col::P999,
+    col::MAX,
+];
+
 fn steps(o: &mut String, r: &Results) {
     if r.steps.is_empty() {
         return;
     }
-    o.push_str("<h2>Steps</h2>\n<table id=\"steps\"><tr><th>Step</th><th>requests</th><th>req/s</th><th>errors</th><th>checks passed</th><th>checks failed</th><th>p50</th><th>p95</th><th>p99</th><th>p99.9</th><th>max</th></tr>\n");
+    o.push_str("<h2>Steps</h2>\n<table id=\"steps\"><tr><th>Step</th>");
+    for c in STEP_COLUMNS {
+        let _ = write!(o, "<th>{}</th>", escape(c.label));
+    }
+    o.push_str("</tr>\n");
     for s in &r.steps {
-        let l = &s.latency_us;
-        let _ = writeln!(
-            o,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td>{}</td><td class=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            escape(&s.name),
-            group(s.requests),
-            trim(s.rate_per_s),
-            if s.errors_total > 0 { "bad" } else { "" },
-            group(s.errors_total),
-            group(s.checks_passed),
-            if s.checks_failed > 0 { "bad" } else { "" },
-            group(s.checks_failed),
-            format_us(l.p50),
-            format_us(s.latency_p95_us),
-            format_us(l.p99),
-            format_us(l.p99_9),
-            format_us(l.max)
-        );
+        let _ = write!(o, "<tr><td>{}</td>", escape(&s.name));
+        for c in STEP_COLUMNS {
+            let figure = (c.value)(s);
+            if c.alarm {
+                let class = if figure.is_zero() { "" } else { "bad" };
+                let _ = write!(o, "<td class=\"{class}\">{}</td>", figure.readable());
+            } else {
+                let _ = write!(o, "<td>{}</td>", figure.readable());
+            }
+        }
+        o.push_str("</tr>\n");
     }
     o.push_str("</table>\n");
     if r.steps.len() > 1 {

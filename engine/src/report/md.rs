@@ -6,6 +6,7 @@
 
 use std::fmt::Write as _;
 
+use super::step_columns::{self as col, Column};
 use super::{
     error_rate, generator_limits, group, latency_basis_sentence, p95_us, trim, verdict, Outcome,
 };
@@ -15,6 +16,37 @@ use crate::units::format_us;
 /// Text safe inside a table cell: pipes escaped, newlines flattened.
 fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace(['\n', '\r'], " ")
+}
+
+/// The Markdown step table's columns.
+const STEP_COLUMNS: [Column; 9] = [
+    col::REQUESTS,
+    col::RATE,
+    col::ERRORS,
+    col::CHECKS_FAILED,
+    col::P50,
+    col::P95,
+    col::P99,
+    col::P999,
+    col::MAX,
+];
+
+fn steps(o: &mut String, r: &Results) {
+    o.push_str("| Step |");
+    for c in STEP_COLUMNS {
+        let _ = write!(o, " {} |", c.short);
+    }
+    o.push_str("\n|---|");
+    o.push_str(&"---:|".repeat(STEP_COLUMNS.len()));
+    o.push('\n');
+    for s in &r.steps {
+        let _ = write!(o, "| {} |", cell(&s.name));
+        for c in STEP_COLUMNS {
+            let _ = write!(o, " {} |", (c.value)(s).readable());
+        }
+        o.push('\n');
+    }
+    o.push('\n');
 }
 
 pub fn render(r: &Results) -> String {
@@ -114,28 +146,7 @@ pub fn render(r: &Results) -> String {
     o.push('\n');
 
     if r.steps.len() > 1 {
-        o.push_str(
-            "| Step | requests | req/s | errors | checks ✗ | p50 | p95 | p99 | p99.9 | max |\n",
-        );
-        o.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
-        for s in &r.steps {
-            let l = &s.latency_us;
-            let _ = writeln!(
-                o,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                cell(&s.name),
-                group(s.requests),
-                trim(s.rate_per_s),
-                group(s.errors_total),
-                group(s.checks_failed),
-                format_us(l.p50),
-                format_us(s.latency_p95_us),
-                format_us(l.p99),
-                format_us(l.p99_9),
-                format_us(l.max)
-            );
-        }
-        o.push('\n');
+        steps(&mut o, r);
     }
 
     if !r.thresholds.is_empty() {
