@@ -9,6 +9,7 @@
 //! what is missing (an older result without a latency distribution) is shown as missing.
 
 pub mod capacity;
+mod charts;
 pub mod compare;
 pub mod csv;
 pub mod hlog;
