@@ -49,49 +49,8 @@ fn steps(o: &mut String, r: &Results) {
     o.push('\n');
 }
 
-pub fn render(r: &Results) -> String {
-    let mut o = String::new();
-    let v = verdict(r);
-    let mark = match v.outcome {
-        Outcome::Passed => "✅",
-        Outcome::Failed | Outcome::Aborted => "❌",
-        Outcome::NoThresholds => "ℹ️",
-    };
-    let _ = writeln!(o, "### {mark} loadd: {}\n", cell(&v.headline));
-    let model = match (r.model.kind.as_str(), r.model.rate_per_s) {
-        ("open", Some(rate)) => format!("open model, {} req/s", trim(rate)),
-        _ => "closed model".into(),
-    };
-    let _ = writeln!(
-        o,
-        "`{}` · {model} · {} connections · {:.1} s{}\n",
-        r.target.replace('`', "'"),
-        r.model.connections,
-        r.elapsed_s,
-        r.environment
-            .scenario_sha256
-            .as_deref()
-            .map(|h| format!(" · scenario `{}`", &h[..h.len().min(12)]))
-            .unwrap_or_default()
-    );
-    let notes = generator_limits(r);
-    if !notes.is_empty() {
-        let _ = writeln!(
-            o,
-            "> **{}** {}",
-            if r.trustworthy {
-                "Note:"
-            } else {
-                "⚠️ Warning:"
-            },
-            cell(&notes[0])
-        );
-        for n in &notes[1..] {
-            let _ = writeln!(o, "> - {}", cell(n));
-        }
-        o.push('\n');
-    }
-
+/// Requests, throughput, errors, latency and checks, as a two-column table.
+fn key_figures(o: &mut String, r: &Results) {
     o.push_str("| | |\n|---|---:|\n");
     let _ = writeln!(o, "| Requests | {} |", group(r.requests));
     let _ = writeln!(
@@ -144,6 +103,52 @@ pub fn render(r: &Results) -> String {
         );
     }
     o.push('\n');
+}
+
+pub fn render(r: &Results) -> String {
+    let mut o = String::new();
+    let v = verdict(r);
+    let mark = match v.outcome {
+        Outcome::Passed => "✅",
+        Outcome::Failed | Outcome::Aborted => "❌",
+        Outcome::NoThresholds => "ℹ️",
+    };
+    let _ = writeln!(o, "### {mark} loadd: {}\n", cell(&v.headline));
+    let model = match (r.model.kind.as_str(), r.model.rate_per_s) {
+        ("open", Some(rate)) => format!("open model, {} req/s", trim(rate)),
+        _ => "closed model".into(),
+    };
+    let _ = writeln!(
+        o,
+        "`{}` · {model} · {} connections · {:.1} s{}\n",
+        r.target.replace('`', "'"),
+        r.model.connections,
+        r.elapsed_s,
+        r.environment
+            .scenario_sha256
+            .as_deref()
+            .map(|h| format!(" · scenario `{}`", &h[..h.len().min(12)]))
+            .unwrap_or_default()
+    );
+    let notes = generator_limits(r);
+    if !notes.is_empty() {
+        let _ = writeln!(
+            o,
+            "> **{}** {}",
+            if r.trustworthy {
+                "Note:"
+            } else {
+                "⚠️ Warning:"
+            },
+            cell(&notes[0])
+        );
+        for n in &notes[1..] {
+            let _ = writeln!(o, "> - {}", cell(n));
+        }
+        o.push('\n');
+    }
+
+    key_figures(&mut o, r);
 
     if r.steps.len() > 1 {
         steps(&mut o, r);

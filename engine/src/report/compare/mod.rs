@@ -355,9 +355,8 @@ fn error_fraction(i: &IntervalSummary) -> f64 {
     }
 }
 
-/// Compares `candidate` against `baseline`.
-pub fn compare(baseline: &Labeled, candidate: &Labeled, opts: &Options) -> Comparison {
-    let (b, c) = (baseline.results, candidate.results);
+/// The whole run's figures side by side.
+fn overall_figures(b: &Results, c: &Results) -> Vec<Figure> {
     let mut overall = vec![
         figure(
             "throughput",
@@ -392,8 +391,12 @@ pub fn compare(baseline: &Labeled, candidate: &Labeled, opts: &Options) -> Compa
             Worse::Higher,
         ));
     }
+    overall
+}
 
-    let mut tests = vec![
+/// The tests on the whole run's per-second series.
+fn overall_tests(b: &Results, c: &Results, opts: &Options) -> Vec<Test> {
+    vec![
         test(
             Series {
                 scope: "overall",
@@ -438,8 +441,16 @@ pub fn compare(baseline: &Labeled, candidate: &Labeled, opts: &Options) -> Compa
             },
             opts,
         ),
-    ];
+    ]
+}
 
+/// Each step of both runs (matched by name): its figures, and its tests added to `tests`.
+fn step_comparisons(
+    b: &Results,
+    c: &Results,
+    opts: &Options,
+    tests: &mut Vec<Test>,
+) -> Vec<StepFigures> {
     // Steps are matched by name; with one step the overall figures already say it all.
     let mut steps = Vec::new();
     if b.steps.len() > 1 || c.steps.len() > 1 {
@@ -500,7 +511,15 @@ pub fn compare(baseline: &Labeled, candidate: &Labeled, opts: &Options) -> Compa
             }
         }
     }
+    steps
+}
 
+/// Compares `candidate` against `baseline`.
+pub fn compare(baseline: &Labeled, candidate: &Labeled, opts: &Options) -> Comparison {
+    let (b, c) = (baseline.results, candidate.results);
+    let overall = overall_figures(b, c);
+    let mut tests = overall_tests(b, c, opts);
+    let steps = step_comparisons(b, c, opts, &mut tests);
     let regression = tests.iter().any(|t| t.verdict == Verdict::Regression);
     let summary = summarize(&tests, opts);
     Comparison {
