@@ -117,7 +117,7 @@ fn run(args: &RunArgs) -> u8 {
     let mut out = std::io::stdout().lock();
     let written = match args.output {
         Output::Json => serde_json::to_writer(&mut out, &results).map_err(std::io::Error::from),
-        Output::Text => out.write_all(results.render_text().as_bytes()),
+        Output::Text => out.write_all(engine::report::text::render(&results).as_bytes()),
     };
     let _ = written.and_then(|()| writeln!(out));
     files_written

@@ -5,7 +5,7 @@
 //! load, and a disjoint slice of every `unique` feeder's rows), and each share is validated
 //! again before anything is sent. Every daemon is given the same `start_at` (now + 2 s) and asked
 //! for its full measurements; their event streams are followed concurrently (`follow`) and
-//! merged exactly by interval index (`merge`) into one live tail, printed as `loadctl tail`
+//! merged exactly by interval index (`engine::run::fleet`) into one live tail, printed as `loadctl tail`
 //! prints one run, and one result built and judged as one machine's would be, followed by a
 //! per-daemon breakdown. `--result FILE` writes it as JSON with that breakdown under `fleet`.
 //!
@@ -13,7 +13,6 @@
 //! that do not stream their measurements. Ctrl-C stops every share gracefully; the merge goes on.
 
 mod follow;
-mod merge;
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -21,6 +20,7 @@ use std::sync::mpsc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use engine::plan::LoadModel;
+use engine::run::fleet::{self as merge, DaemonRun, Merger, ShapeMap};
 use engine::run::split::{self, Overrides, Share};
 use engine::scenario::{self, Files, Source};
 use engine::units::format_us;
@@ -28,7 +28,6 @@ use engine::Plan;
 use serde_json::{json, Value};
 
 use self::follow::Msg;
-use self::merge::{DaemonRun, Merger, ShapeMap};
 use super::bundle::Bundle;
 use super::client::{ok_json, percent_encode, Client, Failure};
 use super::tail::View;
@@ -351,7 +350,7 @@ fn tail_all(
         .collect();
     let intervals = std::mem::take(&mut merger.intervals);
     let results = merge::results(whole, merger.merged_totals(), intervals, &daemons);
-    let _ = writeln!(out, "{}", results.render_text());
+    let _ = writeln!(out, "{}", engine::report::text::render(&results));
     let _ = write!(out, "{}", breakdown(&daemons, start_at));
     let _ = out.flush();
     if let Some(path) = result_file {

@@ -8,7 +8,7 @@
 
 use std::fmt::Write as _;
 
-use engine::report::{self as engine_report, html::escape, Format};
+use engine::report::{self as engine_report, markup::escape, step_columns, Format};
 use engine::results::IntervalSummary;
 use engine::Results;
 use serde_json::Value;
@@ -69,15 +69,9 @@ pub fn render_document(
 }
 
 /// Per-interval time series, wide, from whatever the stored intervals hold: a header from the
-/// first interval's scalar fields, then `step_<i>_<field>` for each journey step.
+/// first interval's scalar fields, then `step_<i>_<field>` for each journey step (the engine's
+/// per-second step columns).
 fn render_csv_generic(intervals: &[Value]) -> String {
-    const STEP_FIELDS: [&str; 5] = [
-        "requests",
-        "errors",
-        "checks_failed",
-        "latency_p50_us",
-        "latency_p99_us",
-    ];
     let first = intervals.first().and_then(Value::as_object);
     let columns: Vec<String> = first
         .map(|o| {
@@ -93,45 +87,42 @@ fn render_csv_generic(intervals: &[Value]) -> String {
         .map(Vec::len)
         .max()
         .unwrap_or(0);
-    let mut out = String::from("interval");
-    for c in &columns {
-        out.push(',');
-        out.push_str(&csv_field(c));
-    }
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut header = vec!["interval".to_string()];
+    header.extend(columns.iter().cloned());
     for i in 0..steps {
-        for f in STEP_FIELDS {
-            let _ = write!(out, ",step_{i}_{f}");
-        }
+        header.extend(
+            step_columns::INTERVAL
+                .iter()
+                .map(|c| format!("step_{i}_{}", c.key)),
+        );
     }
-    out.push('\n');
-    let cell = |out: &mut String, v: Option<&Value>| match v {
-        Some(Value::String(s)) => out.push_str(&csv_field(s)),
-        Some(Value::Null) | None => {}
-        Some(v) => out.push_str(&v.to_string()),
-    };
+    let _ = w.write_record(&header);
     for (n, iv) in intervals.iter().enumerate() {
-        let _ = write!(out, "{}", n + 1);
-        for c in &columns {
-            out.push(',');
-            cell(&mut out, iv.get(c));
-        }
+        let mut row = vec![(n + 1).to_string()];
+        row.extend(columns.iter().map(|c| field(iv.get(c))));
         for i in 0..steps {
             let step = iv.get("steps").and_then(|s| s.get(i));
-            for f in STEP_FIELDS {
-                out.push(',');
-                cell(&mut out, step.and_then(|s| s.get(f)));
-            }
+            row.extend(
+                step_columns::INTERVAL
+                    .iter()
+                    .map(|c| field(step.and_then(|s| s.get(c.key)))),
+            );
         }
-        out.push('\n');
+        let _ = w.write_record(&row);
     }
-    out
+    // Writing to a Vec cannot fail, and every field is UTF-8.
+    w.into_inner()
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
 }
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
+/// A stored JSON value as a CSV field: strings as they are, nothing for null or absent.
+fn field(v: Option<&Value>) -> String {
+    match v {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(v) => v.to_string(),
     }
 }
 

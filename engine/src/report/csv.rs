@@ -5,17 +5,9 @@
 //! The interval series keeps a fixed column set (plus `errors_<kind>` for each kind that
 //! occurred, and `step_<i>_<field>` per journey step) so a header can be relied on.
 
+use super::step_columns;
 use crate::metrics::ErrorKind;
 use crate::results::{IntervalSummary, Results};
-
-/// The per-step figures of an interval, as columns `step_<i>_<field>`.
-const STEP_FIELDS: [&str; 5] = [
-    "requests",
-    "errors",
-    "checks_failed",
-    "latency_p50_us",
-    "latency_p99_us",
-];
 
 const INTERVAL_FIELDS: [&str; 14] = [
     "interval",
@@ -54,7 +46,11 @@ pub fn intervals(intervals: &[IntervalSummary]) -> String {
     let mut header: Vec<String> = INTERVAL_FIELDS.iter().map(|f| f.to_string()).collect();
     header.extend(kinds.iter().map(|k| format!("errors_{k}")));
     for i in 0..steps {
-        header.extend(STEP_FIELDS.iter().map(|f| format!("step_{i}_{f}")));
+        header.extend(
+            step_columns::INTERVAL
+                .iter()
+                .map(|c| format!("step_{i}_{}", c.key)),
+        );
     }
     let _ = w.write_record(&header);
     for (n, iv) in intervals.iter().enumerate() {
@@ -84,59 +80,26 @@ pub fn intervals(intervals: &[IntervalSummary]) -> String {
                 .to_string()
         }));
         for i in 0..steps {
-            match iv.steps.get(i) {
-                Some(s) => row.extend([
-                    s.requests.to_string(),
-                    s.errors.to_string(),
-                    s.checks_failed.to_string(),
-                    s.latency_p50_us.to_string(),
-                    s.latency_p99_us.to_string(),
-                ]),
-                None => row.extend(STEP_FIELDS.iter().map(|_| String::new())),
-            }
+            let step = iv.steps.get(i);
+            row.extend(
+                step_columns::INTERVAL
+                    .iter()
+                    .map(|c| step.map(|s| (c.value)(s).to_string()).unwrap_or_default()),
+            );
         }
         let _ = w.write_record(&row);
     }
     finish(w)
 }
 
-/// One row per journey step, with the run's whole-run figures.
+/// One row per journey step, with the run's whole-run figures: every step column.
 pub fn steps(r: &Results) -> String {
     let mut w = csv::Writer::from_writer(Vec::new());
-    let _ = w.write_record([
-        "step",
-        "requests",
-        "rate_per_s",
-        "errors",
-        "checks_passed",
-        "checks_failed",
-        "latency_p50_us",
-        "latency_p90_us",
-        "latency_p95_us",
-        "latency_p99_us",
-        "latency_p999_us",
-        "latency_max_us",
-        "service_p50_us",
-        "service_p99_us",
-    ]);
+    let header = std::iter::once("step").chain(step_columns::ALL.iter().map(|c| c.key));
+    let _ = w.write_record(header);
     for s in &r.steps {
-        let l = &s.latency_us;
-        let _ = w.write_record([
-            s.name.clone(),
-            s.requests.to_string(),
-            s.rate_per_s.to_string(),
-            s.errors_total.to_string(),
-            s.checks_passed.to_string(),
-            s.checks_failed.to_string(),
-            l.p50.to_string(),
-            l.p90.to_string(),
-            s.latency_p95_us.to_string(),
-            l.p99.to_string(),
-            l.p99_9.to_string(),
-            l.max.to_string(),
-            s.service_time_us.p50.to_string(),
-            s.service_time_us.p99.to_string(),
-        ]);
+        let figures = step_columns::ALL.iter().map(|c| (c.value)(s).raw());
+        let _ = w.write_record(std::iter::once(s.name.clone()).chain(figures));
     }
     finish(w)
 }

@@ -7,7 +7,9 @@
 
 use std::fmt::Write as _;
 
-use super::svg::{self, Axis, Chart, Kind, Scale, Series, PALETTE};
+use super::charts;
+use super::markup::escape;
+use super::step_columns::{self as col, Column};
 use super::{
     error_rate, format_utc, generator_limits, group, latency_basis_sentence, p95_us, trim, verdict,
     Outcome,
@@ -23,22 +25,6 @@ pub struct Page {
     pub heading: Option<String>,
     /// A line under the heading.
     pub note: Option<String>,
-}
-
-/// `<`, `>`, `&`, `"` and `'` as entities.
-pub fn escape(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for ch in s.chars() {
-        match ch {
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '&' => o.push_str("&amp;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c => o.push(c),
-        }
-    }
-    o
 }
 
 pub(crate) const STYLE: &str = "\
@@ -103,8 +89,8 @@ pub fn render(r: &Results, page: &Page) -> String {
     warning_box(&mut o, r);
     summary(&mut o, r);
     thresholds(&mut o, r);
-    over_time(&mut o, r);
-    distribution(&mut o, r);
+    charts::over_time(&mut o, r);
+    charts::distribution(&mut o, r);
     steps(&mut o, r);
     errors(&mut o, r);
     configuration(&mut o, r);
@@ -265,326 +251,41 @@ fn thresholds(o: &mut String, r: &Results) {
     o.push_str("</table>\n");
 }
 
-fn seconds(v: f64) -> String {
-    format!("{}s", trim(v))
-}
-
-fn plain(v: f64) -> String {
-    trim(v)
-}
-
-fn us(v: f64) -> String {
-    format_us(v.max(0.0).round() as u64)
-}
-
-/// Log scale when the values span more than ~1.5 decades; linear otherwise.
-fn scale_for(values: impl Iterator<Item = f64>) -> Scale {
-    let (mut lo, mut hi) = (f64::INFINITY, 0.0f64);
-    for v in values.filter(|v| *v > 0.0) {
-        lo = lo.min(v);
-        hi = hi.max(v);
-    }
-    if hi > 0.0 && hi / lo > 30.0 {
-        Scale::Log
-    } else {
-        Scale::Linear
-    }
-}
-
-fn series(name: &str, color: &'static str, points: Vec<(f64, f64)>, dashed: bool) -> Series {
-    Series {
-        name: name.into(),
-        color,
-        points,
-        dashed,
-    }
-}
-
-fn over_time(o: &mut String, r: &Results) {
-    o.push_str("<h2>Over time</h2>\n");
-    let iv = &r.intervals;
-    if iv.is_empty() {
-        o.push_str(
-            "<p>The run recorded no whole second, so there is nothing to chart over time.</p>\n",
-        );
-        return;
-    }
-    let time = || Axis::new("seconds since start", Scale::Linear, seconds);
-    let at = |f: &dyn Fn(&crate::results::IntervalSummary) -> f64| -> Vec<(f64, f64)> {
-        iv.iter().map(|i| (i.t_s, f(i))).collect()
-    };
-
-    let mut rate = vec![series(
-        "responses/s",
-        PALETTE[0],
-        at(&|i| i.rate_per_s),
-        false,
-    )];
-    let requested: Vec<(f64, f64)> = iv
-        .iter()
-        .filter_map(|i| i.requested_per_s.map(|q| (i.t_s, q)))
-        .collect();
-    if !requested.is_empty() {
-        rate.push(series(
-            "requested/s (schedule)",
-            PALETTE[6],
-            requested,
-            true,
-        ));
-    }
-    let caption = if r.requested_rate_per_s.is_some() {
-        "Responses per second against what the schedule asked for. A gap means the target (or the generator) could not keep up."
-    } else {
-        "Responses per second. In a closed model the rate is whatever the target sustained."
-    };
-    o.push_str(&svg::render(
-        &Chart {
-            id: "chart-rate",
-            title: "Throughput".into(),
-            x: time(),
-            y: Axis::new("requests per second", Scale::Linear, plain).integer(),
-            series: rate,
-            kind: Kind::Lines,
-        },
-        caption,
-    ));
-
-    let open = r.latency_basis == "intended";
-    let mut latency = vec![
-        series("p50", PALETTE[2], at(&|i| i.latency_p50_us as f64), false),
-        series("p90", PALETTE[0], at(&|i| i.latency_p90_us as f64), false),
-        series("p99", PALETTE[1], at(&|i| i.latency_p99_us as f64), false),
-        series("max", PALETTE[6], at(&|i| i.latency_max_us as f64), false),
-    ];
-    if open {
-        latency.push(series(
-            "p99 uncorrected",
-            PALETTE[3],
-            at(&|i| i.service_p99_us as f64),
-            true,
-        ));
-    }
-    let scale = scale_for(latency.iter().flat_map(|s| s.points.iter().map(|p| p.1)));
-    o.push_str(&svg::render(
-        &Chart {
-            id: "chart-latency",
-            title: if open {
-                "Latency over time (corrected)".into()
-            } else {
-                "Latency over time".into()
-            },
-            x: time(),
-            y: Axis::new(
-                if scale == Scale::Log {
-                    "latency (log scale)"
-                } else {
-                    "latency"
-                },
-                scale,
-                us,
-            )
-            .integer()
-            .min_top(10.0),
-            series: latency,
-            kind: Kind::Lines,
-        },
-        "Each point is one second's percentile. p99 means 1 request in 100 that second was slower.",
-    ));
-
-    let mut kinds: Vec<&String> = iv.iter().flat_map(|i| i.errors_by_kind.keys()).collect();
-    kinds.sort();
-    kinds.dedup();
-    let mut errors: Vec<Series> = kinds
-        .iter()
-        .enumerate()
-        .map(|(n, kind)| {
-            series(
-                kind,
-                PALETTE[(n + 1) % PALETTE.len()],
-                at(&|i| {
-                    i.errors_by_kind
-                        .get(kind.as_str())
-                        .and_then(serde_json::Value::as_f64)
-                        .unwrap_or(0.0)
-                }),
-                false,
-            )
-        })
-        .collect();
-    if errors.is_empty() {
-        // Zeros, so the chart still spans the run.
-        errors.push(series("errors", PALETTE[1], at(&|_| 0.0), false));
-    }
-    let errors_caption = if kinds.is_empty() {
-        "No errors occurred."
-    } else {
-        "Errors per second, stacked by kind."
-    };
-    o.push_str(&svg::render(
-        &Chart {
-            id: "chart-errors",
-            title: "Errors by kind".into(),
-            x: time(),
-            y: Axis::new("errors per second", Scale::Linear, plain).integer(),
-            series: errors,
-            kind: Kind::StackedBars,
-        },
-        errors_caption,
-    ));
-
-    o.push_str(&svg::render(
-        &Chart {
-            id: "chart-connections",
-            title: "Open connections".into(),
-            x: time(),
-            y: Axis::new("connections", Scale::Linear, plain).integer(),
-            series: vec![series(
-                "open connections",
-                PALETTE[0],
-                at(&|i| f64::from(i.active_connections)),
-                false,
-            )],
-            kind: Kind::Lines,
-        },
-        "Connections open at the end of each second.",
-    ));
-
-    if open {
-        let lag = vec![series(
-            "schedule lag p99",
-            PALETTE[1],
-            at(&|i| i.lag_p99_us as f64),
-            false,
-        )];
-        let scale = scale_for(lag.iter().flat_map(|s| s.points.iter().map(|p| p.1)));
-        o.push_str(&svg::render(
-            &Chart {
-                id: "chart-lag",
-                title: "Schedule lag (generator health)".into(),
-                x: time(),
-                y: Axis::new("lag p99", scale, us).integer().min_top(10.0),
-                series: lag,
-                kind: Kind::Lines,
-            },
-            "How late requests left compared with their intended time. Low and flat means the generator kept its schedule; lag is included in the corrected latency.",
-        ));
-    }
-}
-
-/// `x = 1/(1−p)` as the percentile it stands for: 10 → `90%`, 1000 → `99.9%`.
-fn percentile_label(x: f64) -> String {
-    if x <= 1.0 {
-        return "0%".into();
-    }
-    let p = 100.0 - 100.0 / x;
-    let decimals = (x.log10().round() as i32 - 2).max(0) as usize;
-    format!("{p:.decimals$}%")
-}
-
-fn distribution(o: &mut String, r: &Results) {
-    o.push_str("<h2>Latency distribution</h2>\n");
-    let d = &r.latency_distribution;
-    if d.is_empty() {
-        o.push_str("<p>This result holds no latency distribution (no responses, or a result written by an older loadd).</p>\n");
-        return;
-    }
-    let count = r.latency_us.count.max(1) as f64;
-    let x_of = |p: f64| {
-        if p >= 100.0 {
-            count.max(10.0)
-        } else {
-            100.0 / (100.0 - p)
-        }
-    };
-    let open = r.latency_basis == "intended";
-    let mut lines = vec![series(
-        if open { "corrected" } else { "latency" },
-        PALETTE[1],
-        d.iter()
-            .map(|p| (x_of(p.percentile), p.corrected_us as f64))
-            .collect(),
-        false,
-    )];
-    if open {
-        lines.push(series(
-            "uncorrected (service time)",
-            PALETTE[0],
-            d.iter()
-                .map(|p| (x_of(p.percentile), p.uncorrected_us as f64))
-                .collect(),
-            true,
-        ));
-    }
-    let scale = scale_for(lines.iter().flat_map(|s| s.points.iter().map(|p| p.1)));
-    let mut x = Axis::new("percentile", Scale::Log, percentile_label);
-    x.ticks = Some((0..8).map(|k| 10f64.powi(k)).collect());
-    o.push_str(&svg::render(
-        &Chart {
-            id: "chart-percentiles",
-            title: "Latency by percentile".into(),
-            x,
-            y: Axis::new("latency", scale, us).integer().min_top(10.0),
-            series: lines,
-            kind: Kind::Lines,
-        },
-        if open {
-            "Each point: that share of requests was at or below this latency (the last point is the maximum). Where the two lines part, requests waited before they could be sent: the corrected line is what users would have seen."
-        } else {
-            "Each point: that share of requests was at or below this latency (the last point is the maximum)."
-        },
-    ));
-    o.push_str("<table id=\"percentiles\"><tr><th>Percentile</th>");
-    o.push_str(if open {
-        "<th>corrected</th><th>uncorrected</th></tr>\n"
-    } else {
-        "<th>latency</th></tr>\n"
-    });
-    for p in d
-        .iter()
-        .filter(|p| [50.0, 90.0, 95.0, 99.0, 99.9, 99.99, 99.999, 100.0].contains(&p.percentile))
-    {
-        let name = if p.percentile >= 100.0 {
-            "max".to_string()
-        } else {
-            format!("p{}", p.percentile)
-        };
-        let _ = write!(
-            o,
-            "<tr><td>{name}</td><td>{}</td>",
-            format_us(p.corrected_us)
-        );
-        if open {
-            let _ = write!(o, "<td>{}</td>", format_us(p.uncorrected_us));
-        }
-        o.push_str("</tr>\n");
-    }
-    o.push_str("</table>\n");
-}
+/// The HTML step table's columns.
+const STEP_COLUMNS: [Column; 10] = [
+    col::REQUESTS,
+    col::RATE,
+    col::ERRORS,
+    col::CHECKS_PASSED,
+    col::CHECKS_FAILED,
+    col::P50,
+    col::P95,
+    col::P99,
+    col::P999,
+    col::MAX,
+];
 
 fn steps(o: &mut String, r: &Results) {
     if r.steps.is_empty() {
         return;
     }
-    o.push_str("<h2>Steps</h2>\n<table id=\"steps\"><tr><th>Step</th><th>requests</th><th>req/s</th><th>errors</th><th>checks passed</th><th>checks failed</th><th>p50</th><th>p95</th><th>p99</th><th>p99.9</th><th>max</th></tr>\n");
+    o.push_str("<h2>Steps</h2>\n<table id=\"steps\"><tr><th>Step</th>");
+    for c in STEP_COLUMNS {
+        let _ = write!(o, "<th>{}</th>", escape(c.label));
+    }
+    o.push_str("</tr>\n");
     for s in &r.steps {
-        let l = &s.latency_us;
-        let _ = writeln!(
-            o,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td>{}</td><td class=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            escape(&s.name),
-            group(s.requests),
-            trim(s.rate_per_s),
-            if s.errors_total > 0 { "bad" } else { "" },
-            group(s.errors_total),
-            group(s.checks_passed),
-            if s.checks_failed > 0 { "bad" } else { "" },
-            group(s.checks_failed),
-            format_us(l.p50),
-            format_us(s.latency_p95_us),
-            format_us(l.p99),
-            format_us(l.p99_9),
-            format_us(l.max)
-        );
+        let _ = write!(o, "<tr><td>{}</td>", escape(&s.name));
+        for c in STEP_COLUMNS {
+            let figure = (c.value)(s);
+            if c.alarm {
+                let class = if figure.is_zero() { "" } else { "bad" };
+                let _ = write!(o, "<td class=\"{class}\">{}</td>", figure.readable());
+            } else {
+                let _ = write!(o, "<td>{}</td>", figure.readable());
+            }
+        }
+        o.push_str("</tr>\n");
     }
     o.push_str("</table>\n");
     if r.steps.len() > 1 {
@@ -790,14 +491,5 @@ mod tests {
         assert!(warn < page.find("<h2>Summary</h2>").unwrap());
         assert!(page.contains("12 scheduled requests were dropped"));
         assert!(page.contains("<h1>loadd run x</h1>") && page.contains("state finished"));
-    }
-
-    #[test]
-    fn percentile_axis_labels() {
-        assert_eq!(percentile_label(1.0), "0%");
-        assert_eq!(percentile_label(10.0), "90%");
-        assert_eq!(percentile_label(100.0), "99%");
-        assert_eq!(percentile_label(1000.0), "99.9%");
-        assert_eq!(percentile_label(100_000.0), "99.999%");
     }
 }

@@ -6,6 +6,7 @@
 
 use std::fmt::Write as _;
 
+use super::step_columns::{self as col, Column};
 use super::{
     error_rate, generator_limits, group, latency_basis_sentence, p95_us, trim, verdict, Outcome,
 };
@@ -17,49 +18,39 @@ fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace(['\n', '\r'], " ")
 }
 
-pub fn render(r: &Results) -> String {
-    let mut o = String::new();
-    let v = verdict(r);
-    let mark = match v.outcome {
-        Outcome::Passed => "✅",
-        Outcome::Failed | Outcome::Aborted => "❌",
-        Outcome::NoThresholds => "ℹ️",
-    };
-    let _ = writeln!(o, "### {mark} loadd: {}\n", cell(&v.headline));
-    let model = match (r.model.kind.as_str(), r.model.rate_per_s) {
-        ("open", Some(rate)) => format!("open model, {} req/s", trim(rate)),
-        _ => "closed model".into(),
-    };
-    let _ = writeln!(
-        o,
-        "`{}` · {model} · {} connections · {:.1} s{}\n",
-        r.target.replace('`', "'"),
-        r.model.connections,
-        r.elapsed_s,
-        r.environment
-            .scenario_sha256
-            .as_deref()
-            .map(|h| format!(" · scenario `{}`", &h[..h.len().min(12)]))
-            .unwrap_or_default()
-    );
-    let notes = generator_limits(r);
-    if !notes.is_empty() {
-        let _ = writeln!(
-            o,
-            "> **{}** {}",
-            if r.trustworthy {
-                "Note:"
-            } else {
-                "⚠️ Warning:"
-            },
-            cell(&notes[0])
-        );
-        for n in &notes[1..] {
-            let _ = writeln!(o, "> - {}", cell(n));
+/// The Markdown step table's columns.
+const STEP_COLUMNS: [Column; 9] = [
+    col::REQUESTS,
+    col::RATE,
+    col::ERRORS,
+    col::CHECKS_FAILED,
+    col::P50,
+    col::P95,
+    col::P99,
+    col::P999,
+    col::MAX,
+];
+
+fn steps(o: &mut String, r: &Results) {
+    o.push_str("| Step |");
+    for c in STEP_COLUMNS {
+        let _ = write!(o, " {} |", c.short);
+    }
+    o.push_str("\n|---|");
+    o.push_str(&"---:|".repeat(STEP_COLUMNS.len()));
+    o.push('\n');
+    for s in &r.steps {
+        let _ = write!(o, "| {} |", cell(&s.name));
+        for c in STEP_COLUMNS {
+            let _ = write!(o, " {} |", (c.value)(s).readable());
         }
         o.push('\n');
     }
+    o.push('\n');
+}
 
+/// Requests, throughput, errors, latency and checks, as a two-column table.
+fn key_figures(o: &mut String, r: &Results) {
     o.push_str("| | |\n|---|---:|\n");
     let _ = writeln!(o, "| Requests | {} |", group(r.requests));
     let _ = writeln!(
@@ -112,30 +103,55 @@ pub fn render(r: &Results) -> String {
         );
     }
     o.push('\n');
+}
 
-    if r.steps.len() > 1 {
-        o.push_str(
-            "| Step | requests | req/s | errors | checks ✗ | p50 | p95 | p99 | p99.9 | max |\n",
+pub fn render(r: &Results) -> String {
+    let mut o = String::new();
+    let v = verdict(r);
+    let mark = match v.outcome {
+        Outcome::Passed => "✅",
+        Outcome::Failed | Outcome::Aborted => "❌",
+        Outcome::NoThresholds => "ℹ️",
+    };
+    let _ = writeln!(o, "### {mark} loadd: {}\n", cell(&v.headline));
+    let model = match (r.model.kind.as_str(), r.model.rate_per_s) {
+        ("open", Some(rate)) => format!("open model, {} req/s", trim(rate)),
+        _ => "closed model".into(),
+    };
+    let _ = writeln!(
+        o,
+        "`{}` · {model} · {} connections · {:.1} s{}\n",
+        r.target.replace('`', "'"),
+        r.model.connections,
+        r.elapsed_s,
+        r.environment
+            .scenario_sha256
+            .as_deref()
+            .map(|h| format!(" · scenario `{}`", &h[..h.len().min(12)]))
+            .unwrap_or_default()
+    );
+    let notes = generator_limits(r);
+    if !notes.is_empty() {
+        let _ = writeln!(
+            o,
+            "> **{}** {}",
+            if r.trustworthy {
+                "Note:"
+            } else {
+                "⚠️ Warning:"
+            },
+            cell(&notes[0])
         );
-        o.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
-        for s in &r.steps {
-            let l = &s.latency_us;
-            let _ = writeln!(
-                o,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                cell(&s.name),
-                group(s.requests),
-                trim(s.rate_per_s),
-                group(s.errors_total),
-                group(s.checks_failed),
-                format_us(l.p50),
-                format_us(s.latency_p95_us),
-                format_us(l.p99),
-                format_us(l.p99_9),
-                format_us(l.max)
-            );
+        for n in &notes[1..] {
+            let _ = writeln!(o, "> - {}", cell(n));
         }
         o.push('\n');
+    }
+
+    key_figures(&mut o, r);
+
+    if r.steps.len() > 1 {
+        steps(&mut o, r);
     }
 
     if !r.thresholds.is_empty() {

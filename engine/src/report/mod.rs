@@ -1,6 +1,7 @@
-//! Reports people read, rendered from a run's [`Results`]: one self-contained HTML page with
-//! inline SVG charts, Markdown for pull-request comments, CSV series, HdrHistogram interval
-//! logs (`.hlog`), and the comparison of two runs ([`compare`]).
+//! Reports people read, rendered from a run's [`Results`]: the text summary `loadctl` prints,
+//! one self-contained HTML page with inline SVG charts, Markdown for pull-request comments, CSV
+//! series, HdrHistogram interval logs (`.hlog`), and the comparison of two runs ([`compare`]).
+//! The per-step table's columns are defined once, in [`step_columns`].
 //!
 //! Renderers are pure functions from `Results` (and, for `.hlog`, the histograms the caller
 //! passes) to text: they never run anything, read files or touch the network, and a page they
@@ -8,12 +9,16 @@
 //! what is missing (an older result without a latency distribution) is shown as missing.
 
 pub mod capacity;
+mod charts;
 pub mod compare;
 pub mod csv;
 pub mod hlog;
 pub mod html;
+pub mod markup;
 pub mod md;
+pub mod step_columns;
 mod svg;
+pub mod text;
 
 use std::path::Path;
 

@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 
-use super::html::escape;
+use super::markup::escape;
 
 const WIDTH: f64 = 760.0;
 const HEIGHT: f64 = 260.0;

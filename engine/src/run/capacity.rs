@@ -165,6 +165,18 @@ fn run_level(
     rate: f64,
     stop: &std::sync::atomic::AtomicBool,
 ) -> Result<Option<Level>, run::StartError> {
+    let level_plan = level_plan(plan, capacity, rate);
+    let handle = run::start(&level_plan)?;
+    let started = Instant::now();
+    let Some(window) = watch(&handle, &level_plan, capacity, stop) else {
+        return Ok(None);
+    };
+    Ok(Some(judge(capacity, rate, window, started)))
+}
+
+/// The scenario's journey at one constant rate for the hold, with connections sized from the
+/// SLO and no thresholds of its own.
+fn level_plan(plan: &Plan, capacity: &CapacityPlan, rate: f64) -> Plan {
     let mut level_plan = plan.clone();
     let connections = capacity.connections_needed();
     let hold_ns = capacity.hold.as_nanos() as u64;
@@ -177,7 +189,26 @@ fn run_level(
         s.graceful_stop = plan.timeout;
     }
     level_plan.thresholds.clear();
-    let handle = run::start(&level_plan)?;
+    level_plan
+}
+
+/// What a level measured after its warm-up.
+struct Window {
+    judged: StatsSet,
+    judged_s: f64,
+    window_iterations: u64,
+    stopped_early: bool,
+    finished: Box<run::Finished>,
+}
+
+/// Follows a level's run to its end, stopping it early when an SLO is clearly broken; `None`
+/// when it was stopped from outside (or never finished).
+fn watch(
+    handle: &run::RunHandle,
+    level_plan: &Plan,
+    capacity: &CapacityPlan,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Option<Window> {
     let warmup_s = capacity.warmup.as_secs_f64();
     let hold_s = capacity.hold.as_secs_f64();
     let mut window_iterations = 0u64;
@@ -185,7 +216,6 @@ fn run_level(
     let mut judged_s = 0.0;
     let mut stopped_early = false;
     let mut outside_stop = false;
-    let started = Instant::now();
     let mut finished = None;
     for ev in handle.events().iter() {
         match ev {
@@ -216,12 +246,29 @@ fn run_level(
             RunEvent::Started { .. } => {}
         }
     }
-    let Some(finished) = finished else {
-        return Ok(None);
-    };
+    let finished = finished?;
     if outside_stop {
-        return Ok(None);
+        return None;
     }
+    Some(Window {
+        judged,
+        judged_s,
+        window_iterations,
+        stopped_early,
+        finished,
+    })
+}
+
+/// A level's verdict: its SLOs judged on whole seconds after the warm-up, and whether the
+/// generator rather than the target limited it.
+fn judge(capacity: &CapacityPlan, rate: f64, window: Window, started: Instant) -> Level {
+    let Window {
+        mut judged,
+        mut judged_s,
+        mut window_iterations,
+        stopped_early,
+        finished,
+    } = window;
     // A last partial second is in the totals but not in an interval: judge whole seconds only,
     // unless the level was too short to have one after its warm-up.
     if judged_s == 0.0 {
@@ -258,7 +305,7 @@ fn run_level(
         None
     };
     let q = crate::metrics::histogram::quantile_us;
-    Ok(Some(Level {
+    Level {
         rate_per_s: rate,
         achieved_per_s: (achieved * 10.0).round() / 10.0,
         passed,
@@ -275,7 +322,7 @@ fn run_level(
         dropped: results_dropped,
         duration_s: (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
         slo,
-    }))
+    }
 }
 
 /// An SLO broken by a wide margin: twice a latency or error limit (any error against a 0% one).

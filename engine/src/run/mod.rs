@@ -4,7 +4,9 @@
 //! collector waits until every shard has opened its connections, picks one origin for all,
 //! then streams `RunEvent`s: `Started`, one `Interval` per second, and `Finished` last.
 
+mod assemble;
 pub mod capacity;
+pub mod fleet;
 pub mod split;
 
 use std::thread::JoinHandle;
@@ -12,10 +14,12 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 
+use self::assemble::{assemble, Measured};
+pub use self::assemble::{model_summary, plan_facts, PlanFacts};
 use crate::metrics::stats::{ShardEvent, StatsSet};
-use crate::plan::{LoadModel, Plan, ScenarioPlan};
+use crate::plan::Plan;
 use crate::results::collector::{Collector, RunInterval};
-use crate::results::{IntervalSummary, ModelSummary, Results, RunFacts, ScenarioFacts};
+use crate::results::{IntervalSummary, Results};
 use crate::shard::{self, Control, ShardLinks};
 
 /// Sockets kept free for everything that is not a load connection.
@@ -252,6 +256,7 @@ fn failed_abort_threshold(plan: &Plan, totals: &StatsSet, origin: Instant) -> Op
         .map(|t| t.text.clone())
 }
 
+/// The run's result from the collector's totals and finals.
 fn build_results(
     plan: &Plan,
     collector: &Collector,
@@ -280,125 +285,20 @@ fn build_results(
                 .into(),
         );
     }
-    let PlanFacts {
-        model,
-        planned_s,
-        scenarios,
-    } = plan_facts(plan);
-    // Rates are over the planned duration when the run lasted it (the drain of in-flight
-    // requests after the end is not load time); over the real time otherwise.
-    let rate_basis_s = match planned_s {
-        Some(p) if elapsed_s >= p => p,
-        _ => elapsed_s,
-    };
-    let mut results = Results::build(
+    assemble(
+        plan,
         &collector.totals,
         intervals,
-        RunFacts {
-            target: plan.target.url.clone(),
+        Measured {
+            elapsed_s,
             driver: if drivers.is_empty() {
                 "none".into()
             } else {
                 drivers.join(",")
             },
             cpus: finals.iter().filter_map(|f| f.cpu).collect(),
-            model,
-            open: plan.is_open(),
-            elapsed_s,
-            rate_basis_s,
-            warnings,
             shards: plan.shards(),
-            step_names: plan.steps().map(|s| s.name.clone()).collect(),
-            requested_rate_per_s: plan.requested_rate_per_s(),
-            scenarios,
-            tls: plan.tls.as_ref().map(|t| t.options.insecure_skip_verify),
-            websocket: plan.target.websocket,
+            warnings,
         },
-    );
-    // Thresholds on rates use the same basis as the summary's rates.
-    results.thresholds = plan
-        .thresholds
-        .iter()
-        .map(|t| t.evaluate(&collector.totals, rate_basis_s))
-        .collect();
-    results.thresholds_failed = results.thresholds.iter().any(|t| !t.passed);
-    results
-}
-
-/// What a plan says of itself in a report: its model, its planned load time (when bounded) and
-/// its scenarios.
-pub struct PlanFacts {
-    pub model: ModelSummary,
-    pub planned_s: Option<f64>,
-    pub scenarios: Vec<ScenarioFacts>,
-}
-
-pub fn plan_facts(plan: &Plan) -> PlanFacts {
-    let scenarios = plan
-        .scenarios
-        .iter()
-        .map(|sc| {
-            let (model, planned_s) = model_summary(sc);
-            ScenarioFacts {
-                name: sc.name.clone(),
-                tags: sc.tags.clone(),
-                model,
-                start_after_s: sc.start_after.as_secs_f64(),
-                planned_s,
-                steps: sc.step_range(),
-            }
-        })
-        .collect();
-    let (model, planned_s) = match plan.scenarios.as_slice() {
-        [one] => model_summary(one),
-        _ => {
-            let end = plan.planned_end().map(|d| d.as_secs_f64());
-            (
-                ModelSummary {
-                    kind: "scenarios".into(),
-                    connections: plan.connections(),
-                    duration_s: end,
-                    requests: None,
-                    rate_per_s: None,
-                },
-                end,
-            )
-        }
-    };
-    PlanFacts {
-        model,
-        planned_s,
-        scenarios,
-    }
-}
-
-/// A scenario's model for the report, and its planned load time.
-pub fn model_summary(s: &ScenarioPlan) -> (ModelSummary, Option<f64>) {
-    match &s.model {
-        LoadModel::Closed {
-            duration, requests, ..
-        } => (
-            ModelSummary {
-                kind: "closed".into(),
-                connections: s.connections,
-                duration_s: duration.map(|d| d.as_secs_f64()),
-                requests: *requests,
-                rate_per_s: None,
-            },
-            duration.map(|d| d.as_secs_f64()),
-        ),
-        LoadModel::Open { schedule, .. } => {
-            let d = schedule.end_ns() as f64 / 1e9;
-            (
-                ModelSummary {
-                    kind: "open".into(),
-                    connections: s.connections,
-                    duration_s: Some(d),
-                    requests: None,
-                    rate_per_s: Some(schedule.peak_rate_per_s()),
-                },
-                Some(d),
-            )
-        }
-    }
+    )
 }

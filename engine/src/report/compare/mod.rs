@@ -10,10 +10,11 @@
 
 mod bootstrap;
 mod render;
+mod series;
 
 use serde::Serialize;
 
-use self::bootstrap::{estimate, Effect, Statistic};
+use self::series::{overall_tests, test, Series};
 use super::{error_rate, p95_us};
 use crate::results::{IntervalSummary, Results};
 
@@ -268,96 +269,8 @@ fn latency_figures(
     f
 }
 
-/// What a test's interval says, given which way is worse.
-fn judge(low: f64, high: f64, tolerance: f64, worse: Worse) -> Verdict {
-    // Express the interval as "how much worse": positive is worse.
-    let (low, high) = match worse {
-        Worse::Higher => (low, high),
-        Worse::Lower => (-high, -low),
-    };
-    if low > tolerance {
-        Verdict::Regression
-    } else if high < -tolerance {
-        Verdict::Improvement
-    } else if low >= -tolerance && high <= tolerance {
-        Verdict::Unchanged
-    } else {
-        Verdict::Inconclusive
-    }
-}
-
-struct Series<'a> {
-    scope: &'a str,
-    metric: &'a str,
-    unit: &'a str,
-    worse: Worse,
-    baseline: Vec<f64>,
-    candidate: Vec<f64>,
-}
-
-fn test(s: Series, opts: &Options) -> Test {
-    let absolute = s.unit == "fraction";
-    let (statistic, effect, tolerance) = if absolute {
-        (Statistic::Mean, Effect::Absolute, opts.error_tolerance)
-    } else {
-        (Statistic::Median, Effect::Relative, opts.tolerance)
-    };
-    let enough = s.baseline.len() >= MIN_SECONDS && s.candidate.len() >= MIN_SECONDS;
-    let e = if s.baseline.is_empty() || s.candidate.is_empty() {
-        None
-    } else {
-        Some(estimate(
-            &s.baseline,
-            &s.candidate,
-            statistic,
-            effect,
-            opts.confidence,
-            if enough { opts.resamples } else { 0 },
-        ))
-    };
-    let verdict = match e {
-        Some(e) if enough => judge(e.low, e.high, tolerance, s.worse),
-        _ => Verdict::Insufficient,
-    };
-    let nan = f64::NAN;
-    Test {
-        scope: s.scope.into(),
-        metric: s.metric.into(),
-        unit: s.unit.into(),
-        baseline: e.map_or(nan, |e| e.baseline),
-        candidate: e.map_or(nan, |e| e.candidate),
-        change: e.map_or(nan, |e| e.change),
-        change_low: e.map_or(nan, |e| e.low),
-        change_high: e.map_or(nan, |e| e.high),
-        relative: !absolute,
-        worse: s.worse,
-        samples_baseline: s.baseline.len(),
-        samples_candidate: s.candidate.len(),
-        verdict,
-    }
-}
-
-fn per_second(r: &Results, f: impl Fn(&IntervalSummary) -> f64) -> Vec<f64> {
-    seconds(r).map(f).collect()
-}
-
-/// Per-second error fraction, as thresholds count it (transport failures add to attempts).
-fn error_fraction(i: &IntervalSummary) -> f64 {
-    let status: u64 = ["status_4xx", "status_5xx"]
-        .iter()
-        .filter_map(|k| i.errors_by_kind.get(*k).and_then(serde_json::Value::as_u64))
-        .sum();
-    let attempts = i.requests + i.errors.saturating_sub(status);
-    if attempts == 0 {
-        0.0
-    } else {
-        i.errors as f64 / attempts as f64
-    }
-}
-
-/// Compares `candidate` against `baseline`.
-pub fn compare(baseline: &Labeled, candidate: &Labeled, opts: &Options) -> Comparison {
-    let (b, c) = (baseline.results, candidate.results);
+/// The whole run's figures side by side.
+fn overall_figures(b: &Results, c: &Results) -> Vec<Figure> {
     let mut overall = vec![
         figure(
             "throughput",
@@ -392,54 +305,16 @@ pub fn compare(baseline: &Labeled, candidate: &Labeled, opts: &Options) -> Compa
             Worse::Higher,
         ));
     }
+    overall
+}
 
-    let mut tests = vec![
-        test(
-            Series {
-                scope: "overall",
-                metric: "p50",
-                unit: "us",
-                worse: Worse::Higher,
-                baseline: per_second(b, |i| i.latency_p50_us as f64),
-                candidate: per_second(c, |i| i.latency_p50_us as f64),
-            },
-            opts,
-        ),
-        test(
-            Series {
-                scope: "overall",
-                metric: "p99",
-                unit: "us",
-                worse: Worse::Higher,
-                baseline: per_second(b, |i| i.latency_p99_us as f64),
-                candidate: per_second(c, |i| i.latency_p99_us as f64),
-            },
-            opts,
-        ),
-        test(
-            Series {
-                scope: "overall",
-                metric: "throughput",
-                unit: "per_s",
-                worse: Worse::Lower,
-                baseline: per_second(b, |i| i.rate_per_s),
-                candidate: per_second(c, |i| i.rate_per_s),
-            },
-            opts,
-        ),
-        test(
-            Series {
-                scope: "overall",
-                metric: "error rate",
-                unit: "fraction",
-                worse: Worse::Higher,
-                baseline: per_second(b, error_fraction),
-                candidate: per_second(c, error_fraction),
-            },
-            opts,
-        ),
-    ];
-
+/// Each step of both runs (matched by name): its figures, and its tests added to `tests`.
+fn step_comparisons(
+    b: &Results,
+    c: &Results,
+    opts: &Options,
+    tests: &mut Vec<Test>,
+) -> Vec<StepFigures> {
     // Steps are matched by name; with one step the overall figures already say it all.
     let mut steps = Vec::new();
     if b.steps.len() > 1 || c.steps.len() > 1 {
@@ -500,7 +375,15 @@ pub fn compare(baseline: &Labeled, candidate: &Labeled, opts: &Options) -> Compa
             }
         }
     }
+    steps
+}
 
+/// Compares `candidate` against `baseline`.
+pub fn compare(baseline: &Labeled, candidate: &Labeled, opts: &Options) -> Comparison {
+    let (b, c) = (baseline.results, candidate.results);
+    let overall = overall_figures(b, c);
+    let mut tests = overall_tests(b, c, opts);
+    let steps = step_comparisons(b, c, opts, &mut tests);
     let regression = tests.iter().any(|t| t.verdict == Verdict::Regression);
     let summary = summarize(&tests, opts);
     Comparison {
@@ -617,6 +500,7 @@ fn warnings(b: &Results, c: &Results, bl: &Labeled, cl: &Labeled) -> Vec<String>
 
 #[cfg(test)]
 mod tests {
+    use super::series::judge;
     use super::*;
     use crate::report::fixture;
 

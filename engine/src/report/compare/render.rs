@@ -4,7 +4,8 @@
 use std::fmt::Write as _;
 
 use super::{format_change, Comparison, Figure, RunInfo, Test, Verdict};
-use crate::report::html::{escape, STYLE};
+use crate::report::html::STYLE;
+use crate::report::markup::escape;
 use crate::report::{format_utc, trim};
 use crate::units::format_us;
 

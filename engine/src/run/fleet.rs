@@ -1,29 +1,29 @@
-//! Merging several daemons' runs of one split scenario into one run: intervals by index, the
-//! totals, and a `Results` built by the engine's own `Results::build`, so the merged summary
-//! reads (and judges thresholds) exactly as one machine's would.
+//! Merging several daemons' runs of one split scenario (`split`) into one run: intervals by
+//! index (the collector's own `Aligner`), the totals, and a `Results` assembled as one
+//! machine's run is (`assemble`), so the merged summary reads, and judges thresholds, exactly
+//! as one machine's would.
 //!
-//! Exact: every figure comes from added counters and added histograms (`engine::metrics::wire`), never
-//! from averaging percentiles. A daemon that ran only some scenarios (a zero share of a closed
-//! scenario) is mapped onto the whole run's steps by scenario name.
+//! Exact: every figure comes from added counters and added histograms (`metrics::wire` on the
+//! way in), never from averaging percentiles. A daemon that ran only some scenarios (a zero
+//! share of a closed scenario) is mapped onto the whole run's steps by scenario name. It
+//! refuses to talk to daemons: fetching their events is the caller's.
 
-use std::collections::BTreeMap;
-
-use engine::metrics::stats::StatsSet;
-use engine::plan::Plan;
-use engine::results::{IntervalSummary, RunFacts};
-use engine::schedule::Schedule;
-use engine::Results;
+use super::assemble::{assemble, Measured};
+use crate::metrics::stats::StatsSet;
+use crate::plan::Plan;
+use crate::results::collector::{Aligner, RunInterval};
+use crate::results::{IntervalSummary, Results};
 
 /// Where a share's steps and scenarios sit in the whole run.
 #[derive(Clone, Debug, PartialEq)]
-pub(super) struct ShapeMap {
+pub struct ShapeMap {
     steps: Vec<usize>,
     journeys: Vec<usize>,
 }
 
 impl ShapeMap {
     /// Maps `share`'s scenarios onto `whole`'s by name.
-    pub(super) fn between(whole: &Plan, share: &Plan) -> Result<Self, String> {
+    pub fn between(whole: &Plan, share: &Plan) -> Result<Self, String> {
         let mut steps = Vec::new();
         let mut journeys = Vec::new();
         for sc in &share.scenarios {
@@ -43,7 +43,7 @@ impl ShapeMap {
     }
 
     /// Adds a share's set into a set shaped like the whole run.
-    pub(super) fn merge(&self, into: &mut StatsSet, part: &StatsSet) -> Result<(), String> {
+    pub fn merge(&self, into: &mut StatsSet, part: &StatsSet) -> Result<(), String> {
         if part.steps.len() != self.steps.len() || part.journeys.len() != self.journeys.len() {
             return Err(format!(
                 "loadd sent measurements for {} steps and {} scenarios where its share has {} and {}",
@@ -70,53 +70,37 @@ impl ShapeMap {
     }
 }
 
-/// Interval `index` from some daemons so far.
-struct Slot {
-    stats: Box<StatsSet>,
-    active: u32,
-}
-
 /// Merges intervals by index as daemons report them, and their totals.
-pub(super) struct Merger {
+pub struct Merger {
     maps: Vec<ShapeMap>,
-    steps: usize,
-    scenarios: usize,
-    /// Open model: the whole run's schedules with their offsets (ns), for what each second
-    /// asked for; empty when some scenario is closed.
-    schedules: Vec<(u64, Schedule)>,
-    pending: BTreeMap<u64, Slot>,
-    /// Per daemon: the last interval index seen, and whether it said all it will.
-    last_seen: Vec<u64>,
-    done: Vec<bool>,
+    aligner: Aligner,
     totals: Box<StatsSet>,
     /// Every merged interval so far, in order.
-    pub(super) intervals: Vec<IntervalSummary>,
+    pub intervals: Vec<IntervalSummary>,
 }
 
 impl Merger {
     /// `maps[d]` places daemon `d`'s share in `whole`.
-    pub(super) fn new(whole: &Plan, maps: Vec<ShapeMap>) -> Self {
+    pub fn new(whole: &Plan, maps: Vec<ShapeMap>) -> Self {
         let (steps, scenarios) = (whole.steps().count(), whole.scenarios.len());
-        let daemons = maps.len();
+        // Open model: what the whole schedule asked for each second, as one machine's
+        // collector says; the daemons' own figures would not add up in the second a share
+        // starts (each counts arrivals from its own offset).
+        let schedules = if whole.is_open() {
+            whole.schedules()
+        } else {
+            Vec::new()
+        };
         Self {
+            aligner: Aligner::new(maps.len(), steps, scenarios, schedules),
             maps,
-            steps,
-            scenarios,
-            schedules: if whole.is_open() {
-                whole.schedules()
-            } else {
-                Vec::new()
-            },
-            pending: BTreeMap::new(),
-            last_seen: vec![0; daemons],
-            done: vec![false; daemons],
             totals: Box::new(StatsSet::new(steps, scenarios)),
             intervals: Vec::new(),
         }
     }
 
     /// Takes daemon `d`'s interval `index`; returns the merged intervals that became complete.
-    pub(super) fn interval(
+    pub fn interval(
         &mut self,
         d: usize,
         index: u64,
@@ -124,81 +108,41 @@ impl Merger {
         stats: &StatsSet,
     ) -> Result<Vec<IntervalSummary>, String> {
         let map = self.maps.get(d).ok_or("no such daemon")?;
-        let (steps, scenarios) = (self.steps, self.scenarios);
-        let slot = self.pending.entry(index).or_insert_with(|| Slot {
-            stats: Box::new(StatsSet::new(steps, scenarios)),
-            active: 0,
-        });
+        let slot = self.aligner.slot(index);
         map.merge(&mut slot.stats, stats)?;
         slot.active += summary.active_connections;
-        if let Some(seen) = self.last_seen.get_mut(d) {
-            *seen = (*seen).max(index);
-        }
+        self.aligner.seen(d, index);
         Ok(self.ready())
     }
 
     /// Daemon `d` will send no more intervals; returns those that became complete.
-    pub(super) fn end(&mut self, d: usize) -> Vec<IntervalSummary> {
-        if let Some(done) = self.done.get_mut(d) {
-            *done = true;
-        }
+    pub fn end(&mut self, d: usize) -> Vec<IntervalSummary> {
+        self.aligner.finish(d);
         self.ready()
     }
 
     /// Daemon `d`'s totals.
-    pub(super) fn totals(&mut self, d: usize, stats: &StatsSet) -> Result<(), String> {
+    pub fn totals(&mut self, d: usize, stats: &StatsSet) -> Result<(), String> {
         let map = self.maps.get(d).ok_or("no such daemon")?;
         map.merge(&mut self.totals, stats)
     }
 
     /// Every daemon's totals, merged.
-    pub(super) fn merged_totals(&self) -> &StatsSet {
+    pub fn merged_totals(&self) -> &StatsSet {
         &self.totals
     }
 
-    /// What the whole schedule asked for in interval `index`, as one machine's collector says:
-    /// the daemons' own figures would not add up in the second a share starts (each counts
-    /// arrivals from its own offset).
-    fn requested(&self, index: u64) -> Option<f64> {
-        if self.schedules.is_empty() {
-            return None;
-        }
-        let end = index.saturating_mul(1_000_000_000);
-        let n: f64 = self
-            .schedules
-            .iter()
-            .map(|(offset, s)| {
-                let before = |t: u64| t.checked_sub(*offset).map_or(0.0, |t| s.arrivals_before(t));
-                before(end) - before(end.saturating_sub(1_000_000_000))
-            })
-            .sum();
-        Some((n * 1000.0).round() / 1000.0)
-    }
-
-    /// Interval k is complete once every daemon still running has reported k or later.
     fn ready(&mut self) -> Vec<IntervalSummary> {
-        let upto = (0..self.done.len())
-            .filter(|&d| !self.done[d])
-            .map(|d| self.last_seen[d])
-            .min()
-            .unwrap_or(u64::MAX);
-        let mut out = Vec::new();
-        while let Some(entry) = self.pending.first_entry() {
-            if *entry.key() > upto {
-                break;
-            }
-            let (index, slot) = entry.remove_entry();
-            let requested = self.requested(index);
-            let summary = IntervalSummary::of(index, &slot.stats, slot.active, requested);
-            self.intervals.push(summary.clone());
-            out.push(summary);
-        }
-        out
+        let mut out: Vec<RunInterval> = Vec::new();
+        self.aligner.ready(&mut out);
+        let ready: Vec<IntervalSummary> = out.into_iter().map(|iv| iv.summary).collect();
+        self.intervals.extend(ready.iter().cloned());
+        ready
     }
 }
 
 /// One daemon's part in the merged run.
-pub(super) struct DaemonRun {
+pub struct DaemonRun {
     pub url: String,
     pub id: String,
     pub results: Results,
@@ -206,7 +150,7 @@ pub(super) struct DaemonRun {
 
 /// The whole run's result from the merged totals and intervals, as `loadd` would have built it
 /// on one machine; thresholds are judged here, on the merged figures.
-pub(super) fn results(
+pub fn results(
     whole: &Plan,
     totals: &StatsSet,
     intervals: Vec<IntervalSummary>,
@@ -222,16 +166,6 @@ pub(super) fn results(
         .map(|d| d.results.environment.started_unix_ms + (d.results.elapsed_s * 1000.0) as u64)
         .max()
         .unwrap_or(started);
-    let elapsed_s = ended.saturating_sub(started) as f64 / 1000.0;
-    let engine::run::PlanFacts {
-        model,
-        planned_s,
-        scenarios,
-    } = engine::run::plan_facts(whole);
-    let rate_basis_s = match planned_s {
-        Some(p) if elapsed_s >= p => p,
-        _ => elapsed_s,
-    };
     let mut drivers: Vec<&str> = daemons.iter().map(|d| d.results.driver.as_str()).collect();
     drivers.sort_unstable();
     drivers.dedup();
@@ -244,35 +178,17 @@ pub(super) fn results(
                 .map(move |w| format!("daemon {}: {w}", d.url))
         })
         .collect();
-    let mut results = Results::build(
-        totals,
-        intervals,
-        RunFacts {
-            target: whole.target.url.clone(),
-            driver: drivers.join(","),
-            cpus: daemons
-                .iter()
-                .flat_map(|d| d.results.cpus.iter().copied())
-                .collect(),
-            model,
-            open: whole.is_open(),
-            elapsed_s,
-            rate_basis_s,
-            warnings,
-            shards: daemons.iter().map(|d| d.results.shards).sum(),
-            step_names: whole.steps().map(|s| s.name.clone()).collect(),
-            requested_rate_per_s: whole.requested_rate_per_s(),
-            scenarios,
-            tls: whole.tls.as_ref().map(|t| t.options.insecure_skip_verify),
-            websocket: whole.target.websocket,
-        },
-    );
-    results.thresholds = whole
-        .thresholds
-        .iter()
-        .map(|t| t.evaluate(totals, rate_basis_s))
-        .collect();
-    results.thresholds_failed = results.thresholds.iter().any(|t| !t.passed);
+    let measured = Measured {
+        elapsed_s: ended.saturating_sub(started) as f64 / 1000.0,
+        driver: drivers.join(","),
+        cpus: daemons
+            .iter()
+            .flat_map(|d| d.results.cpus.iter().copied())
+            .collect(),
+        shards: daemons.iter().map(|d| d.results.shards).sum(),
+        warnings,
+    };
+    let mut results = assemble(whole, totals, intervals, measured);
     results.environment.started_unix_ms = started;
     results
 }
@@ -280,7 +196,9 @@ pub(super) fn results(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use engine::scenario::{self, Files, Source};
+    use crate::results::collector::requested_per_s;
+    use crate::results::RunFacts;
+    use crate::scenario::{self, Files, Source};
 
     fn plan(text: &str) -> Plan {
         let source = Source::in_memory("t.toml", text, Files::Disk);
@@ -354,9 +272,10 @@ mod tests {
             "[target]\nurl = \"http://127.0.0.1:9/\"\n[load]\nrate = 200\nduration = \"3s\"\n",
         );
         let m = Merger::new(&whole, Vec::new());
-        assert_eq!(m.requested(1), Some(200.0));
-        assert_eq!(m.requested(3), Some(200.0));
-        assert_eq!(m.requested(4), Some(0.0));
+        assert_eq!(m.aligner.requested_per_s(1), Some(200.0));
+        assert_eq!(m.aligner.requested_per_s(3), Some(200.0));
+        assert_eq!(m.aligner.requested_per_s(4), Some(0.0));
+        assert_eq!(requested_per_s(&whole.schedules(), 1), Some(200.0));
     }
 
     #[test]
@@ -377,7 +296,7 @@ mod tests {
                     target: "http://127.0.0.1:9/".into(),
                     driver: "io_uring".into(),
                     cpus: vec![0],
-                    model: engine::run::model_summary(&whole.scenarios[0]).0,
+                    model: crate::run::model_summary(&whole.scenarios[0]).0,
                     open: false,
                     elapsed_s: 1.0,
                     rate_basis_s: 1.0,
