@@ -79,7 +79,7 @@ pub(super) fn tail_run(client: &Client, id: &str) -> Result<u8, Failure> {
             // The same verdict and exit code as `loadctl run`, so `submit` works as a CI gate.
             match serde_json::from_value::<engine::Results>(result.clone()) {
                 Ok(r) => {
-                    let _ = writeln!(out, "{}", r.render_text());
+                    let _ = writeln!(out, "{}", engine::report::text::render(&r));
                     Ok(exit::of_results(&r))
                 }
                 Err(_) => {

@@ -24,14 +24,6 @@ const STEP_COLUMNS: [(Column, usize); 8] = [
     (col::MAX, 8),
 ];
 
-// Beside the renderer rather than in `results/`, so `results` never depends on `report`.
-impl Results {
-    /// The readable summary table ([`render`]), for callers holding a result.
-    pub fn render_text(&self) -> String {
-        render(self)
-    }
-}
-
 /// The readable summary table.
 pub fn render(r: &Results) -> String {
     let mut o = String::new();

@@ -318,7 +318,7 @@ mod tests {
         assert!(!r.trustworthy);
         assert_eq!(r.latency_basis, "intended");
         assert_eq!(r.errors.len(), ErrorKind::COUNT);
-        assert!(r.render_text().contains("WARNING"));
+        assert!(crate::report::text::render(&r).contains("WARNING"));
 
         let mut ok = StatsSet::new(1, 1);
         ok.steps[0].record_response(200, None, 0, 1000);
