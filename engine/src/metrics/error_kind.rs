@@ -97,16 +97,6 @@ impl ErrorKind {
     }
 
     /// Index into a `[u64; ErrorKind::COUNT]` counter array.
-    /// The kind of a TLS failure (`None`: not TLS, e.g. a plain socket error inside it).
-    pub fn of_tls(e: &crate::net::tls::TlsError) -> Option<ErrorKind> {
-        match e.kind_name() {
-            "tls_certificate" => Some(ErrorKind::TlsCertificate),
-            "tls_alert" => Some(ErrorKind::TlsAlert),
-            "tls_handshake" | "tls_protocol" => Some(ErrorKind::TlsHandshake),
-            _ => None,
-        }
-    }
-
     pub fn index(self) -> usize {
         self as usize
     }

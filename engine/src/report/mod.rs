@@ -311,14 +311,14 @@ pub(crate) mod fixture {
             },
         );
         r.thresholds = vec![
-            crate::plan::threshold::ThresholdResult {
+            crate::results::verdict::ThresholdResult {
                 threshold: "p99 < 5ms".into(),
                 passed: true,
                 actual: 4000.0,
                 limit: 5000.0,
                 unit: "us".into(),
             },
-            crate::plan::threshold::ThresholdResult {
+            crate::results::verdict::ThresholdResult {
                 threshold: "error_rate < 0.1%".into(),
                 passed: false,
                 actual: 0.01,

@@ -10,6 +10,7 @@ pub mod collector;
 mod distribution;
 mod environment;
 mod summary;
+pub mod verdict;
 
 use serde::{Deserialize, Serialize};
 
@@ -21,7 +22,7 @@ pub use self::summary::{
 };
 use crate::metrics::histogram::LatencySummary;
 use crate::metrics::stats::{Stats, StatsSet};
-use crate::plan::threshold::ThresholdResult;
+use crate::results::verdict::ThresholdResult;
 use crate::units::format_us;
 
 pub const SCHEMA: &str = "loadd.results.v1";

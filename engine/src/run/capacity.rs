@@ -14,8 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::metrics::stats::StatsSet;
 use crate::plan::capacity::CapacityPlan;
-use crate::plan::threshold::{Metric, Op, Threshold, ThresholdResult};
+use crate::plan::threshold::{Metric, Op, Threshold};
 use crate::plan::{LoadModel, Plan};
+use crate::results::verdict::ThresholdResult;
 use crate::run::{self, RunEvent};
 use crate::schedule::Schedule;
 

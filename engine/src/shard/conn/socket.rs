@@ -49,14 +49,14 @@ async fn open(shard: &ShardState) -> Result<Stream, ErrorKind> {
             shard.stats().record_handshake(took, tls.resumed());
             Ok(Stream::from(tls))
         }
-        Err(e) => Err(ErrorKind::of_tls(&e).unwrap_or(ErrorKind::Connect)),
+        Err(e) => Err(tls_kind(&e).unwrap_or(ErrorKind::Connect)),
     }
 }
 
 /// The counted kind of a failed socket read (writes map their non-reset failures to `Write`).
 pub fn read_error_kind(e: &io::Error) -> ErrorKind {
     // A TLS alert can arrive on the first read (TLS 1.3: a server refusing our certificate).
-    if let Some(kind) = crate::net::tls::tls_error(e).and_then(ErrorKind::of_tls) {
+    if let Some(kind) = crate::net::tls::tls_error(e).and_then(tls_kind) {
         return kind;
     }
     match e.kind() {
@@ -66,5 +66,15 @@ pub fn read_error_kind(e: &io::Error) -> ErrorKind {
         | io::ErrorKind::UnexpectedEof => ErrorKind::Reset,
         io::ErrorKind::TimedOut => ErrorKind::Timeout,
         _ => ErrorKind::Read,
+    }
+}
+
+/// The kind of a TLS failure (`None`: not TLS, e.g. a plain socket error inside it).
+fn tls_kind(e: &crate::net::tls::TlsError) -> Option<ErrorKind> {
+    match e.kind_name() {
+        "tls_certificate" => Some(ErrorKind::TlsCertificate),
+        "tls_alert" => Some(ErrorKind::TlsAlert),
+        "tls_handshake" | "tls_protocol" => Some(ErrorKind::TlsHandshake),
+        _ => None,
     }
 }
