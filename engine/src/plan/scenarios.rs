@@ -301,17 +301,11 @@ fn single_request(
         },
         &mut request,
     );
-    Journey::single(vec![StepPlan {
-        name: format!("{method} {path_and_query}"),
-        head_request: method == "HEAD",
-        request: StepRequest::Static(request),
-        captures: Vec::new(),
-        checks: Vec::new(),
-        think: Think::None,
-        needs_body: false,
-        needs_head: false,
-        once: false,
-    }])
+    Journey::single(vec![StepPlan::fixed(
+        format!("{method} {path_and_query}"),
+        method == "HEAD",
+        request,
+    )])
 }
 
 fn check_body(c: &mut Checker<'_>, spec: &ScenarioSpec, source: &Source) -> Vec<u8> {

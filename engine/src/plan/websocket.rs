@@ -229,16 +229,6 @@ fn check_subprotocols(c: &mut Checker<'_>, ws: &WebSocketSpec) -> Vec<String> {
 
 /// The two pseudo-steps a WebSocket scenario reports under.
 pub(crate) fn ws_journey(_ws: &WsPlan) -> Journey {
-    let step = |name: &str| StepPlan {
-        name: name.into(),
-        head_request: false,
-        request: StepRequest::Static(Vec::new()),
-        captures: Vec::new(),
-        checks: Vec::new(),
-        think: Think::None,
-        needs_body: false,
-        needs_head: false,
-        once: false,
-    };
+    let step = |name: &str| StepPlan::fixed(name.into(), false, Vec::new());
     Journey::single(vec![step("ws connect"), step("ws message")])
 }

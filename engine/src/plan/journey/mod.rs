@@ -126,6 +126,24 @@ pub struct StepPlan {
     pub once: bool,
 }
 
+impl StepPlan {
+    /// A step that sends the same bytes every time and inspects nothing: the single `[request]`
+    /// of a run without steps, or the fixed rows of a WebSocket run.
+    pub fn fixed(name: String, head_request: bool, request: Vec<u8>) -> StepPlan {
+        StepPlan {
+            name,
+            head_request,
+            request: StepRequest::Static(request),
+            captures: Vec::new(),
+            checks: Vec::new(),
+            think: Think::None,
+            needs_body: false,
+            needs_head: false,
+            once: false,
+        }
+    }
+}
+
 /// How a step's request bytes are made.
 #[derive(Clone, Debug)]
 pub enum StepRequest {
