@@ -11,7 +11,7 @@ use std::time::Duration;
 use toml::Spanned;
 
 use crate::plan::checker::Checker;
-use crate::plan::journey::{self, Journey, RequestBase, StepPlan, StepRequest, Think};
+use crate::plan::journey::{self, Journey, RequestBase, StepPlan};
 use crate::plan::model::{check_connections, check_model, LoadModel};
 use crate::plan::target::CheckedTarget;
 use crate::plan::websocket::{check_websocket, ws_journey, WsPlan};

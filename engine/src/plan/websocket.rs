@@ -10,7 +10,7 @@ use std::time::Duration;
 use toml::Spanned;
 
 use crate::plan::checker::Checker;
-use crate::plan::journey::{Journey, StepPlan, StepRequest, Think};
+use crate::plan::journey::{Journey, StepPlan};
 use crate::plan::model::LoadModel;
 use crate::plan::target::CheckedTarget;
 use crate::plan::template::{Escape, Template, BUILTINS};
