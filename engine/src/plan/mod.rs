@@ -150,6 +150,40 @@ impl Plan {
         }
     }
 
+    /// `--task NAME…`: only those weighted tasks run. Every name must be a task of the file,
+    /// and every scenario with tasks must keep one (a scenario cannot be dropped from a plan).
+    /// The error is one line, with the known tasks and a "did you mean" hint.
+    pub fn select_tasks(&mut self, names: &[String]) -> Result<(), String> {
+        let known: Vec<String> = self
+            .scenarios
+            .iter()
+            .flat_map(|s| s.journey.task_names().map(str::to_string))
+            .collect();
+        if known.is_empty() {
+            return Err("--task: this file has no [[tasks]] to choose from".into());
+        }
+        for name in names {
+            if !known.contains(name) {
+                let hint = checker::did_you_mean(name, known.iter().map(String::as_str));
+                return Err(format!(
+                    "--task `{name}` is not a task of this file{hint} (tasks: {})",
+                    known.join(", ")
+                ));
+            }
+        }
+        for s in &mut self.scenarios {
+            let has_tasks = s.journey.task_names().next().is_some();
+            if has_tasks && s.journey.keep_tasks(names) == 0 {
+                return Err(format!(
+                    "--task: scenario `{}` would run none of its tasks ({}): name one of them too",
+                    s.name,
+                    s.journey.task_names().collect::<Vec<_>>().join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Number of shards (one per CPU entry).
     pub fn shards(&self) -> usize {
         self.cpus.len()

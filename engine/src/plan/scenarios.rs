@@ -311,6 +311,8 @@ fn single_request(
         needs_body: false,
         needs_head: false,
         once: false,
+        expect_status: Vec::new(),
+        timeout_ns: None,
     }])
 }
 

@@ -239,6 +239,8 @@ pub(crate) fn ws_journey(_ws: &WsPlan) -> Journey {
         needs_body: false,
         needs_head: false,
         once: false,
+        expect_status: Vec::new(),
+        timeout_ns: None,
     };
     Journey::single(vec![step("ws connect"), step("ws message")])
 }

@@ -43,6 +43,14 @@ pub fn inspect(step: &StepPlan, r: &Response<'_>, vars: &mut [Vec<u8>], stats: &
                 json_at(pointer, &mut json).is_some_and(|v| &v == expected),
             ),
             Check::JsonExists(pointer) => (CheckKind::Json, json_at(pointer, &mut json).is_some()),
+            Check::BodyNotContains(needle) => (
+                CheckKind::BodyNotContains,
+                memchr::memmem::find(r.body, needle).is_none(),
+            ),
+            // A body that is not JSON holds no field at all: absent.
+            Check::JsonAbsent(pointer) => {
+                (CheckKind::JsonAbsent, json_at(pointer, &mut json).is_none())
+            }
             Check::Header(name) => (CheckKind::Header, header(r.head, name).is_some()),
             Check::LatencyUnderNs(limit) => (CheckKind::LatencyUnder, r.latency_ns < *limit),
         };
@@ -124,6 +132,8 @@ mod tests {
             needs_body: true,
             needs_head: true,
             once: false,
+            expect_status: Vec::new(),
+            timeout_ns: None,
         }
     }
 
@@ -223,6 +233,6 @@ mod tests {
         ));
         assert_eq!(stats.checks_passed, 5);
         assert_eq!(stats.checks_failed, 4);
-        assert_eq!(stats.check_failures, [1, 0, 1, 1, 1]);
+        assert_eq!(stats.check_failures, [1, 0, 1, 1, 1, 0, 0]);
     }
 }
