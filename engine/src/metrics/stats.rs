@@ -450,6 +450,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_expected_status_is_not_an_error() {
+        let mut s = Stats::new();
+        s.record_response_expecting(403, &[403, 409], None, 0, 10);
+        s.record_response_expecting(409, &[403, 409], None, 0, 10);
+        assert_eq!(s.errors_total(), 0);
+        assert_eq!(s.status[3], 2, "still counted by class");
+        // Outside the list a 4xx/5xx is the error it always was.
+        s.record_response_expecting(404, &[403], None, 0, 10);
+        s.record_response_expecting(503, &[403], None, 0, 10);
+        assert_eq!(s.errors[ErrorKind::Status4xx.index()], 1);
+        assert_eq!(s.errors[ErrorKind::Status5xx.index()], 1);
+    }
+
+    #[test]
     fn corrected_latency_counts_from_intended_time() {
         let mut s = Stats::new();
         // Intended at 0, sent at 1 s (stalled), done at 1.001 s.

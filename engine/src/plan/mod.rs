@@ -318,6 +318,36 @@ mod tests {
     }
 
     #[test]
+    fn task_selection_keeps_only_the_named_tasks() {
+        let text = "[target]\nurl = \"http://127.0.0.1:9/\"\n\
+            [[tasks]]\nname = \"read\"\nweight = 3\n[[tasks.steps]]\npath = \"/r\"\n\
+            [[tasks]]\nname = \"write\"\nweight = 0\n[[tasks.steps]]\npath = \"/w\"\n";
+        let mut p = plan(text).unwrap();
+        p.select_tasks(&["write".into()]).unwrap();
+        let weights: Vec<u64> = p.scenarios[0]
+            .journey
+            .tasks
+            .iter()
+            .map(|t| t.weight)
+            .collect();
+        assert_eq!(weights, [0, 1], "asked for, a weight-0 task runs");
+        let err = plan(text)
+            .unwrap()
+            .select_tasks(&["reed".into()])
+            .unwrap_err();
+        assert_eq!(
+            err,
+            "--task `reed` is not a task of this file; did you mean `read`? (tasks: read, write)"
+        );
+        let plain = "[target]\nurl = \"http://127.0.0.1:9/\"\n";
+        assert!(plan(plain)
+            .unwrap()
+            .select_tasks(&["default".into()])
+            .unwrap_err()
+            .contains("no [[tasks]]"));
+    }
+
+    #[test]
     fn closed_defaults_and_split() {
         let p = plan("[target]\nurl = \"http://127.0.0.1:9/x?y=1\"\n[load]\nconnections = 5\nrequests = 101\n[engine]\nthreads = 2\n").unwrap();
         assert_eq!(

@@ -235,4 +235,23 @@ mod tests {
         assert_eq!(stats.checks_failed, 4);
         assert_eq!(stats.check_failures, [1, 0, 1, 1, 1, 0, 0]);
     }
+
+    #[test]
+    fn negative_checks_are_counted_apart() {
+        let checks = vec![
+            Check::BodyNotContains(b"other_tenant".to_vec()),
+            Check::BodyNotContains(b"t-1".to_vec()),
+            Check::JsonAbsent("/other_tenant".into()),
+            Check::JsonAbsent("/user/id".into()),
+        ];
+        let mut stats = Stats::new();
+        assert!(inspect(
+            &step(vec![], checks),
+            &response(1),
+            &mut [],
+            &mut stats
+        ));
+        assert_eq!(stats.checks_passed, 2);
+        assert_eq!(stats.check_failures, [0, 0, 0, 0, 0, 1, 1]);
+    }
 }
