@@ -1,8 +1,10 @@
 //! What a step reads from its response: captures (a JSON pointer, a header, a regex, the status)
-//! into variables, and checks a response must pass.
+//! into variables, checks a response must pass (negative ones too: `body_not_contains`,
+//! `json_absent`), and the statuses it expects (`expect_status`).
 //!
 //! Compiled here, with pointers, regexes and status codes checked; applied per response by
-//! `inspect`, which this module does not do.
+//! `inspect` (and, for what counts as an error, `Stats::record_response_expecting`), which this
+//! module does not do.
 
 use toml::Spanned;
 

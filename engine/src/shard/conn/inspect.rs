@@ -1,9 +1,10 @@
 //! Applies a step's checks and captures to a response it received.
 //!
-//! Checks are counted (per step and per kind) and never stop an iteration; a capture that finds
-//! nothing is a counted `capture_failed` error of its step and ends the iteration, since later
-//! steps need the value. The body is parsed as JSON at most once per response, and only for
-//! steps whose captures or checks read JSON.
+//! Checks are counted (per step and per kind) and never stop an iteration (a step's
+//! `expect_status` is one of them; whether its status is an error was decided when the response
+//! was recorded); a capture that finds nothing is a counted `capture_failed` error of its step
+//! and ends the iteration, since later steps need the value. The body is parsed as JSON at most
+//! once per response, and only for steps whose captures or checks read JSON.
 
 use crate::metrics::stats::{CheckKind, Stats};
 use crate::metrics::ErrorKind;
