@@ -154,11 +154,13 @@ impl Plan {
     /// and every scenario with tasks must keep one (a scenario cannot be dropped from a plan).
     /// The error is one line, with the known tasks and a "did you mean" hint.
     pub fn select_tasks(&mut self, names: &[String]) -> Result<(), String> {
-        let known: Vec<String> = self
-            .scenarios
-            .iter()
-            .flat_map(|s| s.journey.task_names().map(str::to_string))
-            .collect();
+        let mut known: Vec<String> = Vec::new();
+        // In file order, each name once (several scenarios may share task names).
+        for name in self.scenarios.iter().flat_map(|s| s.journey.task_names()) {
+            if !known.iter().any(|k| k == name) {
+                known.push(name.to_string());
+            }
+        }
         if known.is_empty() {
             return Err("--task: this file has no [[tasks]] to choose from".into());
         }
