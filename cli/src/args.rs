@@ -108,6 +108,9 @@ pub struct RunArgs {
     /// Result format on stdout.
     #[arg(long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
+    /// With a scenario file of weighted [[tasks]]: run only this task (repeatable).
+    #[arg(long = "task", value_name = "NAME")]
+    pub tasks: Vec<String>,
     /// Smoke test: run any scenario for about 2 s, keeping its rates and the shape of its stages.
     #[arg(long)]
     pub smoke: bool,

@@ -49,6 +49,12 @@ fn run(args: &RunArgs) -> u8 {
     let Ok(mut plan) = plan else {
         return exit::USAGE;
     };
+    if !args.tasks.is_empty() {
+        if let Err(why) = plan.select_tasks(&args.tasks) {
+            eprintln!("error: {why}");
+            return exit::USAGE;
+        }
+    }
     if let Some(cap) = plan.capacity.clone() {
         return crate::capacity::run(&plan, cap, args);
     }

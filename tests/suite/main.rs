@@ -18,6 +18,7 @@ mod https;
 mod journeys;
 mod misbehave;
 mod nginx;
+mod outcomes;
 mod reports;
 mod robustness;
 mod scenarios;

@@ -17,15 +17,20 @@ pub enum CheckKind {
     Json,
     Header,
     LatencyUnder,
+    /// Negative checks, counted apart: a leak is not a missing field.
+    BodyNotContains,
+    JsonAbsent,
 }
 
 impl CheckKind {
-    pub const ALL: [CheckKind; 5] = [
+    pub const ALL: [CheckKind; 7] = [
         CheckKind::Status,
         CheckKind::BodyContains,
         CheckKind::Json,
         CheckKind::Header,
         CheckKind::LatencyUnder,
+        CheckKind::BodyNotContains,
+        CheckKind::JsonAbsent,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -36,6 +41,8 @@ impl CheckKind {
             CheckKind::Json => "json",
             CheckKind::Header => "header",
             CheckKind::LatencyUnder => "latency_under",
+            CheckKind::BodyNotContains => "body_not_contains",
+            CheckKind::JsonAbsent => "json_absent",
         }
     }
 }
@@ -150,13 +157,29 @@ impl Stats {
         sent_ns: u64,
         done_ns: u64,
     ) -> u64 {
+        self.record_response_expecting(status, &[], intended_ns, sent_ns, done_ns)
+    }
+
+    /// [`Self::record_response`] for a step with `expect_status`: a 4xx/5xx it lists is a
+    /// success of that step, not an error (its status class is still counted).
+    #[inline]
+    pub fn record_response_expecting(
+        &mut self,
+        status: u16,
+        expected: &[u16],
+        intended_ns: Option<u64>,
+        sent_ns: u64,
+        done_ns: u64,
+    ) -> u64 {
         self.requests += 1;
         let class = (status / 100).clamp(1, 5) as usize - 1;
         self.status[class] += 1;
-        if status >= 500 {
-            self.errors[ErrorKind::Status5xx.index()] += 1;
-        } else if status >= 400 {
-            self.errors[ErrorKind::Status4xx.index()] += 1;
+        if !expected.contains(&status) {
+            if status >= 500 {
+                self.errors[ErrorKind::Status5xx.index()] += 1;
+            } else if status >= 400 {
+                self.errors[ErrorKind::Status4xx.index()] += 1;
+            }
         }
         let start_ns = intended_ns.map_or(sent_ns, |i| i.min(sent_ns));
         let latency_ns = done_ns.saturating_sub(start_ns);
@@ -425,6 +448,20 @@ pub enum ShardEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_expected_status_is_not_an_error() {
+        let mut s = Stats::new();
+        s.record_response_expecting(403, &[403, 409], None, 0, 10);
+        s.record_response_expecting(409, &[403, 409], None, 0, 10);
+        assert_eq!(s.errors_total(), 0);
+        assert_eq!(s.status[3], 2, "still counted by class");
+        // Outside the list a 4xx/5xx is the error it always was.
+        s.record_response_expecting(404, &[403], None, 0, 10);
+        s.record_response_expecting(503, &[403], None, 0, 10);
+        assert_eq!(s.errors[ErrorKind::Status4xx.index()], 1);
+        assert_eq!(s.errors[ErrorKind::Status5xx.index()], 1);
+    }
 
     #[test]
     fn corrected_latency_counts_from_intended_time() {

@@ -150,6 +150,42 @@ impl Plan {
         }
     }
 
+    /// `--task NAME…`: only those weighted tasks run. Every name must be a task of the file,
+    /// and every scenario with tasks must keep one (a scenario cannot be dropped from a plan).
+    /// The error is one line, with the known tasks and a "did you mean" hint.
+    pub fn select_tasks(&mut self, names: &[String]) -> Result<(), String> {
+        let mut known: Vec<String> = Vec::new();
+        // In file order, each name once (several scenarios may share task names).
+        for name in self.scenarios.iter().flat_map(|s| s.journey.task_names()) {
+            if !known.iter().any(|k| k == name) {
+                known.push(name.to_string());
+            }
+        }
+        if known.is_empty() {
+            return Err("--task: this file has no [[tasks]] to choose from".into());
+        }
+        for name in names {
+            if !known.contains(name) {
+                let hint = checker::did_you_mean(name, known.iter().map(String::as_str));
+                return Err(format!(
+                    "--task `{name}` is not a task of this file{hint} (tasks: {})",
+                    known.join(", ")
+                ));
+            }
+        }
+        for s in &mut self.scenarios {
+            let has_tasks = s.journey.task_names().next().is_some();
+            if has_tasks && s.journey.keep_tasks(names) == 0 {
+                return Err(format!(
+                    "--task: scenario `{}` would run none of its tasks ({}): name one of them too",
+                    s.name,
+                    s.journey.task_names().collect::<Vec<_>>().join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Number of shards (one per CPU entry).
     pub fn shards(&self) -> usize {
         self.cpus.len()
@@ -281,6 +317,36 @@ mod tests {
             }])
         })?;
         Plan::from_spec(&spec, &source)
+    }
+
+    #[test]
+    fn task_selection_keeps_only_the_named_tasks() {
+        let text = "[target]\nurl = \"http://127.0.0.1:9/\"\n\
+            [[tasks]]\nname = \"read\"\nweight = 3\n[[tasks.steps]]\npath = \"/r\"\n\
+            [[tasks]]\nname = \"write\"\nweight = 0\n[[tasks.steps]]\npath = \"/w\"\n";
+        let mut p = plan(text).unwrap();
+        p.select_tasks(&["write".into()]).unwrap();
+        let weights: Vec<u64> = p.scenarios[0]
+            .journey
+            .tasks
+            .iter()
+            .map(|t| t.weight)
+            .collect();
+        assert_eq!(weights, [0, 1], "asked for, a weight-0 task runs");
+        let err = plan(text)
+            .unwrap()
+            .select_tasks(&["reed".into()])
+            .unwrap_err();
+        assert_eq!(
+            err,
+            "--task `reed` is not a task of this file; did you mean `read`? (tasks: read, write)"
+        );
+        let plain = "[target]\nurl = \"http://127.0.0.1:9/\"\n";
+        assert!(plan(plain)
+            .unwrap()
+            .select_tasks(&["default".into()])
+            .unwrap_err()
+            .contains("no [[tasks]]"));
     }
 
     #[test]

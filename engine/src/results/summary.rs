@@ -118,7 +118,8 @@ pub struct StepResult {
     pub status: serde_json::Map<String, serde_json::Value>,
     pub checks_passed: u64,
     pub checks_failed: u64,
-    /// Failed checks by kind (status, body_contains, json, header, latency_under).
+    /// Failed checks by kind (status, body_contains, json, header, latency_under,
+    /// body_not_contains, json_absent).
     pub check_failures: serde_json::Map<String, serde_json::Value>,
     pub latency_us: LatencySummary,
     pub service_time_us: LatencySummary,

@@ -202,6 +202,11 @@ pub struct StepSpec {
     #[serde(default)]
     pub capture: std::collections::BTreeMap<String, Spanned<CaptureSpec>>,
     pub check: Option<CheckSpec>,
+    /// Statuses this step expects (e.g. `[403]` for a refused cross-tenant read): one of them
+    /// is a passed `status` check and not an error; any other is a failed check.
+    pub expect_status: Option<Spanned<Vec<u16>>>,
+    /// This step's response timeout (e.g. `"250ms"`), instead of `[request] timeout`.
+    pub timeout: Option<Spanned<String>>,
     /// Pause after this step: `"1s"`, `{ uniform = ["1s", "3s"] }`, `{ exponential = "2s" }`.
     pub think: Option<Spanned<ThinkSpec>>,
 }
@@ -249,10 +254,14 @@ pub struct CaptureSpec {
 pub struct CheckSpec {
     pub status: Option<Spanned<Vec<u16>>>,
     pub body_contains: Option<Spanned<String>>,
+    /// Text the body must not contain (another tenant's data).
+    pub body_not_contains: Option<Spanned<String>>,
     /// JSON pointer → expected value.
     pub json: Option<Spanned<std::collections::BTreeMap<String, toml::Value>>>,
     /// JSON pointers that must exist.
     pub json_exists: Option<Spanned<Vec<String>>>,
+    /// JSON pointers that must not exist.
+    pub json_absent: Option<Spanned<Vec<String>>>,
     /// Header names that must be present.
     pub header: Option<Spanned<Vec<String>>>,
     /// e.g. "200ms"

@@ -10,8 +10,11 @@ use toml::Spanned;
 use crate::plan::checker::Checker;
 use crate::plan::journey::feeder::compile_feeders;
 use crate::plan::journey::request::compile_request;
-use crate::plan::journey::response::{compile_capture, compile_checks, needs_body, needs_head};
+use crate::plan::journey::response::{
+    compile_capture, compile_checks, compile_expect_status, needs_body, needs_head,
+};
 use crate::plan::journey::scope::{Binding, StepContext, Variables};
+use crate::plan::journey::Check;
 use crate::plan::journey::{Journey, RequestBase, StepPlan, TaskPlan, Think};
 use crate::plan::template::{self, Escape, Template};
 use crate::scenario::{ScenarioSpec, StepSpec, ThinkSpec};
@@ -226,11 +229,15 @@ fn compile_step(c: &mut Checker<'_>, cx: &StepContext<'_>, s: &StepSpec) -> Step
         .iter()
         .filter_map(|(name, spec)| compile_capture(c, name, spec, &cx.vars.names))
         .collect::<Vec<_>>();
-    let checks = s
+    let mut checks = s
         .check
         .as_ref()
         .map(|k| compile_checks(c, k))
         .unwrap_or_default();
+    let expect_status = compile_expect_status(c, s.expect_status.as_ref());
+    if !expect_status.is_empty() {
+        checks.push(Check::Status(expect_status.clone()));
+    }
     let think = s
         .think
         .as_ref()
@@ -245,6 +252,26 @@ fn compile_step(c: &mut Checker<'_>, cx: &StepContext<'_>, s: &StepSpec) -> Step
         checks,
         think,
         once: s.once,
+        expect_status,
+        timeout_ns: s.timeout.as_ref().and_then(|t| compile_timeout(c, t)),
+    }
+}
+
+/// A step's `timeout`: a positive duration.
+fn compile_timeout(c: &mut Checker<'_>, t: &Spanned<String>) -> Option<u64> {
+    match units::parse_duration(t.get_ref()) {
+        Ok(d) if !d.is_zero() => Some(d.as_nanos() as u64),
+        Ok(_) => {
+            c.error(
+                &t.span(),
+                "timeout must be greater than zero, e.g. \"250ms\"",
+            );
+            None
+        }
+        Err(e) => {
+            c.error(&t.span(), format!("timeout: {e} (e.g. \"250ms\")"));
+            None
+        }
     }
 }
 

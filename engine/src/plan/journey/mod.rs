@@ -93,6 +93,31 @@ impl Journey {
         }
     }
 
+    /// The names of its `[[tasks]]` (none for a journey of plain steps).
+    pub fn task_names(&self) -> impl Iterator<Item = &str> {
+        let named = self.tasks.len() > 1 || self.tasks.first().is_some_and(|t| t.name != "default");
+        self.tasks
+            .iter()
+            .filter(move |_| named)
+            .map(|t| t.name.as_str())
+    }
+
+    /// Keeps only the tasks `keep` names running: the others get weight 0 (their steps stay, so
+    /// step indices and result rows do not move). A kept task of weight 0 gets 1, since it was
+    /// asked for. Returns how many tasks are kept.
+    pub fn keep_tasks(&mut self, keep: &[String]) -> usize {
+        let mut kept = 0;
+        for t in &mut self.tasks {
+            if keep.contains(&t.name) {
+                t.weight = t.weight.max(1);
+                kept += 1;
+            } else {
+                t.weight = 0;
+            }
+        }
+        kept
+    }
+
     /// Draws a task by weight.
     pub fn pick_task(&self, rng: &mut fastrand::Rng) -> usize {
         let total: u64 = self.tasks.iter().map(|t| t.weight).sum();
@@ -124,6 +149,11 @@ pub struct StepPlan {
     pub needs_head: bool,
     /// Runs until it has succeeded once for a virtual user (a login), then is skipped.
     pub once: bool,
+    /// `expect_status`: these statuses are this step's successes, not errors (also a
+    /// `Check::Status` in `checks`, so a status outside the list is a failed check).
+    pub expect_status: Vec<u16>,
+    /// The step's own response timeout, instead of the plan's.
+    pub timeout_ns: Option<u64>,
 }
 
 impl StepPlan {
@@ -140,6 +170,8 @@ impl StepPlan {
             needs_body: false,
             needs_head: false,
             once: false,
+            expect_status: Vec::new(),
+            timeout_ns: None,
         }
     }
 }
@@ -271,8 +303,10 @@ pub struct Capture {
 pub enum Check {
     Status(Vec<u16>),
     BodyContains(Vec<u8>),
+    BodyNotContains(Vec<u8>),
     JsonEquals(String, serde_json::Value),
     JsonExists(String),
+    JsonAbsent(String),
     /// Lower-case header name.
     Header(String),
     LatencyUnderNs(u64),

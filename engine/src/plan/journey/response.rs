@@ -1,8 +1,10 @@
 //! What a step reads from its response: captures (a JSON pointer, a header, a regex, the status)
-//! into variables, and checks a response must pass.
+//! into variables, checks a response must pass (negative ones too: `body_not_contains`,
+//! `json_absent`), and the statuses it expects (`expect_status`).
 //!
 //! Compiled here, with pointers, regexes and status codes checked; applied per response by
-//! `inspect`, which this module does not do.
+//! `inspect` (and, for what counts as an error, `Stats::record_response_expecting`), which this
+//! module does not do.
 
 use toml::Spanned;
 
@@ -21,7 +23,11 @@ pub(super) fn needs_body(captures: &[Capture], checks: &[Check]) -> bool {
     }) || checks.iter().any(|k| {
         matches!(
             k,
-            Check::BodyContains(_) | Check::JsonEquals(..) | Check::JsonExists(_)
+            Check::BodyContains(_)
+                | Check::BodyNotContains(_)
+                | Check::JsonEquals(..)
+                | Check::JsonExists(_)
+                | Check::JsonAbsent(_)
         )
     })
 }
@@ -95,6 +101,59 @@ pub(super) fn compile_capture(
     })
 }
 
+/// `expect_status`: codes from 100 to 599, at least one. They become a `Check::Status` too,
+/// so a status outside the list is a failed check.
+pub(super) fn compile_expect_status(
+    c: &mut Checker<'_>,
+    spec: Option<&Spanned<Vec<u16>>>,
+) -> Vec<u16> {
+    let Some(s) = spec else {
+        return Vec::new();
+    };
+    let codes = s.get_ref();
+    if codes.is_empty() {
+        c.error(
+            &s.span(),
+            "expect_status is empty: list the statuses this step expects, e.g. [403] or [200, 409] (or leave it out)",
+        );
+    }
+    for code in codes.iter().filter(|code| !(100..=599).contains(*code)) {
+        c.error(
+            &s.span(),
+            format!("expect_status: `{code}` is not an HTTP status (100 to 599), e.g. [403]"),
+        );
+    }
+    codes.clone()
+}
+
+/// A JSON pointer (RFC 6901): empty (the whole body) or `/`-separated, with `~` only as `~0`
+/// or `~1`. `None` when it is one; else why not.
+fn pointer_problem(pointer: &str) -> Option<String> {
+    if !(pointer.is_empty() || pointer.starts_with('/')) {
+        return Some(format!(
+            "JSON pointer `{pointer}` must start with `/` (e.g. \"/id\")"
+        ));
+    }
+    let bytes = pointer.as_bytes();
+    let bad_escape = bytes
+        .iter()
+        .enumerate()
+        .any(|(i, &b)| b == b'~' && !matches!(bytes.get(i + 1), Some(b'0' | b'1')));
+    bad_escape.then(|| {
+        format!("JSON pointer `{pointer}`: `~` must be written `~0` (and `/` inside a name `~1`)")
+    })
+}
+
+/// Pointers of `json_exists` or `json_absent`, each checked.
+fn pointers(c: &mut Checker<'_>, key: &str, list: &Spanned<Vec<String>>) -> Vec<String> {
+    for p in list.get_ref() {
+        if let Some(why) = pointer_problem(p) {
+            c.error(&list.span(), format!("{key}: {why}"));
+        }
+    }
+    list.get_ref().clone()
+}
+
 pub(super) fn compile_checks(c: &mut Checker<'_>, k: &CheckSpec) -> Vec<Check> {
     let mut out = Vec::new();
     if let Some(s) = &k.status {
@@ -124,15 +183,34 @@ pub(super) fn compile_checks(c: &mut Checker<'_>, k: &CheckSpec) -> Vec<Check> {
         }
     }
     if let Some(list) = &k.json_exists {
-        for pointer in list.get_ref() {
-            if !(pointer.is_empty() || pointer.starts_with('/')) {
-                c.error(
-                    &list.span(),
-                    format!("JSON pointer `{pointer}` must start with `/`"),
-                );
-            }
-            out.push(Check::JsonExists(pointer.clone()));
+        out.extend(
+            pointers(c, "json_exists", list)
+                .into_iter()
+                .map(Check::JsonExists),
+        );
+    }
+    if let Some(b) = &k.body_not_contains {
+        if b.get_ref().is_empty() {
+            // Every body contains the empty string: the check could never pass.
+            c.error(
+                &b.span(),
+                "body_not_contains is empty: give the text the body must not contain",
+            );
         }
+        out.push(Check::BodyNotContains(b.get_ref().as_bytes().to_vec()));
+    }
+    if let Some(list) = &k.json_absent {
+        if list.get_ref().is_empty() {
+            c.error(
+                &list.span(),
+                "json_absent is empty: list JSON pointers, e.g. [\"/other_tenant\"]",
+            );
+        }
+        out.extend(
+            pointers(c, "json_absent", list)
+                .into_iter()
+                .map(Check::JsonAbsent),
+        );
     }
     if let Some(list) = &k.header {
         out.extend(

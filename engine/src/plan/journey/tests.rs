@@ -55,6 +55,36 @@ fn encode(request: &StepRequest, vars: &[Vec<u8>]) -> String {
 }
 
 #[test]
+fn expected_outcomes_compile() {
+    let j = compile_ok(
+        r#"
+[[steps]]
+path = "/other"
+expect_status = [403, 404]
+timeout = "250ms"
+check = { body_not_contains = "secret", json_absent = ["/items", "/a~1b"] }
+"#,
+    );
+    let s = &j.steps[0];
+    assert_eq!(s.expect_status, [403, 404]);
+    assert_eq!(s.timeout_ns, Some(250_000_000));
+    assert!(s.needs_body && !s.needs_head);
+    assert!(
+        matches!(
+            s.checks.as_slice(),
+            [
+                Check::BodyNotContains(b),
+                Check::JsonAbsent(p1),
+                Check::JsonAbsent(p2),
+                Check::Status(codes),
+            ] if b == b"secret" && p1 == "/items" && p2 == "/a~1b" && codes == &[403, 404]
+        ),
+        "{:?}",
+        s.checks
+    );
+}
+
+#[test]
 fn captures_checks_and_think_compile() {
     let j = compile_ok(
         r#"

@@ -298,15 +298,19 @@ impl Conn {
                 now
             });
             let slot = shard.slot(id);
-            slot.arm(sent + shard.timeout_ns);
+            slot.arm(sent + step.timeout_ns.unwrap_or(shard.timeout_ns));
             let outcome = self.send_and_receive(shard, slot, step).await;
             slot.disarm();
             match outcome {
                 Ok((status, keep_alive)) => {
                     let done = shard.now_ns();
-                    let latency_ns = shard
-                        .step(index)
-                        .record_response(status, intended, sent, done);
+                    let latency_ns = shard.step(index).record_response_expecting(
+                        status,
+                        &step.expect_status,
+                        intended,
+                        sent,
+                        done,
+                    );
                     self.fresh = false;
                     if !keep_alive {
                         self.close(shard);

@@ -1,9 +1,10 @@
 //! Applies a step's checks and captures to a response it received.
 //!
-//! Checks are counted (per step and per kind) and never stop an iteration; a capture that finds
-//! nothing is a counted `capture_failed` error of its step and ends the iteration, since later
-//! steps need the value. The body is parsed as JSON at most once per response, and only for
-//! steps whose captures or checks read JSON.
+//! Checks are counted (per step and per kind) and never stop an iteration (a step's
+//! `expect_status` is one of them; whether its status is an error was decided when the response
+//! was recorded); a capture that finds nothing is a counted `capture_failed` error of its step
+//! and ends the iteration, since later steps need the value. The body is parsed as JSON at most
+//! once per response, and only for steps whose captures or checks read JSON.
 
 use crate::metrics::stats::{CheckKind, Stats};
 use crate::metrics::ErrorKind;
@@ -43,6 +44,14 @@ pub fn inspect(step: &StepPlan, r: &Response<'_>, vars: &mut [Vec<u8>], stats: &
                 json_at(pointer, &mut json).is_some_and(|v| &v == expected),
             ),
             Check::JsonExists(pointer) => (CheckKind::Json, json_at(pointer, &mut json).is_some()),
+            Check::BodyNotContains(needle) => (
+                CheckKind::BodyNotContains,
+                memchr::memmem::find(r.body, needle).is_none(),
+            ),
+            // A body that is not JSON holds no field at all: absent.
+            Check::JsonAbsent(pointer) => {
+                (CheckKind::JsonAbsent, json_at(pointer, &mut json).is_none())
+            }
             Check::Header(name) => (CheckKind::Header, header(r.head, name).is_some()),
             Check::LatencyUnderNs(limit) => (CheckKind::LatencyUnder, r.latency_ns < *limit),
         };
@@ -124,6 +133,8 @@ mod tests {
             needs_body: true,
             needs_head: true,
             once: false,
+            expect_status: Vec::new(),
+            timeout_ns: None,
         }
     }
 
@@ -223,6 +234,25 @@ mod tests {
         ));
         assert_eq!(stats.checks_passed, 5);
         assert_eq!(stats.checks_failed, 4);
-        assert_eq!(stats.check_failures, [1, 0, 1, 1, 1]);
+        assert_eq!(stats.check_failures, [1, 0, 1, 1, 1, 0, 0]);
+    }
+
+    #[test]
+    fn negative_checks_are_counted_apart() {
+        let checks = vec![
+            Check::BodyNotContains(b"other_tenant".to_vec()),
+            Check::BodyNotContains(b"t-1".to_vec()),
+            Check::JsonAbsent("/other_tenant".into()),
+            Check::JsonAbsent("/user/id".into()),
+        ];
+        let mut stats = Stats::new();
+        assert!(inspect(
+            &step(vec![], checks),
+            &response(1),
+            &mut [],
+            &mut stats
+        ));
+        assert_eq!(stats.checks_passed, 2);
+        assert_eq!(stats.check_failures, [0, 0, 0, 0, 0, 1, 1]);
     }
 }
