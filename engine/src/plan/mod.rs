@@ -39,7 +39,7 @@ use crate::plan::capacity::{check_capacity, CapacityPlan};
 use crate::plan::checker::Checker;
 use crate::plan::journey::StepPlan;
 use crate::plan::placement::{check_cpus, check_driver, check_local_ips};
-use crate::plan::scenarios::{check_scenarios, scenario_views};
+use crate::plan::scenarios::{check_scenarios, check_total_connections, scenario_views};
 use crate::plan::target::{check_request, check_target, check_tls};
 use crate::plan::threshold::{check_thresholds, Names, Threshold};
 use crate::scenario::{ScenarioSpec, Source, ThresholdSpec};
@@ -79,7 +79,7 @@ impl Plan {
         let views = scenario_views(&mut c, spec);
         let checked = check_scenarios(&mut c, &views, target.as_ref(), &request.headers);
         let scenarios = checked.plans;
-        let connections: u32 = scenarios.iter().map(|s| s.connections).sum();
+        let connections = check_total_connections(&mut c, &views, &scenarios);
         let cpus = check_cpus(&mut c, spec, connections.max(1));
         let names = RunNames::of(&scenarios);
         let thresholds = run_thresholds(&mut c, spec, &checked.own_thresholds, &names);
@@ -200,9 +200,12 @@ impl Plan {
             .try_fold(Duration::ZERO, |a, e| e.map(|e| a.max(e)))
     }
 
-    /// Connections of every scenario.
+    /// Connections of every scenario; saturating, so a total past `u32::MAX` (refused by
+    /// [`Plan::from_spec`] anyway) can never wrap under a limit.
     pub fn connections(&self) -> u32 {
-        self.scenarios.iter().map(|s| s.connections).sum()
+        self.scenarios
+            .iter()
+            .fold(0u32, |a, s| a.saturating_add(s.connections))
     }
 
     /// Every step of the run, in order (a scenario's steps are contiguous).
@@ -445,5 +448,26 @@ mod tests {
             let err = plan(&full).unwrap_err().to_string();
             assert!(err.contains(needle), "{text} → {err}");
         }
+    }
+
+    #[test]
+    fn connection_totals_past_u32_are_refused_not_wrapped() {
+        // Two halves of 2^32: a plain u32 sum is 0 and would pass every limit.
+        let text = "[target]\nurl = \"http://127.0.0.1:9/\"\n\
+            [scenarios.a.load]\nconnections = 2147483648\nrequests = 1\n\
+            [[scenarios.a.steps]]\npath = \"/\"\n\
+            [scenarios.b.load]\nconnections = 2147483648\nrequests = 1\n\
+            [[scenarios.b.steps]]\npath = \"/\"\n";
+        let err = plan(text).unwrap_err().to_string();
+        assert!(
+            err.contains("connections: total over all scenarios exceeds 4294967295"),
+            "{err}"
+        );
+        assert!(
+            err.contains(":9:"),
+            "located at scenario b's connections: {err}"
+        );
+        let under = text.replacen("2147483648", "2147483647", 1);
+        assert_eq!(plan(&under).unwrap().connections(), u32::MAX);
     }
 }

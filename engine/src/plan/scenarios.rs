@@ -130,6 +130,34 @@ pub(crate) fn scenario_views(c: &mut Checker<'_>, spec: &ScenarioSpec) -> Vec<Vi
         .collect()
 }
 
+/// Connections over all scenarios, checked: a sum past `u32::MAX` would wrap to a small number
+/// and slip under every limit compared with it, so it is refused where the overflow happens.
+pub(crate) fn check_total_connections(
+    c: &mut Checker<'_>,
+    views: &[View],
+    plans: &[ScenarioPlan],
+) -> u32 {
+    let mut total: u32 = 0;
+    for (view, plan) in views.iter().zip(plans) {
+        match total.checked_add(plan.connections) {
+            Some(t) => total = t,
+            None => {
+                let load = &view.spec.load;
+                let span = [&load.connections, &load.vus, &load.max_vus]
+                    .into_iter()
+                    .find_map(|v| v.as_ref().map(Spanned::span))
+                    .unwrap_or(0..0);
+                c.error(
+                    &span,
+                    format!("connections: total over all scenarios exceeds {}", u32::MAX),
+                );
+                return u32::MAX;
+            }
+        }
+    }
+    total
+}
+
 /// Top-level load and journey sections would be ambiguous next to [scenarios].
 fn refuse_top_level_journey(c: &mut Checker<'_>, spec: &ScenarioSpec) {
     let misplaced = [

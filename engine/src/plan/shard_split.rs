@@ -36,7 +36,10 @@ pub struct ShardPlan {
 
 impl ShardPlan {
     pub fn connections(&self) -> u32 {
-        self.groups.iter().map(|g| g.connections).sum()
+        // Saturating: a wrapped total would slip under the fd check.
+        self.groups
+            .iter()
+            .fold(0u32, |a, g| a.saturating_add(g.connections))
     }
 }
 
