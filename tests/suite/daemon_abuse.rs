@@ -434,3 +434,133 @@ fn simultaneous_submissions_queue_and_each_result_is_exact() {
     // Together they account for exactly what the target saw.
     assert_eq!(sandbox.requests().expect("sandbox stats"), total);
 }
+
+/// A two-scenario file whose connections are `a` and `b`.
+fn two_scenarios(sandbox: &Sandbox, a: u64, b: u64) -> String {
+    let url = sandbox.url("/");
+    let section = |name: &str, n: u64| {
+        format!(
+            "[scenarios.{name}.load]\nconnections = {n}\nrequests = {n}\n\
+             [[scenarios.{name}.steps]]\npath = \"/\"\n"
+        )
+    };
+    format!(
+        "[target]\nurl = \"{url}\"\n{}{}",
+        section("a", a),
+        section("b", b)
+    )
+}
+
+#[test]
+fn connection_totals_over_scenarios_cannot_wrap_under_the_limit() {
+    let _serial = testbed::serial();
+    let sandbox = Sandbox::start().expect("sandbox");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let daemon = Daemon::start(&tmp.path().join("state"), &["--max-connections", "100"])
+        .expect("loadd serve");
+    // Two halves of 2^32: a wrapping u32 sum is 0, under any limit.
+    let (status, body) = daemon.call(
+        "POST",
+        "/v1/runs",
+        two_scenarios(&sandbox, 1 << 31, 1 << 31).as_bytes(),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("connections: total over all scenarios exceeds 4294967295"),
+        "{body}"
+    );
+    // Each under the limit, together over it: the daemon's limit is named.
+    let (status, body) = daemon.call(
+        "POST",
+        "/v1/runs",
+        two_scenarios(&sandbox, 60, 60).as_bytes(),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("limit of 100"), "{body}");
+    assert_eq!(daemon.json("/v1/runs")["runs"], serde_json::json!([]));
+    assert_eq!(sandbox.requests().expect("sandbox stats"), 0);
+}
+
+/// Half-open sockets that never send a byte: the listener keeps answering, and after the header
+/// timeout the daemon has closed every one of them.
+#[test]
+fn silent_connections_cannot_starve_the_listener() {
+    const SILENT: usize = 2000;
+    let _serial = testbed::serial();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut daemon = Daemon::start(
+        &tmp.path().join("state"),
+        &["--header-timeout", "1s", "--max-api-connections", "4096"],
+    )
+    .expect("loadd serve");
+    let opened = Instant::now();
+    // In batches: a burst past the kernel's accept queue leaves connections the daemon never
+    // sees (the client thinks them open), which no server-side timeout can close.
+    let silent: Vec<TcpStream> = (0..SILENT)
+        .map(|i| {
+            if i % 100 == 99 {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            TcpStream::connect(daemon.addr()).expect("connect to loadd")
+        })
+        .collect();
+    let asked = Instant::now();
+    assert_eq!(daemon.health(), 200);
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "health took {:?} behind {SILENT} silent connections",
+        asked.elapsed()
+    );
+    // Past the header timeout each read ends: EOF (or a reset), never a wait.
+    let deadline = opened + Duration::from_secs(10);
+    for mut s in silent {
+        let left = deadline.saturating_duration_since(Instant::now());
+        s.set_read_timeout(Some(left.max(Duration::from_millis(10))))
+            .expect("read timeout");
+        let mut byte = [0u8; 64];
+        match s.read(&mut byte) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            Err(e) => panic!("a silent connection stayed open past the header timeout: {e}"),
+        }
+    }
+    assert!(daemon.is_running(), "loadd died");
+}
+
+/// Past `--max-api-connections` a new connection is closed at once; a slot frees when one ends.
+#[test]
+fn api_connections_past_the_cap_are_closed_at_once() {
+    let _serial = testbed::serial();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let daemon = Daemon::start(
+        &tmp.path().join("state"),
+        // A header timeout well past the read below: only the cap can close `extra` in time.
+        &["--header-timeout", "3s", "--max-api-connections", "8"],
+    )
+    .expect("loadd serve");
+    let held: Vec<TcpStream> = (0..8)
+        .map(|_| TcpStream::connect(daemon.addr()).expect("connect to loadd"))
+        .collect();
+    // Give the accept loop time to take all eight.
+    std::thread::sleep(Duration::from_millis(200));
+    let mut extra = TcpStream::connect(daemon.addr()).expect("connect to loadd");
+    extra
+        .set_read_timeout(Some(Duration::from_millis(900)))
+        .expect("read timeout");
+    let mut buf = [0u8; 16];
+    let closed = match extra.read(&mut buf) {
+        Ok(n) => n == 0,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+    };
+    assert!(closed, "a connection past the cap was kept open");
+    drop(held);
+    // Freed slots serve again.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while daemon.health() != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "the API did not answer after slots freed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

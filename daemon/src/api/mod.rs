@@ -5,6 +5,7 @@
 //! It refuses to leak internals: every failure is a stable `{"error": "..."}` body.
 
 mod events;
+mod listen;
 mod policy;
 mod report;
 mod routes;

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
+use super::listen::{self, Guards};
 use super::policy::{AllowRule, Limits, Policy};
 use super::{app, AppState};
 use crate::args::ServeArgs;
@@ -108,6 +109,13 @@ pub fn serve_forever(args: ServeArgs) -> Result<()> {
             max_body_bytes: args.max_body_bytes,
         },
     };
+    let guards = Guards {
+        header_timeout: args.header_timeout,
+        idle_timeout: args.idle_timeout,
+        max_connections: args.max_api_connections.max(1),
+    };
+    // Raised at start, not only when a run starts: API connections need descriptors too.
+    engine::run::raise_fd_limit();
     let store = Store::open(&state_dir)
         .with_context(|| format!("open {}", state_dir.join("runs").display()))?;
     let (stored, problems) = store.load_all();
@@ -135,7 +143,7 @@ pub fn serve_forever(args: ServeArgs) -> Result<()> {
         // On a signal, stop accepting connections (open ones, such as live tails, keep being
         // served while the run drains, so they receive its result) and end the run gracefully.
         tokio::select! {
-            served = axum::serve(listener, app(state)) => return served.context("serve"),
+            () = listen::serve(listener, app(state), guards) => return Ok(()),
             () = shutdown_signal() => {}
         }
         let waited = tokio::task::spawn_blocking(move || registry.shutdown(SHUTDOWN_GRACE))
