@@ -70,13 +70,10 @@ pub struct ServeArgs {
     /// Largest scenario body accepted, in bytes.
     #[arg(long, default_value = "1048576")]
     pub max_body_bytes: usize,
-    /// Close an API connection that sends no complete request head within this long, e.g. 10s.
+    /// Close an API connection that sends no complete request head within this long, e.g. 10s
+    /// (also a kept-alive connection idle that long between requests).
     #[arg(long, value_parser = duration, default_value = "10s")]
     pub header_timeout: Duration,
-    /// Close an API connection that carries no bytes either way for this long (an in-flight
-    /// response is finished first).
-    #[arg(long, value_parser = duration, default_value = "60s")]
-    pub idle_timeout: Duration,
     /// Most API connections open at once; past it a new connection is closed at once.
     #[arg(long, default_value = "1024")]
     pub max_api_connections: usize,

@@ -111,7 +111,6 @@ pub fn serve_forever(args: ServeArgs) -> Result<()> {
     };
     let guards = Guards {
         header_timeout: args.header_timeout,
-        idle_timeout: args.idle_timeout,
         max_connections: args.max_api_connections.max(1),
     };
     // Raised at start, not only when a run starts: API connections need descriptors too.
