@@ -139,6 +139,13 @@ impl ShardState {
         self.shared.now_ns()
     }
 
+    /// The run-wide number (from 1) of this shard's connection or user `id`: shard i of n
+    /// numbers its users i+1, i+1+n, … so numbers are unique across shards.
+    #[inline]
+    pub fn vu(&self, id: usize) -> u64 {
+        (id * self.shard_count() + self.shard_index() + 1) as u64
+    }
+
     #[inline]
     pub fn shard_index(&self) -> usize {
         self.shared.plan.index
@@ -282,7 +289,7 @@ impl ShardState {
         }
         if let LoadModel::Closed { vus: Some(vus), .. } = &self.group.work {
             // Ramping users: this one runs while its number is below the current target.
-            let number = (id * self.shard_count() + self.shard_index()) as f64;
+            let number = (self.vu(id) - 1) as f64;
             while number >= vus.value_at(self.now_ns()).floor() {
                 if self.stopping.get() {
                     return Permit::Stop;

@@ -78,7 +78,7 @@ pub(crate) async fn run(shard: Rc<ShardState>, id: usize, stream: Option<Stream>
         decoder: ResponseDecoder::new(),
         head: Vec::new(),
         body: Vec::new(),
-        vu: (id * shard.shard_count() + shard.shard_index() + 1) as u64,
+        vu: shard.vu(id),
         iteration: 0,
         vars: vec![Vec::new(); shard.group.journey.vars.len()],
         rng: fastrand::Rng::new(),

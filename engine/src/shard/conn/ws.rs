@@ -67,7 +67,7 @@ pub(crate) async fn run(shard: Rc<ShardState>, id: usize) {
 
 async fn user(shard: &ShardState, id: usize, ws: &WsPlan) {
     let shards = shard.shard_count() as u64;
-    let vu = id as u64 * shards + shard.shard_index() as u64 + 1;
+    let vu = shard.vu(id);
     let total = u64::from(shard.group.connections).max(1) * shards;
     // Starts spread evenly over the ramp, so connects and messages do not come in one burst.
     let start_ns = ws.ramp.as_nanos() as u64 * (vu - 1) / total;
