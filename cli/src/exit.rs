@@ -6,12 +6,14 @@ use engine::Results;
 
 /// Success.
 pub const OK: u8 = 0;
-/// A verdict failed: a threshold (`run`, `submit`, `tail`), a significant regression
+/// A verdict failed: a threshold or a `[[teardown]]` check (`run`, `submit`, `tail`), a
+/// significant regression
 /// (`compare`), or even the start rate of a capacity search.
 pub const FAILED: u8 = 1;
 /// Usage or configuration error: one line per problem on stderr, nothing was sent.
 pub const USAGE: u8 = 2;
-/// The run produced no result (aborted, failed, or loadd could not be reached).
+/// The run produced no result (aborted, failed, its `[[setup]]` failed, or loadd could not be
+/// reached).
 pub const NO_RESULT: u8 = 3;
 /// An `abort_on_fail` threshold stopped the run.
 pub const ABORTED: u8 = 4;
@@ -20,9 +22,11 @@ pub const INTERRUPTED: i32 = 130;
 
 /// The exit code a finished run's results call for.
 pub fn of_results(results: &Results) -> u8 {
-    if results.aborted_by.is_some() {
+    if results.setup_failed.is_some() {
+        NO_RESULT
+    } else if results.aborted_by.is_some() {
         ABORTED
-    } else if results.thresholds_failed {
+    } else if results.thresholds_failed || results.teardown_failed.is_some() {
         FAILED
     } else {
         OK

@@ -29,6 +29,8 @@ struct QuizSession {
     title: String,
     /// By user id.
     players: HashMap<u64, Player>,
+    /// Every answer accepted, so a run can check that none was lost.
+    total_answers: u64,
 }
 
 struct Player {
@@ -45,6 +47,7 @@ impl Quiz {
         let session = QuizSession {
             title,
             players: HashMap::new(),
+            total_answers: 0,
         };
         self.sessions.insert(self.next_id, session);
         self.next_id
@@ -80,6 +83,7 @@ impl Quiz {
             .get_mut(&user_id)
             .ok_or(ApiError::Conflict("join the session before answering"))?;
         let correct = answer.answer.trim() == CORRECT_ANSWER;
+        session.total_answers += 1;
         let was_correct = player.answers.insert(answer.question, correct) == Some(true);
         match (was_correct, correct) {
             (false, true) => player.score += 1,
@@ -92,8 +96,8 @@ impl Quiz {
         })
     }
 
-    /// Every player, highest score first (ties by user id).
-    fn scoreboard(&mut self, session_id: u64) -> Result<Vec<Score>, ApiError> {
+    /// Every player, highest score first (ties by user id), and the answers accepted.
+    fn scoreboard(&mut self, session_id: u64) -> Result<Scoreboard, ApiError> {
         let session = self.session(session_id)?;
         let mut scores: Vec<Score> = (session.players.iter())
             .map(|(&user_id, player)| Score {
@@ -103,7 +107,11 @@ impl Quiz {
             })
             .collect();
         scores.sort_by(|a, b| b.score.cmp(&a.score).then(a.user_id.cmp(&b.user_id)));
-        Ok(scores)
+        Ok(Scoreboard {
+            players: scores.len(),
+            total_answers: session.total_answers,
+            scores,
+        })
     }
 
     fn session(&mut self, session_id: u64) -> Result<&mut QuizSession, ApiError> {
@@ -154,6 +162,8 @@ pub(super) struct Answered {
 #[derive(Serialize)]
 pub(super) struct Scoreboard {
     scores: Vec<Score>,
+    players: usize,
+    total_answers: u64,
 }
 
 #[derive(Serialize)]
@@ -205,8 +215,7 @@ pub(super) async fn scoreboard(
     caller: Caller,
     Id(session_id): Id,
 ) -> Result<Json<Scoreboard>, ApiError> {
-    let scores = lock(&caller.tenant.quiz).scoreboard(session_id)?;
-    Ok(Json(Scoreboard { scores }))
+    Ok(Json(lock(&caller.tenant.quiz).scoreboard(session_id)?))
 }
 
 #[cfg(test)]
@@ -257,9 +266,9 @@ mod tests {
             quiz.join(id, &caller(user, "u")).expect("joins");
         }
         quiz.answer(id, 3, &answer(1, "42")).expect("ok");
-        let order: Vec<u64> = (quiz.scoreboard(id).expect("exists").iter())
-            .map(|s| s.user_id)
-            .collect();
+        let board = quiz.scoreboard(id).expect("exists");
+        let order: Vec<u64> = board.scores.iter().map(|s| s.user_id).collect();
         assert_eq!(order, [3, 1, 2]);
+        assert_eq!((board.players, board.total_answers), (3, 1));
     }
 }

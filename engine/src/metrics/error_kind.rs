@@ -45,11 +45,14 @@ pub enum ErrorKind {
     WsProtocol,
     /// The server closed a live WebSocket, or its connection dropped (a drop).
     WsClosed,
+    /// A template could not be rendered (a list index out of range, an overflow): the request
+    /// was not sent and the iteration ends.
+    Template,
 }
 
 impl ErrorKind {
     /// Every kind, in index order.
-    pub const ALL: [ErrorKind; 18] = [
+    pub const ALL: [ErrorKind; 19] = [
         ErrorKind::Connect,
         ErrorKind::Reset,
         ErrorKind::Timeout,
@@ -68,6 +71,7 @@ impl ErrorKind {
         ErrorKind::WsHandshake,
         ErrorKind::WsProtocol,
         ErrorKind::WsClosed,
+        ErrorKind::Template,
     ];
     /// Number of kinds: the length of every per-kind counter array.
     pub const COUNT: usize = Self::ALL.len();
@@ -93,6 +97,7 @@ impl ErrorKind {
             ErrorKind::WsHandshake => "ws_handshake",
             ErrorKind::WsProtocol => "ws_protocol",
             ErrorKind::WsClosed => "ws_closed",
+            ErrorKind::Template => "template",
         }
     }
 

@@ -13,6 +13,7 @@ pub mod capacity;
 mod checker;
 pub mod journey;
 mod model;
+mod phases;
 mod placement;
 mod scenarios;
 mod shard_split;
@@ -37,7 +38,8 @@ pub use crate::plan::websocket::{WsPlan, WS_CONNECT_STEP, WS_MESSAGE_STEP};
 
 use crate::plan::capacity::{check_capacity, CapacityPlan};
 use crate::plan::checker::Checker;
-use crate::plan::journey::StepPlan;
+use crate::plan::journey::{Phases, StepPlan};
+use crate::plan::phases::{check_setup, check_teardown};
 use crate::plan::placement::{check_cpus, check_driver, check_local_ips};
 use crate::plan::scenarios::{check_scenarios, check_total_connections, scenario_views};
 use crate::plan::target::{check_request, check_target, check_tls};
@@ -64,6 +66,8 @@ pub struct Plan {
     pub capacity: Option<CapacityPlan>,
     /// Set for `https://` targets.
     pub tls: Option<TlsPlan>,
+    /// `[[setup]]` and `[[teardown]]`, run once around the load.
+    pub phases: Phases,
 }
 
 impl Plan {
@@ -77,8 +81,24 @@ impl Plan {
 
         // Each scenario is checked as a file of its own: shared sections plus its section.
         let views = scenario_views(&mut c, spec);
-        let checked = check_scenarios(&mut c, &views, target.as_ref(), &request.headers);
+        let (phases, run_scope) = check_setup(&mut c, spec, target.as_ref(), &request.headers);
+        let checked = check_scenarios(
+            &mut c,
+            &views,
+            target.as_ref(),
+            &request.headers,
+            &run_scope,
+        );
         let scenarios = checked.plans;
+        let phases = check_teardown(
+            &mut c,
+            spec,
+            target.as_ref(),
+            &request.headers,
+            phases,
+            run_scope,
+            &scenarios,
+        );
         let connections = check_total_connections(&mut c, &views, &scenarios);
         let cpus = check_cpus(&mut c, spec, connections.max(1));
         let names = RunNames::of(&scenarios);
@@ -109,7 +129,17 @@ impl Plan {
             cpus,
             driver,
             local_ips,
+            phases,
         })
+    }
+
+    /// The plan with setup's run-wide values given to every scenario's journey.
+    pub fn with_run_values(&self, values: &[template::RunValue]) -> Plan {
+        let mut plan = self.clone();
+        for s in &mut plan.scenarios {
+            s.journey.run = values.to_vec();
+        }
+        plan
     }
 
     /// Shortens the run to about `total` for a smoke test: an open model keeps its rates and

@@ -11,7 +11,7 @@ use std::time::Duration;
 use toml::Spanned;
 
 use crate::plan::checker::Checker;
-use crate::plan::journey::{self, Journey, RequestBase, StepPlan};
+use crate::plan::journey::{self, Journey, RequestBase, RunScope, StepPlan};
 use crate::plan::model::{check_connections, check_model, LoadModel};
 use crate::plan::target::CheckedTarget;
 use crate::plan::websocket::{check_websocket, ws_journey, WsPlan};
@@ -80,6 +80,7 @@ pub(crate) fn check_scenarios<'v>(
     views: &'v [View],
     target: Option<&CheckedTarget>,
     headers: &[(String, String)],
+    run: &RunScope,
 ) -> CheckedScenarios<'v> {
     let mut out = CheckedScenarios {
         plans: Vec::with_capacity(views.len()),
@@ -87,7 +88,7 @@ pub(crate) fn check_scenarios<'v>(
         complete: true,
     };
     for view in views {
-        match check_scenario(c, view, target, headers) {
+        match check_scenario(c, view, target, headers, run) {
             Some(mut s) => {
                 s.step_base = out.plans.iter().map(|s| s.journey.steps.len()).sum();
                 out.own_thresholds.push(&view.spec.thresholds);
@@ -211,6 +212,7 @@ fn check_scenario(
     view: &View,
     target: Option<&CheckedTarget>,
     headers: &[(String, String)],
+    run: &RunScope,
 ) -> Option<ScenarioPlan> {
     let spec = &view.spec;
     let load = &spec.load;
@@ -237,7 +239,7 @@ fn check_scenario(
     };
     let journey = match &websocket {
         Some(ws) => ws_journey(ws),
-        None => http_journey(c, spec, target, headers),
+        None => http_journey(c, spec, target, headers, run),
     };
     Some(ScenarioPlan {
         name: view.name.clone(),
@@ -258,6 +260,7 @@ fn http_journey(
     spec: &ScenarioSpec,
     target: &CheckedTarget,
     headers: &[(String, String)],
+    run: &RunScope,
 ) -> Journey {
     let source = c.source();
     if spec.steps.is_empty() && spec.tasks.is_empty() {
@@ -299,6 +302,7 @@ fn http_journey(
             base_path,
             host_header: &target.host_header,
             default_headers: headers,
+            run,
         },
     )
 }

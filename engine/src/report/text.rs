@@ -27,14 +27,50 @@ const STEP_COLUMNS: [(Column, usize); 8] = [
 /// The readable summary table.
 pub fn render(r: &Results) -> String {
     let mut o = String::new();
+    if let Some(why) = &r.setup_failed {
+        let _ = writeln!(o, "SETUP FAILED: {why}\n");
+        phases(&mut o, r);
+        return o;
+    }
     run(&mut o, r);
     outcomes(&mut o, r);
     latency(&mut o, r);
     if r.steps.len() > 1 {
         steps(&mut o, r);
     }
+    phases(&mut o, r);
     verdicts(&mut o, r);
     o
+}
+
+/// `[[setup]]` and `[[teardown]]` steps, apart from the load's figures.
+fn phases(o: &mut String, r: &Results) {
+    if r.setup.is_empty() && r.teardown.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        o,
+        "\nSetup and teardown (not in the load's figures)\n  {:<10}{:<30}{:>9}{:>8}{:>8}{:>10}{:>10}",
+        "phase", "step", "requests", "failed", "checks", "mean", "max"
+    );
+    for s in r.setup.iter().chain(&r.teardown) {
+        let _ = writeln!(
+            o,
+            "  {:<10}{:<30}{:>9}{:>8}{:>8}{:>8.1}ms{:>8.1}ms",
+            s.phase,
+            s.name,
+            s.requests,
+            s.failed,
+            format!("{}/{}", s.checks_passed, s.checks_passed + s.checks_failed),
+            s.latency_ms_mean,
+            s.latency_ms_max
+        );
+    }
+    if let Some(why) = &r.teardown_failed {
+        let _ = writeln!(o, "  ✗ FAIL {why}");
+    } else if !r.teardown.is_empty() {
+        let _ = writeln!(o, "  ✓ pass teardown checks");
+    }
 }
 
 /// Target, engine, requests and iterations.

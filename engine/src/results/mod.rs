@@ -9,6 +9,7 @@
 pub mod collector;
 mod distribution;
 mod environment;
+mod phase;
 mod summary;
 pub mod verdict;
 
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 pub use self::distribution::PercentilePoint;
 pub use self::environment::Environment;
+pub use self::phase::PhaseStepResult;
 use self::summary::{error_map, per_second, round3, status_map};
 pub use self::summary::{
     IntervalSummary, ModelSummary, ScenarioResult, StepInterval, StepResult, TlsSummary, WsSummary,
@@ -86,6 +88,17 @@ pub struct Results {
     pub steps: Vec<StepResult>,
     /// Every threshold's verdict, in the scenario's order.
     pub thresholds: Vec<ThresholdResult>,
+    /// `[[setup]]` steps, apart from the load (empty without setup).
+    #[serde(default)]
+    pub setup: Vec<PhaseStepResult>,
+    /// Set when setup failed: the load never started. Says which step and what it got.
+    #[serde(default)]
+    pub setup_failed: Option<String>,
+    /// `[[teardown]]` steps: a failed one fails the run like a threshold.
+    #[serde(default)]
+    pub teardown: Vec<PhaseStepResult>,
+    #[serde(default)]
+    pub teardown_failed: Option<String>,
     pub thresholds_failed: bool,
     /// Set when an `abort_on_fail` threshold stopped the run early: which one.
     pub aborted_by: Option<String>,
@@ -175,6 +188,10 @@ impl Results {
             steps,
             thresholds: Vec::new(),
             thresholds_failed: false,
+            setup: Vec::new(),
+            setup_failed: None,
+            teardown: Vec::new(),
+            teardown_failed: None,
             aborted_by: None,
             websocket: facts.websocket.then(|| {
                 let ranges = facts.scenarios.iter().map(|sc| &sc.steps);

@@ -84,6 +84,21 @@ pub fn search(
     mut on_level: impl FnMut(&Level),
     stop: &std::sync::atomic::AtomicBool,
 ) -> Result<CapacityResult, run::StartError> {
+    // Setup runs once for the whole search; every level reads what it captured.
+    let prepared;
+    let plan = if plan.phases.setup.is_empty() {
+        plan
+    } else {
+        let stopped = || stop.load(std::sync::atomic::Ordering::Relaxed);
+        let (values, setup) = run::phase::run_setup(plan, &stopped);
+        if let Some(why) = setup.failure {
+            return Err(run::StartError::Setup(why));
+        }
+        let mut p = plan.with_run_values(&values);
+        p.phases = Default::default();
+        prepared = p;
+        &prepared
+    };
     let mut levels: Vec<Level> = Vec::new();
     let (mut pass, mut fail): (Option<f64>, Option<f64>) = (None, None);
     let mut rate = capacity.start_rate;

@@ -7,6 +7,8 @@
 mod assemble;
 pub mod capacity;
 pub mod fleet;
+pub mod phase;
+mod phased;
 pub mod split;
 
 use std::thread::JoinHandle;
@@ -61,6 +63,8 @@ pub enum StartError {
     },
     #[error("cannot start a thread: {0}")]
     Thread(#[from] std::io::Error),
+    #[error("{0}")]
+    Setup(String),
 }
 
 /// A running run.
@@ -122,7 +126,7 @@ pub fn raise_fd_limit() -> u64 {
     rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024)
 }
 
-/// Starts a run.
+/// Starts a run: `[[setup]]` first if the plan has one, then the load, then `[[teardown]]`.
 pub fn start(plan: &Plan) -> Result<RunHandle, StartError> {
     let limit = raise_fd_limit();
     let max = limit.saturating_sub(FD_RESERVE + 8 * plan.shards() as u64);
@@ -133,6 +137,15 @@ pub fn start(plan: &Plan) -> Result<RunHandle, StartError> {
             max,
         });
     }
+    if plan.phases.is_empty() {
+        start_load(plan, max)
+    } else {
+        phased::start(plan, max)
+    }
+}
+
+/// Starts the load itself: the shards and the collector.
+fn start_load(plan: &Plan, max: u64) -> Result<RunHandle, StartError> {
     let shard_plans = plan.split();
     let shards = shard_plans.len();
     let (events_tx, events_rx) = bounded(64 * shards);

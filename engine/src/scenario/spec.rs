@@ -48,6 +48,12 @@ pub struct ScenarioSpec {
     pub tls: Option<TlsSpec>,
     /// For `ws://` and `wss://` targets: what each connection sends and how replies are matched.
     pub websocket: Option<WebSocketSpec>,
+    /// Steps run once before any load; what they capture is run-wide: `{{run.NAME}}`.
+    #[serde(default)]
+    pub setup: Vec<StepSpec>,
+    /// Steps run once after the load; they may check `{{run.count(STEP)}}`.
+    #[serde(default)]
+    pub teardown: Vec<StepSpec>,
 }
 
 /// `[websocket]`: every connection (virtual user) holds a WebSocket open for the run and
@@ -209,6 +215,11 @@ pub struct StepSpec {
     pub timeout: Option<Spanned<String>>,
     /// Pause after this step: `"1s"`, `{ uniform = ["1s", "3s"] }`, `{ exponential = "2s" }`.
     pub think: Option<Spanned<ThinkSpec>>,
+    /// Setup and teardown: run the step this many times (`{{iteration}}` from 0); its
+    /// captures become lists.
+    pub each: Option<Spanned<u64>>,
+    /// Setup and teardown: how many of `each`'s iterations run at once (default 1).
+    pub parallel: Option<Spanned<u64>>,
 }
 
 /// A generated file upload: one size, or a weighted mix of sizes.
@@ -435,6 +446,8 @@ impl ScenarioSpec {
             capacity: None,
             tls: None,
             websocket: None,
+            setup: Vec::new(),
+            teardown: Vec::new(),
         }
     }
 

@@ -13,7 +13,7 @@ use crate::plan::journey::request::compile_request;
 use crate::plan::journey::response::{
     compile_capture, compile_checks, compile_expect_status, needs_body, needs_head,
 };
-use crate::plan::journey::scope::{Binding, StepContext, Variables};
+use crate::plan::journey::scope::{Binding, Phase, StepContext, Variables};
 use crate::plan::journey::Check;
 use crate::plan::journey::{Journey, RequestBase, StepPlan, TaskPlan, Think};
 use crate::plan::template::{self, Escape, Template};
@@ -39,6 +39,8 @@ pub(crate) fn compile(c: &mut Checker<'_>, spec: &ScenarioSpec, base: &RequestBa
                 task_name: named_tasks.then(|| tasks[*task].name.as_str()),
                 base,
                 vars: &vars,
+                run: base.run,
+                phase: Phase::Load,
             };
             compile_step(c, &cx, s)
         })
@@ -51,6 +53,7 @@ pub(crate) fn compile(c: &mut Checker<'_>, spec: &ScenarioSpec, base: &RequestBa
         feeders,
         tasks,
         task_per_vu,
+        run: Vec::new(),
     }
 }
 
@@ -203,7 +206,7 @@ fn check_unique_names(c: &mut Checker<'_>, specs: &[(usize, &StepSpec)], steps: 
 }
 
 /// One step: its request, what it reads from the response, and its pause.
-fn compile_step(c: &mut Checker<'_>, cx: &StepContext<'_>, s: &StepSpec) -> StepPlan {
+pub(super) fn compile_step(c: &mut Checker<'_>, cx: &StepContext<'_>, s: &StepSpec) -> StepPlan {
     let method = s
         .method
         .as_ref()
@@ -234,6 +237,24 @@ fn compile_step(c: &mut Checker<'_>, cx: &StepContext<'_>, s: &StepSpec) -> Step
         .as_ref()
         .map(|k| compile_checks(c, k))
         .unwrap_or_default();
+    let json_templates = s
+        .check
+        .as_ref()
+        .map(|k| compile_json_templates(c, cx, k))
+        .unwrap_or_default();
+    if cx.phase == Phase::Load {
+        for (field, span) in [
+            ("each", s.each.as_ref().map(Spanned::span)),
+            ("parallel", s.parallel.as_ref().map(Spanned::span)),
+        ] {
+            if let Some(span) = span {
+                c.error(
+                    &span,
+                    format!("`{field}` is for [[setup]] and [[teardown]] steps"),
+                );
+            }
+        }
+    }
     let expect_status = compile_expect_status(c, s.expect_status.as_ref());
     if !expect_status.is_empty() {
         checks.push(Check::Status(expect_status.clone()));
@@ -254,7 +275,37 @@ fn compile_step(c: &mut Checker<'_>, cx: &StepContext<'_>, s: &StepSpec) -> Step
         once: s.once,
         expect_status,
         timeout_ns: s.timeout.as_ref().and_then(|t| compile_timeout(c, t)),
+        json_templates,
     }
+}
+
+/// `check.json` values that are templates (`"{{run.count(answer)}}"`): rendered once the value
+/// is known, so only setup and teardown steps may have them.
+fn compile_json_templates(
+    c: &mut Checker<'_>,
+    cx: &StepContext<'_>,
+    k: &crate::scenario::CheckSpec,
+) -> Vec<(String, Template)> {
+    let Some(j) = &k.json else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (pointer, expected) in j.get_ref() {
+        let Some(text) = expected.as_str().filter(|t| t.contains("{{")) else {
+            continue;
+        };
+        if cx.phase == Phase::Load {
+            c.error(
+                &j.span(),
+                format!("`{pointer}`: a templated expected value is for [[setup]] and [[teardown]] steps"),
+            );
+            continue;
+        }
+        if let Some(t) = cx.template(c, text, j.span(), Escape::None) {
+            out.push((pointer.clone(), t));
+        }
+    }
+    out
 }
 
 /// A step's `timeout`: a positive duration.

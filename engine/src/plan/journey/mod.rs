@@ -11,6 +11,7 @@
 
 mod compile;
 mod feeder;
+
 mod request;
 mod response;
 mod scope;
@@ -20,9 +21,12 @@ mod tests;
 use std::io::Write as _;
 use std::ops::Range;
 
-use crate::plan::template::{RenderContext, Template};
+use crate::plan::template::{RenderContext, RenderError, RunValue, Template};
 
 pub(crate) use compile::compile;
+pub mod phase;
+pub use phase::{PhaseStep, Phases};
+pub use scope::{RunName, RunScope};
 
 /// Most body bytes kept for captures and checks; the rest is counted, not kept.
 pub const MAX_INSPECTED_BODY: usize = 1 << 20;
@@ -42,6 +46,8 @@ pub struct Journey {
     pub feeders: Vec<Feeder>,
     /// Each virtual user draws its task once (a user-type mix) instead of every iteration.
     pub task_per_vu: bool,
+    /// Run-wide values, indexed as compiled: empty until `[[setup]]` has run.
+    pub run: Vec<RunValue>,
 }
 
 /// How a feeder's rows are handed out.
@@ -90,6 +96,7 @@ impl Journey {
                 steps: 0..n,
             }],
             task_per_vu: false,
+            run: Vec::new(),
         }
     }
 
@@ -154,6 +161,8 @@ pub struct StepPlan {
     pub expect_status: Vec<u16>,
     /// The step's own response timeout, instead of the plan's.
     pub timeout_ns: Option<u64>,
+    /// Setup and teardown: `check.json` values rendered from run-wide values.
+    pub json_templates: Vec<(String, Template)>,
 }
 
 impl StepPlan {
@@ -172,6 +181,7 @@ impl StepPlan {
             once: false,
             expect_status: Vec::new(),
             timeout_ns: None,
+            json_templates: Vec::new(),
         }
     }
 }
@@ -227,13 +237,14 @@ impl Upload {
         self.sizes.first().map_or(0, |(_, n)| *n)
     }
 
-    fn render(&self, cx: &mut RenderContext<'_>, out: &mut Vec<u8>) {
+    fn render(&self, cx: &mut RenderContext<'_>, out: &mut Vec<u8>) -> Result<(), RenderError> {
         out.extend_from_slice(&self.start);
-        self.filename.render(cx, out);
+        self.filename.render(cx, out)?;
         out.extend_from_slice(&self.after_filename);
         let n = self.size(cx.rng);
         out.extend_from_slice(&self.payload[..n.min(self.payload.len())]);
         let _ = write!(out, "\r\n--{BOUNDARY}--\r\n");
+        Ok(())
     }
 }
 
@@ -244,8 +255,14 @@ impl StepRequest {
     }
 
     /// Writes the request into `out` (cleared first); `scratch` holds the body while its length
-    /// is unknown. Neither allocates once both have grown to the request's size.
-    pub fn encode(&self, cx: &mut RenderContext<'_>, out: &mut Vec<u8>, scratch: &mut Vec<u8>) {
+    /// is unknown (and for `{{body}}` in a header). Neither allocates once both have grown to
+    /// the request's size. On an error the request is not to be sent.
+    pub fn encode(
+        &self,
+        cx: &mut RenderContext<'_>,
+        out: &mut Vec<u8>,
+        scratch: &mut Vec<u8>,
+    ) -> Result<(), RenderError> {
         out.clear();
         match self {
             StepRequest::Static(bytes) => out.extend_from_slice(bytes),
@@ -258,19 +275,28 @@ impl StepRequest {
                 upload,
                 content_length,
             } => {
-                out.extend_from_slice(start);
-                path.render(cx, out);
-                out.extend_from_slice(after_path);
-                for h in headers {
-                    h.render(cx, out);
-                    out.extend_from_slice(b"\r\n");
-                }
                 scratch.clear();
                 if let Some(b) = body {
-                    b.render(cx, scratch);
+                    b.render(cx, scratch)?;
                 }
                 if let Some(u) = upload {
-                    u.render(cx, scratch);
+                    u.render(cx, scratch)?;
+                }
+                out.extend_from_slice(start);
+                path.render(cx, out)?;
+                out.extend_from_slice(after_path);
+                let mut with_body = RenderContext {
+                    vu: cx.vu,
+                    iteration: cx.iteration,
+                    vars: cx.vars,
+                    rng: &mut *cx.rng,
+                    now_ms: cx.now_ms,
+                    run: cx.run,
+                    body: scratch,
+                };
+                for h in headers {
+                    h.render(&mut with_body, out)?;
+                    out.extend_from_slice(b"\r\n");
                 }
                 if *content_length {
                     let _ = write!(out, "Content-Length: {}\r\n", scratch.len());
@@ -279,6 +305,7 @@ impl StepRequest {
                 out.extend_from_slice(scratch);
             }
         }
+        Ok(())
     }
 }
 
@@ -341,4 +368,6 @@ pub struct RequestBase<'a> {
     pub base_path: &'a str,
     pub host_header: &'a str,
     pub default_headers: &'a [(String, String)],
+    /// Run-wide values `[[setup]]` captures, and the steps `[[teardown]]` counts.
+    pub run: &'a RunScope,
 }

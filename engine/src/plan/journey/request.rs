@@ -77,7 +77,7 @@ fn compile_headers(
         match h.get_ref().split_once(':') {
             Some((n, _)) if http1::validate_header(n.trim(), "").is_ok() => {
                 user_header_names.push(n.trim().to_ascii_lowercase());
-                if let Some(t) = cx.template(c, h.get_ref(), h.span(), Escape::Header) {
+                if let Some(t) = cx.header_template(c, h.get_ref(), h.span()) {
                     headers.push(t);
                 }
             }
@@ -236,9 +236,14 @@ fn freeze_if_static(request: StepRequest) -> StepRequest {
         vars: &[],
         rng: &mut rng,
         now_ms: 0,
+        run: &[],
+        body: &[],
     };
     let (mut out, mut scratch) = (Vec::new(), Vec::new());
-    request.encode(&mut cx, &mut out, &mut scratch);
+    // Static templates cannot fail.
+    if request.encode(&mut cx, &mut out, &mut scratch).is_err() {
+        return request;
+    }
     StepRequest::Static(out)
 }
 

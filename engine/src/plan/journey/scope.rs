@@ -1,12 +1,14 @@
 //! What a step can see: a journey's variables with the step that sets each (feeders and `[vars]`
-//! before any step, captures at the step that makes them), and the `StepContext` a step is
-//! compiled in, which resolves a template's names to slots or says why it may not use one.
+//! before any step, captures at the step that makes them), the run-wide values of `[[setup]]`,
+//! and the `StepContext` a step is compiled in, which resolves a template's names to slots or
+//! says why it may not use one.
 
+use std::cell::RefCell;
 use std::ops::Range;
 
 use crate::plan::checker::{did_you_mean, Checker};
 use crate::plan::journey::RequestBase;
-use crate::plan::template::{self, Escape, Template};
+use crate::plan::template::{self, Escape, Names, RunRef, Template};
 
 /// The `step` and `task` of a variable set before any step (a feeder column, `[vars]`).
 pub(super) const BEFORE_STEPS: usize = usize::MAX;
@@ -47,6 +49,75 @@ impl Variables {
     }
 }
 
+/// A run-wide value: captured by a `[[setup]]` step (a list when the step has `each`).
+#[derive(Clone, Debug)]
+pub struct RunName {
+    pub name: String,
+    pub list: bool,
+    /// The setup step that captures it.
+    pub step: usize,
+}
+
+/// The run-wide values of a file, and the load steps `[[teardown]]` counts.
+#[derive(Debug, Default)]
+pub struct RunScope {
+    pub values: Vec<RunName>,
+    /// Names of the load's steps, which `run.count(STEP)` may name.
+    pub load_steps: Vec<String>,
+    /// Steps whose success counts teardown reads; count `i` is run slot `values.len() + i`.
+    pub counts: RefCell<Vec<String>>,
+}
+
+impl RunScope {
+    /// `run.NAME` as a step before setup step `before` (all of them: `usize::MAX`) sees it.
+    fn lookup(&self, name: &str, before: usize) -> Result<RunRef, String> {
+        match self.values.iter().position(|v| v.name == name) {
+            Some(i) if self.values[i].step < before => Ok(if self.values[i].list {
+                RunRef::List(i)
+            } else {
+                RunRef::Scalar(i)
+            }),
+            Some(i) => Err(format!(
+                "`run.{name}` is captured by setup step {}: only later steps can read it",
+                self.values[i].step + 1
+            )),
+            None if self.values.is_empty() => Err(format!(
+                "`run.{name}` is not defined: run-wide values are captured by [[setup]] steps"
+            )),
+            None => {
+                let hint = did_you_mean(name, self.values.iter().map(|v| v.name.as_str()));
+                Err(format!(
+                    "`run.{name}` is not captured by any [[setup]] step{hint}"
+                ))
+            }
+        }
+    }
+
+    fn count(&self, step: &str) -> Result<usize, String> {
+        if !self.load_steps.iter().any(|s| s == step) {
+            let hint = did_you_mean(step, self.load_steps.iter().map(String::as_str));
+            return Err(format!(
+                "`run.count({step})`: no step of the load is named `{step}`{hint}"
+            ));
+        }
+        let mut counts = self.counts.borrow_mut();
+        let i = counts.iter().position(|c| c == step).unwrap_or_else(|| {
+            counts.push(step.to_owned());
+            counts.len() - 1
+        });
+        Ok(self.values.len() + i)
+    }
+}
+
+/// Where a step sits in the run: its phase decides which run-wide values it sees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Setup step `n`: sees what steps before it captured.
+    Setup(usize),
+    Load,
+    Teardown,
+}
+
 /// What compiling one step needs to know: where it sits and which variables exist.
 pub(super) struct StepContext<'a> {
     /// The step's index among the journey's steps (every task's, flattened).
@@ -56,6 +127,46 @@ pub(super) struct StepContext<'a> {
     pub task_name: Option<&'a str>,
     pub base: &'a RequestBase<'a>,
     pub vars: &'a Variables,
+    pub run: &'a RunScope,
+    pub phase: Phase,
+}
+
+/// A step's names as a template sees them.
+struct StepNames<'c, 'a> {
+    cx: &'c StepContext<'a>,
+    body: bool,
+}
+
+impl Names for StepNames<'_, '_> {
+    fn var(&mut self, name: &str) -> Result<usize, String> {
+        if let Phase::Setup(_) | Phase::Teardown = self.cx.phase {
+            return Err(format!(
+                "`{{{{{name}}}}}`: setup and teardown steps read run-wide values, as run.NAME"
+            ));
+        }
+        self.cx.lookup(name)
+    }
+
+    fn run(&mut self, name: &str) -> Result<RunRef, String> {
+        let before = match self.cx.phase {
+            Phase::Setup(n) => n,
+            Phase::Load | Phase::Teardown => usize::MAX,
+        };
+        self.cx.run.lookup(name, before)
+    }
+
+    fn count(&mut self, step: &str) -> Result<usize, String> {
+        if self.cx.phase != Phase::Teardown {
+            return Err(format!(
+                "`run.count({step})` is only known after the load: use it in [[teardown]] steps"
+            ));
+        }
+        self.cx.run.count(step)
+    }
+
+    fn body_allowed(&self) -> bool {
+        self.body
+    }
 }
 
 impl StepContext<'_> {
@@ -96,7 +207,29 @@ impl StepContext<'_> {
         span: Range<usize>,
         escape: Escape,
     ) -> Option<Template> {
-        match Template::compile(text, escape, &mut |var| self.lookup(var)) {
+        self.compile_template(c, text, span, escape, false)
+    }
+
+    /// A header's template, which may read the step's `{{body}}` (a signature).
+    pub(super) fn header_template(
+        &self,
+        c: &mut Checker<'_>,
+        text: &str,
+        span: Range<usize>,
+    ) -> Option<Template> {
+        self.compile_template(c, text, span, Escape::Header, true)
+    }
+
+    fn compile_template(
+        &self,
+        c: &mut Checker<'_>,
+        text: &str,
+        span: Range<usize>,
+        escape: Escape,
+        body: bool,
+    ) -> Option<Template> {
+        let mut names = StepNames { cx: self, body };
+        match Template::compile_in(text, escape, &mut names) {
             Ok(t) => Some(t),
             Err(e) => {
                 // Point into the string where possible (+1 skips the opening quote).

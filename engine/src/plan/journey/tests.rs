@@ -18,11 +18,13 @@ fn compile_with(steps: &str, files: &[(&str, &str)]) -> (Journey, Vec<String>) {
     let source = Source::in_memory("t.toml", format!("{TARGET}{steps}"), Files::Bundle(files));
     let spec = scenario::parse(&source).unwrap();
     let default_headers = [("X-Run".to_string(), "t".to_string())];
+    let run = RunScope::default();
     let base = RequestBase {
         source: &source,
         base_path: "/api",
         host_header: "127.0.0.1:9",
         default_headers: &default_headers,
+        run: &run,
     };
     let mut c = Checker::new(&source);
     let journey = compile(&mut c, &spec, &base);
@@ -48,9 +50,11 @@ fn encode(request: &StepRequest, vars: &[Vec<u8>]) -> String {
         vars,
         rng: &mut rng,
         now_ms: 0,
+        run: &[],
+        body: &[],
     };
     let (mut out, mut scratch) = (Vec::new(), Vec::new());
-    request.encode(&mut cx, &mut out, &mut scratch);
+    request.encode(&mut cx, &mut out, &mut scratch).unwrap();
     String::from_utf8(out).unwrap()
 }
 

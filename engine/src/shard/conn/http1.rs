@@ -18,7 +18,7 @@ use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use crate::metrics::ErrorKind;
 use crate::net::tls::Stream;
 use crate::plan::journey::{StepPlan, Think, MAX_INSPECTED_BODY};
-use crate::plan::template::RenderContext;
+use crate::plan::template::{RenderContext, RenderError};
 use crate::proto::http1::{DecodeError, ResponseDecoder, Step};
 use crate::shard::conn::deadline::{Expiring, Slot};
 use crate::shard::conn::inspect::{inspect, Response};
@@ -109,9 +109,17 @@ impl Conn {
         let steps = &shard.group.journey.steps;
         let open = intended.is_some();
         let mut failed = false;
-        if !self.bind_vars(shard) {
+        match self.bind_vars(shard) {
             // A unique feeder ran out: the run is stopping; this iteration never starts.
-            return;
+            Ok(false) => return,
+            Ok(true) => {}
+            Err(()) => {
+                let first = self.pick_task(shard).start;
+                shard.step(first).record_error(ErrorKind::Template);
+                self.iteration += 1;
+                shard.record_iteration(start, shard.now_ns(), true);
+                return;
+            }
         }
         let range = self.pick_task(shard);
         // `once` steps (a login) run until they have all succeeded for this user.
@@ -124,7 +132,11 @@ impl Conn {
             if step.once && self.setup_done {
                 continue;
             }
-            self.encode(i, step);
+            if self.encode(shard, i, step).is_err() {
+                shard.step(i).record_error(ErrorKind::Template);
+                failed = true;
+                break;
+            }
             // Only the first step has a scheduled start; later ones start when the user gets there.
             // Its send time is the iteration's start (taken above), not another clock read.
             let (step_intended, sent_hint) = if first {
@@ -176,11 +188,11 @@ impl Conn {
     }
 
     /// The iteration's variables: each feeder's next row, then the per-iteration templates.
-    /// False when a unique feeder ran out.
-    fn bind_vars(&mut self, shard: &ShardState) -> bool {
+    /// `Ok(false)` when a unique feeder ran out, `Err` when a `[vars]` template failed.
+    fn bind_vars(&mut self, shard: &ShardState) -> Result<bool, ()> {
         for (f, feeder) in shard.group.journey.feeders.iter().enumerate() {
             let Some(row) = shard.next_row(f, &mut self.rng) else {
-                return false;
+                return Ok(false);
             };
             for (slot, cell) in feeder.slots.iter().zip(&feeder.rows[row]) {
                 if let Some(v) = self.vars.get_mut(*slot) {
@@ -191,22 +203,27 @@ impl Conn {
         }
         for (slot, template) in &shard.group.journey.iteration_vars {
             self.scratch.clear();
-            template.render(
+            let rendered = template.render(
                 &mut RenderContext {
                     vu: self.vu,
                     iteration: self.iteration,
                     vars: &self.vars,
                     rng: &mut self.rng,
                     now_ms: wall_ms(),
+                    run: &shard.group.journey.run,
+                    body: &[],
                 },
                 &mut self.scratch,
             );
+            if rendered.is_err() {
+                return Err(());
+            }
             if let Some(v) = self.vars.get_mut(*slot) {
                 v.clear();
                 v.extend_from_slice(&self.scratch);
             }
         }
-        true
+        Ok(true)
     }
 
     /// The steps of the task this iteration runs (with `task_choice = "vu"`, the user's own).
@@ -224,27 +241,31 @@ impl Conn {
 
     /// Puts step `i`'s request in `request`. A static request already there is sent as is;
     /// only templated ones are rendered (and only they may need the wall clock).
-    fn encode(&mut self, i: usize, step: &StepPlan) {
+    fn encode(&mut self, shard: &ShardState, i: usize, step: &StepPlan) -> Result<(), RenderError> {
         if step.request.is_static() && self.encoded == Some(i) {
-            return;
+            return Ok(());
         }
         let now_ms = if step.request.is_static() {
             0
         } else {
             wall_ms()
         };
-        step.request.encode(
+        let encoded = step.request.encode(
             &mut RenderContext {
                 vu: self.vu,
                 iteration: self.iteration,
                 vars: &self.vars,
                 rng: &mut self.rng,
                 now_ms,
+                run: &shard.group.journey.run,
+                body: &[],
             },
             &mut self.request,
             &mut self.scratch,
         );
-        self.encoded = step.request.is_static().then_some(i);
+        // A failed render leaves part of a request: never reuse it.
+        self.encoded = (encoded.is_ok() && step.request.is_static()).then_some(i);
+        encoded
     }
 
     /// A pause between steps, on the watchdog's slot so an interrupted run does not wait it out.

@@ -135,6 +135,7 @@ mod tests {
             once: false,
             expect_status: Vec::new(),
             timeout_ns: None,
+            json_templates: Vec::new(),
         }
     }
 

@@ -20,7 +20,7 @@ use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 
 use crate::metrics::ErrorKind;
 use crate::net::tls::Stream;
-use crate::plan::template::RenderContext;
+use crate::plan::template::{RenderContext, RunValue};
 use crate::plan::{WsPlan, WS_CONNECT_STEP, WS_MESSAGE_STEP};
 use crate::proto::ws::{self, Decoded, Event, Handshake, MessageDecoder, MessageKind};
 use crate::shard::conn::deadline::{Expiring, Slot};
@@ -156,16 +156,24 @@ impl WsConn {
         self.decoder.reset();
         self.out.clear();
         self.scratch.clear();
-        ws.path.render(
+        let rendered = ws.path.render(
             &mut RenderContext {
                 vu: self.vu,
                 iteration: self.seq,
                 vars: &[],
                 rng: &mut self.rng,
                 now_ms: 0,
+                run: &shard.group.journey.run,
+                body: &[],
             },
             &mut self.scratch,
         );
+        if rendered.is_err() {
+            shard
+                .step(WS_CONNECT_STEP)
+                .record_error(ErrorKind::Template);
+            return None;
+        }
         let key = ws::Key::generate(&mut self.rng);
         let path = String::from_utf8_lossy(&self.scratch);
         ws::encode_handshake(
@@ -298,7 +306,12 @@ impl WsConn {
                 return End::Stopped;
             }
             self.seq += 1;
-            self.encode_message(ws);
+            if !self.encode_message(ws, &shard.group.journey.run) {
+                shard
+                    .step(WS_MESSAGE_STEP)
+                    .record_error(ErrorKind::Template);
+                continue;
+            }
             let sent = shard.now_ns();
             shard.step(WS_MESSAGE_STEP).record_send_lag(intended, sent);
             slot.arm(sent + shard.timeout_ns);
@@ -327,21 +340,27 @@ impl WsConn {
         }
     }
 
-    fn encode_message(&mut self, ws: &WsPlan) {
+    /// False when the message's template could not be rendered (it is not sent).
+    fn encode_message(&mut self, ws: &WsPlan, run: &[RunValue]) -> bool {
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
         self.scratch.clear();
-        ws.message.render(
+        let rendered = ws.message.render(
             &mut RenderContext {
                 vu: self.vu,
                 iteration: self.seq,
                 vars: &[],
                 rng: &mut self.rng,
                 now_ms,
+                run,
+                body: &[],
             },
             &mut self.scratch,
         );
+        if rendered.is_err() {
+            return false;
+        }
         self.token.clear();
         if ws.correlate_id {
             crate::plan::template::write_msg_id(&mut self.token, self.vu, self.seq);
@@ -353,6 +372,7 @@ impl WsConn {
         };
         self.out.clear();
         ws::encode_message(kind, &self.scratch, 0, &mut self.rng, &mut self.out);
+        true
     }
 
     /// Reads until the in-flight message's reply; answers pings on the way.
