@@ -26,6 +26,7 @@ mod tenants;
 #[cfg(test)]
 mod tests;
 mod uploads;
+mod webhooks;
 mod ws;
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};

@@ -19,6 +19,7 @@ mod journeys;
 mod misbehave;
 mod nginx;
 mod outcomes;
+mod phases;
 mod reports;
 mod robustness;
 mod scenarios;

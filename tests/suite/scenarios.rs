@@ -66,6 +66,13 @@ fn every_scenario_smoke_runs_against_the_sandbox() {
             r["steps"]
         );
         assert_eq!(r["thresholds_failed"], false, "{path}: {}", r["thresholds"]);
+        assert_eq!(r["setup_failed"], serde_json::Value::Null, "{path}");
+        assert_eq!(
+            r["teardown_failed"],
+            serde_json::Value::Null,
+            "{path}: {}",
+            r["teardown"]
+        );
     }
     assert!(sandbox.requests().expect("stats") > 0);
 }

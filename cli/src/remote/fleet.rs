@@ -134,6 +134,12 @@ fn prepare(args: &SubmitArgs, urls: &[String]) -> Result<(Plan, Vec<Part>), Fail
     .map_err(|e| usage(format!("error: {e}")))?;
     let files: BTreeMap<String, Vec<u8>> = bundle.files.iter().cloned().collect();
     let whole = plan_of(&bundle.name, &text, &files).map_err(|e| usage(format!("error: {e}")))?;
+    // Each daemon would run setup of its own, and teardown would count one share only.
+    if !whole.phases.is_empty() {
+        return Err(usage(
+            "error: [[setup]] and [[teardown]] do not run across daemons yet: submit the file to one daemon".into(),
+        ));
+    }
     if whole.thresholds.iter().any(|t| t.abort_after_ns.is_some()) {
         eprintln!("loadctl: abort_on_fail is not applied across daemons: thresholds are judged on the merged result at the end");
     }

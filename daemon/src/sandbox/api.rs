@@ -21,7 +21,7 @@ use axum::Router;
 
 use self::caller::Api;
 use self::error::ApiError;
-use super::{events, members, quiz, tenants, uploads};
+use super::{events, members, quiz, tenants, uploads, webhooks};
 
 /// Largest body of any API request but an upload, in bytes.
 const MAX_JSON_BODY_LEN: usize = 1 << 20;
@@ -51,6 +51,10 @@ where
         .route("/api/t/{t}/events", post(events::create))
         .route("/api/t/{t}/events/{id}", get(events::read))
         .route("/api/t/{t}/events/{id}/rsvp", post(events::rsvp))
+        .route(
+            "/api/t/{t}/webhooks",
+            post(webhooks::receive).get(webhooks::counts),
+        )
         .route(
             "/api/t/{t}/subscriptions",
             post(events::subscribe).get(events::subscriptions),

@@ -1,8 +1,8 @@
 //! Events, RSVPs and topic subscriptions (the API mix and the RSVP flash crowd).
 //!
 //! RSVPs and subscriptions are idempotent per user: the first call creates (201), a repeat changes
-//! nothing and says so (200), so a retried request never inflates a count. It refuses capacities,
-//! cancellations and notifications.
+//! nothing and says so (200), so a retried request never inflates a count. An event made with a
+//! `capacity` refuses new RSVPs past it with 409. It refuses cancellations and notifications.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -28,6 +28,7 @@ impl Default for Events {
         let launch = Event {
             name: "launch".into(),
             rsvps: HashSet::new(),
+            capacity: None,
         };
         Self {
             by_id: BTreeMap::from([(1, launch)]),
@@ -41,6 +42,8 @@ struct Event {
     name: String,
     /// User ids.
     rsvps: HashSet<u64>,
+    /// Most RSVPs it takes (none: unlimited).
+    capacity: Option<usize>,
 }
 
 impl Events {
@@ -50,12 +53,17 @@ impl Events {
             event_id,
             name: event.name.clone(),
             rsvps: event.rsvps.len(),
+            capacity: event.capacity,
         })
     }
 
     /// Whether the user's RSVP is new, and the event's count after it.
     fn rsvp(&mut self, event_id: u64, user_id: u64) -> Result<(bool, usize), ApiError> {
         let event = self.by_id.get_mut(&event_id).ok_or(NO_SUCH_EVENT)?;
+        let full = event.capacity.is_some_and(|c| event.rsvps.len() >= c);
+        if full && !event.rsvps.contains(&user_id) {
+            return Err(ApiError::Conflict("the event is full"));
+        }
         let new = event.rsvps.insert(user_id);
         Ok((new, event.rsvps.len()))
     }
@@ -86,6 +94,8 @@ fn created_or_ok(new: bool) -> StatusCode {
 #[derive(Deserialize)]
 pub(super) struct NewEvent {
     name: String,
+    #[serde(default)]
+    capacity: Option<usize>,
 }
 
 #[derive(Serialize)]
@@ -93,6 +103,8 @@ pub(super) struct EventView {
     event_id: u64,
     name: String,
     rsvps: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    capacity: Option<usize>,
 }
 
 #[derive(Serialize)]
@@ -127,6 +139,7 @@ pub(super) async fn create(
     let event = Event {
         name: new.name,
         rsvps: HashSet::new(),
+        capacity: new.capacity,
     };
     events.by_id.insert(event_id, event);
     Ok((StatusCode::CREATED, Json(events.view(event_id)?)))
@@ -181,6 +194,7 @@ mod tests {
         let event = Event {
             name: "launch".into(),
             rsvps: HashSet::new(),
+            capacity: None,
         };
         events.by_id.insert(1, event);
         assert_eq!(events.rsvp(1, 10).expect("exists"), (true, 1));
@@ -190,5 +204,20 @@ mod tests {
         assert_eq!(events.subscribe(10, "news"), (true, 1));
         assert_eq!(events.subscribe(10, "news"), (false, 1));
         assert_eq!(events.subscribe(11, "news"), (true, 2));
+    }
+
+    #[test]
+    fn a_full_event_refuses_new_rsvps_but_not_repeats() {
+        let mut events = Events::default();
+        let event = Event {
+            name: "small".into(),
+            rsvps: HashSet::new(),
+            capacity: Some(2),
+        };
+        events.by_id.insert(2, event);
+        assert_eq!(events.rsvp(2, 1).expect("room"), (true, 1));
+        assert_eq!(events.rsvp(2, 2).expect("room"), (true, 2));
+        assert!(matches!(events.rsvp(2, 3), Err(ApiError::Conflict(_))));
+        assert_eq!(events.rsvp(2, 1).expect("a repeat"), (false, 2));
     }
 }

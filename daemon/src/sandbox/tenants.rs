@@ -19,6 +19,7 @@ use super::events::Events;
 use super::members::Members;
 use super::quiz::Quiz;
 use super::uploads::Uploads;
+use super::webhooks::Webhooks;
 
 /// Longest tenant name, in bytes.
 const MAX_TENANT_NAME_LEN: usize = 32;
@@ -31,6 +32,7 @@ pub(super) struct Tenant {
     pub(super) members: Mutex<Members>,
     pub(super) uploads: Mutex<Uploads>,
     pub(super) events: Mutex<Events>,
+    pub(super) webhooks: Mutex<Webhooks>,
 }
 
 impl Tenant {
@@ -42,6 +44,7 @@ impl Tenant {
             members: Mutex::default(),
             uploads: Mutex::default(),
             events: Mutex::default(),
+            webhooks: Mutex::default(),
         }
     }
 

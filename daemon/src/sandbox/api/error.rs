@@ -11,6 +11,8 @@ use serde::Serialize;
 pub(in crate::sandbox) enum ApiError {
     BadRequest(String),
     Unauthorized,
+    /// A webhook whose signature does not verify.
+    BadSignature,
     /// Login with an unknown tenant, an unknown user or the wrong password.
     WrongLogin,
     Forbidden,
@@ -33,6 +35,10 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized => (
                 StatusCode::UNAUTHORIZED,
                 "send `Authorization: Bearer TOKEN` with a token from register or login",
+            ),
+            ApiError::BadSignature => (
+                StatusCode::UNAUTHORIZED,
+                "Webhook-Signature does not verify: t=UNIX_SECONDS,v1=hex(HMAC-SHA256(secret, t + \".\" + body))",
             ),
             ApiError::WrongLogin => (StatusCode::UNAUTHORIZED, "wrong username or password"),
             ApiError::Forbidden => (StatusCode::FORBIDDEN, "token belongs to another tenant"),

@@ -13,8 +13,9 @@ use crate::plan::journey::request::compile_request;
 use crate::plan::journey::response::{
     compile_capture, compile_checks, compile_expect_status, needs_body, needs_head,
 };
-use crate::plan::journey::scope::{Binding, Phase, StepContext, Variables};
+use crate::plan::journey::scope::{Binding, IterationNames, Phase, StepContext, Variables};
 use crate::plan::journey::Check;
+use crate::plan::journey::RunScope;
 use crate::plan::journey::{Journey, RequestBase, StepPlan, TaskPlan, Think};
 use crate::plan::template::{self, Escape, Template};
 use crate::scenario::{ScenarioSpec, StepSpec, ThinkSpec};
@@ -26,7 +27,7 @@ pub(crate) fn compile(c: &mut Checker<'_>, spec: &ScenarioSpec, base: &RequestBa
     let task_per_vu = check_task_choice(c, spec);
     let mut vars = Variables::default();
     let feeders = compile_feeders(c, spec, base.source, &mut vars);
-    let iteration_vars = compile_iteration_vars(c, spec, &mut vars);
+    let iteration_vars = compile_iteration_vars(c, spec, base.run, &mut vars);
     bind_captures(c, &specs, &mut vars);
     let named_tasks = spec.tasks.len() > 1;
     let steps: Vec<StepPlan> = specs
@@ -122,10 +123,12 @@ fn check_task_choice(c: &mut Checker<'_>, spec: &ScenarioSpec) -> bool {
     }
 }
 
-/// `[vars]`: (slot, template) rendered at the start of each iteration, from built-ins only.
+/// `[vars]`: (slot, template) rendered at the start of each iteration, from built-ins and
+/// run-wide values.
 fn compile_iteration_vars(
     c: &mut Checker<'_>,
     spec: &ScenarioSpec,
+    run: &RunScope,
     vars: &mut Variables,
 ) -> Vec<(usize, Template)> {
     let mut iteration_vars = Vec::new();
@@ -137,13 +140,7 @@ fn compile_iteration_vars(
             );
             continue;
         }
-        let mut only_builtins = |var: &str| -> Result<usize, String> {
-            Err(format!(
-                "`{{{{{var}}}}}`: [vars] are built from built-ins only ({})",
-                template::BUILTINS.join(", ")
-            ))
-        };
-        match Template::compile(text.get_ref(), Escape::None, &mut only_builtins) {
+        match Template::compile_in(text.get_ref(), Escape::None, &mut IterationNames { run }) {
             Ok(t) => iteration_vars.push((vars.set_before_steps(name.clone()), t)),
             Err(e) => {
                 let at = text.span().start + 1 + e.offset;

@@ -109,6 +109,24 @@ impl RunScope {
     }
 }
 
+/// What `[vars]` can read: built-ins and run-wide values, nothing captured.
+pub(super) struct IterationNames<'a> {
+    pub run: &'a RunScope,
+}
+
+impl Names for IterationNames<'_> {
+    fn var(&mut self, name: &str) -> Result<usize, String> {
+        Err(format!(
+            "`{{{{{name}}}}}`: [vars] are built from built-ins ({}) and run-wide values (run.NAME)",
+            template::BUILTINS.join(", ")
+        ))
+    }
+
+    fn run(&mut self, name: &str) -> Result<RunRef, String> {
+        self.run.lookup(name, usize::MAX)
+    }
+}
+
 /// Where a step sits in the run: its phase decides which run-wide values it sees.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Phase {
