@@ -303,3 +303,58 @@ path = "/j/{{run.count(nope)}}"
         ],
     );
 }
+
+#[test]
+fn a_login_before_the_tasks_is_shared_by_every_task() {
+    let _guard = testbed::serial();
+    let sandbox = Sandbox::start().expect("sandbox starts");
+    let file = write(
+        "prelude.toml",
+        &format!(
+            r#"[target]
+url = "{}"
+[load]
+connections = 3
+requests = 60
+[[steps]]
+name = "login"
+once = true
+method = "POST"
+path = "/api/t/shared/register"
+json = {{ username = "u-{{{{uuid}}}}", password = "pw" }}
+capture = {{ token = {{ json = "/token" }} }}
+[[tasks]]
+name = "read"
+weight = 2
+[[tasks.steps]]
+name = "list"
+path = "/api/t/shared/sessions"
+headers = ["Authorization: Bearer {{{{token}}}}"]
+check = {{ status = [200] }}
+[[tasks]]
+name = "write"
+[[tasks.steps]]
+name = "create"
+method = "POST"
+path = "/api/t/shared/sessions"
+headers = ["Authorization: Bearer {{{{token}}}}"]
+json = {{ title = "t" }}
+check = {{ status = [201] }}
+"#,
+            sandbox.url("")
+        ),
+    );
+    let (code, r, stderr) = run_env(&file, &[], &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    // One login per user, before its first task, whichever task it drew.
+    assert_eq!(step(&r, "login")["requests"], 3, "{}", r["steps"]);
+    let list = step(&r, "list")["requests"].as_u64().unwrap_or(0);
+    let create = step(&r, "create")["requests"].as_u64().unwrap_or(0);
+    assert!(list > 0 && create > 0, "{}", r["steps"]);
+    assert_eq!(
+        r["errors_total"], 0,
+        "no task ran without the token: {}",
+        r["errors"]
+    );
+    assert_eq!(r["checks_failed"], 0);
+}

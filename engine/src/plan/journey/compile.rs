@@ -13,7 +13,9 @@ use crate::plan::journey::request::compile_request;
 use crate::plan::journey::response::{
     compile_capture, compile_checks, compile_expect_status, needs_body, needs_head,
 };
-use crate::plan::journey::scope::{Binding, IterationNames, Phase, StepContext, Variables};
+use crate::plan::journey::scope::{
+    Binding, IterationNames, Phase, StepContext, Variables, PRELUDE,
+};
 use crate::plan::journey::Check;
 use crate::plan::journey::RunScope;
 use crate::plan::journey::{Journey, RequestBase, StepPlan, TaskPlan, Think};
@@ -23,7 +25,7 @@ use crate::units;
 
 /// Compiles `[[steps]]` (or `[[tasks]]`), with `[feeders]` and `[vars]`.
 pub(crate) fn compile(c: &mut Checker<'_>, spec: &ScenarioSpec, base: &RequestBase<'_>) -> Journey {
-    let (specs, tasks) = flatten_tasks(c, spec);
+    let (specs, tasks, prelude) = flatten_tasks(c, spec);
     let task_per_vu = check_task_choice(c, spec);
     let mut vars = Variables::default();
     let feeders = compile_feeders(c, spec, base.source, &mut vars);
@@ -37,7 +39,9 @@ pub(crate) fn compile(c: &mut Checker<'_>, spec: &ScenarioSpec, base: &RequestBa
             let cx = StepContext {
                 index,
                 task: *task,
-                task_name: named_tasks.then(|| tasks[*task].name.as_str()),
+                task_name: named_tasks
+                    .then(|| tasks.get(*task).map(|t| t.name.as_str()))
+                    .flatten(),
                 base,
                 vars: &vars,
                 run: base.run,
@@ -54,15 +58,18 @@ pub(crate) fn compile(c: &mut Checker<'_>, spec: &ScenarioSpec, base: &RequestBa
         feeders,
         tasks,
         task_per_vu,
+        prelude: 0..prelude,
         run: Vec::new(),
     }
 }
 
-/// Steps flattened, each with its task; a journey without [[tasks]] is one task.
+/// Steps flattened, each with its task; a journey without [[tasks]] is one task. Beside
+/// `[[tasks]]`, `[[steps]]` may hold `once` steps only (a login): they run before any task
+/// (Locust's `on_start`), as task `PRELUDE`, and what they capture every task can read.
 fn flatten_tasks<'s>(
     c: &mut Checker<'_>,
     spec: &'s ScenarioSpec,
-) -> (Vec<(usize, &'s StepSpec)>, Vec<TaskPlan>) {
+) -> (Vec<(usize, &'s StepSpec)>, Vec<TaskPlan>, usize) {
     let mut specs: Vec<(usize, &StepSpec)> = Vec::new();
     let mut tasks = Vec::new();
     if spec.tasks.is_empty() {
@@ -72,14 +79,16 @@ fn flatten_tasks<'s>(
             weight: 1,
             steps: 0..spec.steps.len(),
         });
-        return (specs, tasks);
+        return (specs, tasks, 0);
     }
-    if let Some(first) = spec.steps.first() {
+    for s in spec.steps.iter().filter(|s| !s.once) {
         c.error(
-            &first.path.span(),
-            "give either [[steps]] or [[tasks]] (each with its own steps), not both",
+            &s.path.span(),
+            "beside [[tasks]], [[steps]] holds only `once = true` steps (a login every task reads): move this step into a task",
         );
     }
+    specs.extend(spec.steps.iter().map(|s| (PRELUDE, s)));
+    let prelude = specs.len();
     for (t, task) in spec.tasks.iter().enumerate() {
         let weight = task.weight.as_ref().map_or(1, |w| *w.get_ref());
         if task.steps.is_empty() {
@@ -102,7 +111,7 @@ fn flatten_tasks<'s>(
             "every task has weight 0: nothing would run",
         );
     }
-    (specs, tasks)
+    (specs, tasks, prelude)
 }
 
 /// `task_choice`: true when each virtual user draws its task once.

@@ -46,6 +46,8 @@ pub struct Journey {
     pub feeders: Vec<Feeder>,
     /// Each virtual user draws its task once (a user-type mix) instead of every iteration.
     pub task_per_vu: bool,
+    /// `once` steps that run before any task (beside `[[tasks]]`): `0..k`, or empty.
+    pub prelude: Range<usize>,
     /// Run-wide values, indexed as compiled: empty until `[[setup]]` has run.
     pub run: Vec<RunValue>,
 }
@@ -96,6 +98,7 @@ impl Journey {
                 steps: 0..n,
             }],
             task_per_vu: false,
+            prelude: 0..0,
             run: Vec::new(),
         }
     }

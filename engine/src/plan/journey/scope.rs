@@ -12,6 +12,9 @@ use crate::plan::template::{self, Escape, Names, RunRef, Template};
 
 /// The `step` and `task` of a variable set before any step (a feeder column, `[vars]`).
 pub(super) const BEFORE_STEPS: usize = usize::MAX;
+/// The `task` of a `once` step of `[[steps]]` beside `[[tasks]]`: it runs before any task, so
+/// every task may read what it captures.
+pub(super) const PRELUDE: usize = usize::MAX - 1;
 
 /// Where a variable gets its value.
 pub(super) struct Binding {
@@ -195,14 +198,17 @@ impl StepContext<'_> {
         let bindings = &self.vars.bindings;
         let same_task = bindings
             .iter()
-            .filter(|b| b.name == var && (b.task == task || b.task == BEFORE_STEPS))
+            .filter(|b| b.name == var && [task, BEFORE_STEPS, PRELUDE].contains(&b.task))
             .min_by_key(|b| b.step);
         match same_task.or_else(|| bindings.iter().find(|b| b.name == var)) {
-            Some(b) if b.step == BEFORE_STEPS || (b.task == task && b.step < index) => {
+            Some(b)
+                if b.step == BEFORE_STEPS
+                    || ((b.task == task || b.task == PRELUDE) && b.step < index) =>
+            {
                 Ok(self.vars.names.iter().position(|v| v == var).unwrap_or(0))
             }
             Some(b) if b.task != task => Err(format!(
-                "`{{{{{var}}}}}` is captured in another task: a task can use only what it captures itself or [vars]"
+                "`{{{{{var}}}}}` is captured in another task: a task can use only what it captures itself, [vars], or what a `once` step of [[steps]] captures before any task"
             )),
             Some(b) => Err(format!(
                 "`{{{{{var}}}}}` is used in step {} but only captured in step {} — capture it in an earlier step",

@@ -321,3 +321,37 @@ fn bodies_exclude_each_other() {
         assert!(joined.contains(needle), "{needle} not in\n{joined}");
     }
 }
+
+#[test]
+fn once_steps_beside_tasks_run_first_and_every_task_reads_them() {
+    let (j, errors) = compile_with(
+        r#"[[steps]]
+name = "login"
+once = true
+method = "POST"
+path = "/login"
+capture = { token = { json = "/token" } }
+
+[[steps]]
+name = "not once"
+path = "/x"
+
+[[tasks]]
+name = "read"
+steps = [{ path = "/r", headers = ["Authorization: Bearer {{token}}"] }]
+
+[[tasks]]
+name = "write"
+steps = [{ path = "/w/{{token}}" }]
+"#,
+        &[],
+    );
+    assert_eq!(j.prelude, 0..2);
+    let tasks: Vec<_> = j.tasks.iter().map(|t| t.steps.clone()).collect();
+    assert_eq!(tasks, [2..3, 3..4]);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(
+        errors[0].starts_with("t.toml:12:") && errors[0].contains("only `once = true` steps"),
+        "{errors:#?}"
+    );
+}

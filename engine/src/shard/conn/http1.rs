@@ -122,12 +122,22 @@ impl Conn {
             }
         }
         let range = self.pick_task(shard);
+        // The `once` steps before any task run until they have succeeded for this user.
+        let prelude = if self.setup_done {
+            0..0
+        } else {
+            shard.group.journey.prelude.clone()
+        };
         // `once` steps (a login) run until they have all succeeded for this user.
-        let last_once = range.clone().rev().find(|&i| steps[i].once);
+        let last_once = prelude
+            .clone()
+            .chain(range.clone())
+            .rev()
+            .find(|&i| steps[i].once);
         let mut first = true;
         // When the last response came, unless a pause followed it: the iteration's end.
         let mut last_done = None;
-        for i in range.clone() {
+        for i in prelude.chain(range.clone()) {
             let step = &steps[i];
             if step.once && self.setup_done {
                 continue;
