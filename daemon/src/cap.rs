@@ -66,6 +66,19 @@ impl RuntimeCap {
     }
 }
 
+impl std::fmt::Display for RuntimeCap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.max_rate_per_s {
+            Some(r) => write!(f, "rate {r}/s measured")?,
+            None => write!(f, "rate unchecked")?,
+        }
+        match self.deadline {
+            Some(d) => write!(f, ", stopped after {}s", d.as_secs()),
+            None => write!(f, ", no deadline"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

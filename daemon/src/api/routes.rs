@@ -149,13 +149,13 @@ async fn submit_run(
 fn describe(plan: &Plan, options: &RunOptions) -> String {
     let addrs: Vec<String> = plan.target.addrs.iter().map(ToString::to_string).collect();
     let rate = super::policy::peak_rate_per_s(plan)
-        .map_or_else(|| "closed".to_string(), |r| format!("{r}/s"));
+        .map_or_else(|| "none (closed model)".to_string(), |r| format!("{r}/s"));
     let duration = plan.planned_end().map_or_else(
         || "unbounded".to_string(),
         |d| format!("{}s", d.as_secs_f64()),
     );
     format!(
-        "target {} ({}), connections {}, peak rate {rate}, duration {duration}, threads {}, runtime cap {:?}",
+        "target {} ({}), connections {}, peak rate {rate}, duration {duration}, threads {}, runtime cap: {}",
         plan.target.url,
         addrs.join(" "),
         plan.connections(),
