@@ -1,8 +1,10 @@
-//! What the operator allows: the bearer token, the target allowlist and the limits on a scenario.
+//! What the operator allows of a planned run: the tokens, the target (through `allowlist`) and
+//! the limits that need the plan (connections, peak rate, duration; the ones readable from the
+//! spec alone are checked before planning, in `spec_limits`).
 //!
 //! Checked after a scenario is planned and before anything is queued, so a refused run never
 //! opens a socket. It refuses to trust a target just because of its name: addresses are checked
-//! as the plan resolved them, and a hostname rule matches only that exact host.
+//! as the plan resolved them.
 
 use std::net::SocketAddr;
 use std::time::Duration;
