@@ -23,6 +23,28 @@ pub enum Command {
     Sandbox(SandboxArgs),
     /// Serve the control API (runs, live events, reports) until SIGINT or SIGTERM.
     Serve(ServeArgs),
+    /// Manage per-client tokens (read by `loadd serve` at start; audit lines name the client).
+    Token(TokenArgs),
+}
+
+/// Flags of `loadd token`.
+#[derive(Debug, ClapArgs)]
+pub struct TokenArgs {
+    /// The state directory `loadd serve` uses (default as for `loadd serve`).
+    #[arg(long, global = true)]
+    pub state_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub action: TokenAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenAction {
+    /// Make a token for client NAME and print it once (only its SHA-256 is stored).
+    Add { name: String },
+    /// Remove client NAME's token.
+    Remove { name: String },
+    /// List the clients that have a token.
+    List,
 }
 
 /// Flags of `loadd sandbox`.
@@ -54,10 +76,15 @@ pub struct ServeArgs {
     /// Read the bearer token from this file instead of `STATE_DIR/token` (`LOADD_TOKEN` wins).
     #[arg(long)]
     pub token_file: Option<PathBuf>,
-    /// Also allow targets in this address block or with this exact host name (repeatable);
-    /// loopback is always allowed.
+    /// Also allow targets in this address block or with this exact host name, optionally on one
+    /// port only: `10.0.0.0/8`, `10.1.2.0/24:443`, `[2001:db8::/32]:443`, `api.example.com`
+    /// (repeatable). Loopback is allowed unless --deny-loopback; link-local (cloud metadata),
+    /// unspecified, multicast, broadcast and this daemon's own API never are.
     #[arg(long = "allow")]
     pub allow: Vec<String>,
+    /// Loopback targets only where an --allow rule names them (e.g. `--allow 127.0.0.1:8080`).
+    #[arg(long)]
+    pub deny_loopback: bool,
     /// Most connections one scenario may open.
     #[arg(long, default_value = "10000")]
     pub max_connections: u32,
@@ -70,6 +97,28 @@ pub struct ServeArgs {
     /// Largest scenario body accepted, in bytes.
     #[arg(long, default_value = "1048576")]
     pub max_body_bytes: usize,
+    /// Most shards a scenario may ask for (`[engine] threads` or `cpus`; default: the CPUs this
+    /// process may use).
+    #[arg(long)]
+    pub max_threads: Option<usize>,
+    /// Most steps a scenario file may have, over every scenario and task (each step holds a
+    /// latency histogram per shard).
+    #[arg(long, default_value = "256")]
+    pub max_steps: usize,
+    /// Most bytes of request bodies and generated upload payloads a scenario may make the daemon
+    /// hold, summed over steps, e.g. 256MiB.
+    #[arg(long, value_parser = bytes, default_value = "256MiB")]
+    pub max_payload_bytes: u64,
+    /// Most runs waiting to start; past it a submission is refused with 429.
+    #[arg(long, default_value = "16")]
+    pub max_queued: usize,
+    /// Keep only the newest N runs that are over (older ones are deleted, results and all);
+    /// default: keep every run.
+    #[arg(long)]
+    pub keep_runs: Option<NonZeroUsize>,
+    /// Most live event streams (`/v1/runs/{id}/events`) open at once; past it 429.
+    #[arg(long, default_value = "64")]
+    pub max_subscribers: usize,
     /// Close an API connection that sends no complete request head within this long, e.g. 10s
     /// (also a kept-alive connection idle that long between requests).
     #[arg(long, value_parser = duration, default_value = "10s")]
@@ -81,6 +130,10 @@ pub struct ServeArgs {
 
 fn rate(s: &str) -> Result<f64, String> {
     units::parse_scaled(s).map_err(|e| e.to_string())
+}
+
+fn bytes(s: &str) -> Result<u64, String> {
+    units::parse_bytes(s).map_err(|e| e.to_string())
 }
 
 fn duration(s: &str) -> Result<Duration, String> {

@@ -29,6 +29,9 @@ use tokio::sync::watch;
 
 use crate::store::{RunMeta, RunState, Store, StoredRun};
 
+mod retention;
+pub use retention::{DeleteError, Retention};
+
 /// One run, in memory.
 pub struct Run {
     pub meta: RunMeta,
@@ -76,12 +79,14 @@ impl Run {
 }
 
 /// How a submission asked to be run.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct RunOptions {
     /// Start the engine at this wall-clock instant (Unix ms) rather than as soon as possible.
     pub start_at_unix_ms: Option<u64>,
     /// Keep each interval's full measurements and the totals for the event stream.
     pub stats: bool,
+    /// What the run is held to while it goes.
+    pub cap: crate::cap::RuntimeCap,
 }
 
 /// How far in the past a `start_at` may be when it is submitted or reached (the submission
@@ -119,6 +124,8 @@ pub enum SubmitError {
     Store(#[from] std::io::Error),
     #[error("loadd is shutting down")]
     ShuttingDown,
+    #[error("{0} runs are already queued (this daemon's limit, --max-queued); try again later")]
+    QueueFull(usize),
 }
 
 /// Why a stop was refused.
@@ -135,11 +142,16 @@ pub struct Runs {
     queue: Mutex<mpsc::Sender<String>>,
     /// Set by [`Runs::shutdown`]: no new runs are accepted.
     closing: AtomicBool,
+    retention: Retention,
 }
 
 impl Runs {
     /// Loads the stored runs and starts the runner thread.
-    pub fn start(store: Store, stored: Vec<StoredRun>) -> std::io::Result<Arc<Runs>> {
+    pub fn start(
+        store: Store,
+        stored: Vec<StoredRun>,
+        retention: Retention,
+    ) -> std::io::Result<Arc<Runs>> {
         let (tx, rx) = mpsc::channel();
         let mut map = BTreeMap::new();
         for s in stored {
@@ -154,7 +166,9 @@ impl Runs {
             store,
             queue: Mutex::new(tx),
             closing: AtomicBool::new(false),
+            retention,
         });
+        runs.prune();
         let worker = Arc::clone(&runs);
         std::thread::Builder::new()
             .name("loadd-runner".into())
@@ -189,6 +203,9 @@ impl Runs {
             }
             if !queue && runs.values().any(|r| !r.meta.state.is_over()) {
                 return Err(SubmitError::Busy);
+            }
+            if self.queue_is_full(&runs) {
+                return Err(SubmitError::QueueFull(self.retention.max_queued));
             }
             let meta = RunMeta {
                 id: next_id(runs.keys().next_back().map(String::as_str)),
@@ -303,14 +320,17 @@ impl Runs {
     }
 
     fn finish(&self, id: &str, state: RunState, error: Option<String>) {
-        let mut runs = self.lock();
-        if let Some(run) = runs.get_mut(id) {
-            run.meta.state = state;
-            run.meta.error = error;
-            run.stopper = None;
-            self.save_state(&run.meta);
-            run.touch();
+        {
+            let mut runs = self.lock();
+            if let Some(run) = runs.get_mut(id) {
+                run.meta.state = state;
+                run.meta.error = error;
+                run.stopper = None;
+                self.save_state(&run.meta);
+                run.touch();
+            }
         }
+        self.prune();
     }
 }
 
@@ -418,8 +438,22 @@ fn execute(runs: &Runs, id: &str, plan: &Plan, options: RunOptions) {
         }
     }
     let mut finished = false;
-
-    for event in handle.events().iter() {
+    let mut capped: Option<String> = None;
+    let started = Instant::now();
+    loop {
+        let event = match handle.events().recv_timeout(Duration::from_millis(500)) {
+            Ok(event) => event,
+            Err(e) if e.is_timeout() => {
+                if capped.is_none() {
+                    capped = options.cap.judge_elapsed(started.elapsed());
+                    if capped.is_some() {
+                        handle.stop();
+                    }
+                }
+                continue;
+            }
+            Err(_) => break,
+        };
         match event {
             RunEvent::Started { .. } => {
                 if let Some((file, serializer)) = hlog_pending.take() {
@@ -439,6 +473,12 @@ fn execute(runs: &Runs, id: &str, plan: &Plan, options: RunOptions) {
                         hlog = None;
                     }
                 }
+                if capped.is_none() {
+                    capped = options.cap.judge_rate(iv.summary.rate_per_s);
+                    if capped.is_some() {
+                        handle.stop();
+                    }
+                }
                 store_interval(runs, id, iv, options.stats, log.as_mut());
             }
             RunEvent::Finished(mut f) => {
@@ -449,18 +489,28 @@ fn execute(runs: &Runs, id: &str, plan: &Plan, options: RunOptions) {
                         eprintln!("loadd: warning: run {id}: interval log: {e}");
                     }
                 }
-                store_result(runs, id, &f, options.stats);
-                finished = true;
+                finished = store_result(runs, id, &f, options.stats);
+                if !finished {
+                    runs.finish(
+                        id,
+                        RunState::Failed,
+                        Some("the result could not be saved (see loadd's log)".into()),
+                    );
+                    return;
+                }
             }
         }
     }
+    if let Some(why) = &capped {
+        eprintln!("loadd: audit: run {id}: {why}");
+    }
     if finished {
-        runs.finish(id, RunState::Finished, None);
+        runs.finish(id, RunState::Finished, capped);
     } else {
         runs.finish(
             id,
             RunState::Failed,
-            Some("the run ended without a result".into()),
+            Some(capped.unwrap_or_else(|| "the run ended without a result".into())),
         );
     }
 }
@@ -495,8 +545,9 @@ fn store_interval(
     }
 }
 
-/// Saves the result and its histogram, and keeps them (with the totals when asked).
-fn store_result(runs: &Runs, id: &str, f: &engine::run::Finished, stats: bool) {
+/// Saves the result and its histogram, and keeps them (with the totals when asked). False
+/// when the result is not on disk: the run must not be reported finished then.
+fn store_result(runs: &Runs, id: &str, f: &engine::run::Finished, stats: bool) -> bool {
     let result = serde_json::to_value(&f.results).unwrap_or(serde_json::Value::Null);
     let mut histogram = Vec::new();
     let histogram = V2DeflateSerializer::new()
@@ -504,7 +555,8 @@ fn store_result(runs: &Runs, id: &str, f: &engine::run::Finished, stats: bool) {
         .ok()
         .map(|_| histogram);
     if let Err(e) = runs.store.write_result(id, &result, histogram.as_deref()) {
-        eprintln!("loadd: warning: run {id}: cannot save its result: {e}");
+        eprintln!("loadd: error: run {id}: cannot save its result: {e}");
+        return false;
     }
     let totals = stats.then(|| engine::metrics::wire::encode(&f.totals));
     let mut map = runs.lock();
@@ -513,6 +565,7 @@ fn store_result(runs: &Runs, id: &str, f: &engine::run::Finished, stats: bool) {
         run.histogram_v2 = histogram;
         run.final_stats = totals;
     }
+    true
 }
 
 fn unix_ms() -> u64 {

@@ -5,6 +5,10 @@
 //! ever becomes a path), `state.json` (a [`RunMeta`], replaced atomically), `intervals.ndjson` (one JSON object per interval, appended
 //! and flushed to the OS each second), `latency.hlog` (HdrHistogram interval log, a line a
 //! second), `result.json` and `histogram.hdr` (V2+deflate) at the end.
+//! Runs hold credentials (tokens in headers, bundled files), so every directory is created 0700
+//! and every file 0600 whatever the umask. The scenario, the state and the result are fsynced
+//! (the file, then its directory) before they count as written: a run is reported finished only
+//! once its result would survive a power cut.
 //! Loading never fails on what it finds: a corrupt or partial file is reported and skipped, and a
 //! run that was queued or running when loadd died comes back `aborted`. It refuses to build a path
 //! from anything but an id loadd generated itself.
@@ -12,6 +16,7 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -104,12 +109,20 @@ impl Store {
     /// Opens (creating) `state_dir/runs`.
     pub fn open(state_dir: &Path) -> io::Result<Self> {
         let runs_dir = state_dir.join("runs");
-        fs::create_dir_all(&runs_dir)?;
+        private_dir(&runs_dir)?;
         Ok(Self { runs_dir })
     }
 
     fn dir(&self, id: &str) -> PathBuf {
         self.runs_dir.join(id)
+    }
+
+    /// Deletes a run's directory (`id` is one loadd generated: it comes from the registry).
+    pub fn remove(&self, id: &str) -> io::Result<()> {
+        match fs::remove_dir_all(self.dir(id)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => sync_dir(&self.runs_dir),
+        }
     }
 
     /// Writes a new run's scenario, its files and its state.
@@ -120,16 +133,19 @@ impl Store {
         files: &BTreeMap<String, Vec<u8>>,
     ) -> io::Result<()> {
         let dir = self.dir(&meta.id);
-        fs::create_dir_all(&dir)?;
-        fs::write(dir.join(SCENARIO), scenario)?;
+        private_dir(&dir)?;
+        write_synced(&dir.join(SCENARIO), scenario.as_bytes())?;
         if !files.is_empty() {
             let files_dir = dir.join(FILES);
-            fs::create_dir_all(&files_dir)?;
+            private_dir(&files_dir)?;
             for (name, bytes) in files {
-                fs::write(files_dir.join(hex::encode(name.as_bytes())), bytes)?;
+                write_synced(&files_dir.join(hex::encode(name.as_bytes())), bytes)?;
             }
+            sync_dir(&files_dir)?;
         }
-        self.write_state(meta)
+        self.write_state(meta)?;
+        // The run's own entry in `runs/`.
+        sync_dir(&self.runs_dir)
     }
 
     /// Replaces `state.json` atomically (write, then rename).
@@ -142,13 +158,19 @@ impl Store {
         let file = OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(self.dir(id).join(INTERVALS))?;
         Ok(IntervalLog { file })
     }
 
     /// Creates the run's HdrHistogram interval log (one corrected-latency histogram a second).
     pub fn hlog(&self, id: &str) -> io::Result<File> {
-        File::create(self.dir(id).join(HLOG))
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(self.dir(id).join(HLOG))
     }
 
     /// The run's interval log as written so far; `None` when it has none.
@@ -160,7 +182,7 @@ impl Store {
         }
     }
 
-    /// Writes the final result and histogram.
+    /// Writes the final result and histogram, each on disk (fsynced) when this returns.
     pub fn write_result(
         &self,
         id: &str,
@@ -269,10 +291,39 @@ fn read_intervals(path: &Path, problems: &mut Vec<String>) -> Vec<serde_json::Va
     out
 }
 
+/// A directory only its owner may enter (0700 whatever the umask; an existing one is tightened).
+fn private_dir(path: &Path) -> io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)?;
+    fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+}
+
+/// Writes a new 0600 file and fsyncs it.
+fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// Fsyncs a directory, so the names created or renamed in it are on disk too.
+fn sync_dir(path: &Path) -> io::Result<()> {
+    File::open(path)?.sync_all()
+}
+
+/// Replaces `path` with `bytes` so that a crash leaves the old or the new content, never a
+/// torn one: a synced temporary file, renamed over, then the directory synced.
 fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
-    fs::write(&tmp, bytes)?;
-    fs::rename(&tmp, path)
+    write_synced(&tmp, bytes)?;
+    fs::rename(&tmp, path)?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 
 /// A run's `intervals.ndjson`, open for appending.
@@ -359,5 +410,35 @@ mod tests {
         // The abort was saved.
         let (again, _) = store.load_all();
         assert_eq!(again[1].meta.state, RunState::Aborted);
+    }
+
+    #[test]
+    fn state_is_private_whatever_the_umask() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        let files = BTreeMap::from([("k.pem".to_string(), b"secret".to_vec())]);
+        store
+            .create(&meta("a", RunState::Finished), "[target]\n", &files)
+            .unwrap();
+        store
+            .write_result("a", &serde_json::json!({}), Some(b"h"))
+            .unwrap();
+        store.interval_log("a").unwrap();
+        store.hlog("a").unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let run = tmp.path().join("runs/a");
+        for d in [tmp.path().join("runs"), run.clone(), run.join("files")] {
+            assert_eq!(mode(&d), 0o700, "{}", d.display());
+        }
+        for entry in fs::read_dir(&run)
+            .unwrap()
+            .chain(fs::read_dir(run.join("files")).unwrap())
+        {
+            let p = entry.unwrap().path();
+            if p.is_file() {
+                assert_eq!(mode(&p), 0o600, "{}", p.display());
+            }
+        }
     }
 }

@@ -31,6 +31,8 @@ pub struct ServeOptions<'a> {
     pub token: Option<&'a str>,
     /// Discard loadd's stderr (a bench prints its own report); tests keep it for failures.
     pub quiet: bool,
+    /// Write loadd's stderr (its log, audit lines included) to this file instead.
+    pub stderr_file: Option<&'a Path>,
 }
 
 /// A running `loadd serve`.
@@ -69,6 +71,10 @@ impl Daemon {
         };
         if options.quiet {
             cmd.stderr(Stdio::null());
+        } else if let Some(path) = options.stderr_file {
+            let file = std::fs::File::create(path)
+                .with_context(|| format!("create {}", path.display()))?;
+            cmd.stderr(file);
         }
         let (child, line) =
             spawn_with_banner(&mut cmd, START_TIMEOUT).context("start loadd serve")?;

@@ -4,11 +4,14 @@
 //! validated locally, and never reads its own disk for it.
 //!
 //! It refuses to send anything that does not plan locally (exit 2, the messages of
-//! `loadctl validate`), and file names that cannot travel in a part header.
+//! `loadctl validate`), file names that cannot travel in a part header, and any file outside
+//! the scenario's folder (an absolute path, a `..`, or a link leading out): a scenario from
+//! someone else must not be able to ship `~/.ssh/id_rsa` to a daemon (exit 2, one located line).
 
-use std::path::Path;
+use std::ops::Range;
+use std::path::{Component, Path};
 
-use engine::scenario::{self, unspanned};
+use engine::scenario::{self, unspanned, ScenarioSpec, Source};
 use engine::Plan;
 
 use super::client::Failure;
@@ -40,6 +43,7 @@ impl Bundle {
     ) -> Result<Bundle, Failure> {
         let (mut scenario, source) =
             scenario::load(path).map_err(|e| usage(format!("error: {e}")))?;
+        check_paths(&scenario, &source)?;
         let files = scenario.referenced_files();
         if let Some(d) = duration {
             scenario.load.duration = Some(unspanned(d.to_string()));
@@ -126,6 +130,49 @@ impl Bundle {
             })
             .unwrap_or_else(|| "loadctl-boundary".into())
     }
+}
+
+/// Every file the scenario names, with where it names it.
+fn named_files(spec: &ScenarioSpec) -> Vec<(&str, Range<usize>)> {
+    let request = spec.request.body_file.iter();
+    let steps = spec.all_steps().filter_map(|s| s.body_file.as_ref());
+    let mut out: Vec<(&str, Range<usize>)> = request
+        .chain(steps)
+        .map(|f| (f.get_ref().as_str(), f.span()))
+        .collect();
+    out.extend(
+        spec.feeders
+            .values()
+            .map(|f| (f.get_ref().file.as_str(), f.span())),
+    );
+    out
+}
+
+/// Refuses a file the scenario names outside its own folder: absolute, with a `..`, or
+/// resolving (through a link) to somewhere else.
+fn check_paths(spec: &ScenarioSpec, source: &Source) -> Result<(), Failure> {
+    let base = std::fs::canonicalize(&source.base_dir).ok();
+    for (name, span) in named_files(spec) {
+        let relative = Path::new(name);
+        let escapes = relative.is_absolute()
+            || relative
+                .components()
+                .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir));
+        // A link inside the folder may still lead out of it.
+        let leads_out = || {
+            let Some(base) = &base else { return false };
+            std::fs::canonicalize(source.base_dir.join(relative))
+                .is_ok_and(|real| !real.starts_with(base))
+        };
+        if escapes || leads_out() {
+            let at = scenario::locate(&source.name, &source.text, &span);
+            return Err(usage(format!(
+                "error: {at}: `{name}` is outside the scenario's folder; loadctl submit sends only files in or under {}",
+                source.base_dir.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

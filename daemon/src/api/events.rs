@@ -8,7 +8,8 @@
 //! each interval's full measurements under `stats` and, just before `finished`, an
 //! `event: stats` with the run's totals (`engine::metrics::wire`). Every interval is kept, so a tail that
 //! reconnects with `Last-Event-ID: N` (or asks `?from=N` for interval N onwards) misses nothing.
-//! It refuses to poll: a tail sleeps on the run's change counter.
+//! It refuses to poll: a tail sleeps on the run's change counter; and past `--max-subscribers`
+//! open streams it refuses a new one with 429.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -37,6 +38,8 @@ struct Tail {
     changes: watch::Receiver<u64>,
     ready: VecDeque<Event>,
     ended: bool,
+    /// This stream's place under `--max-subscribers`, given back when the stream is dropped.
+    _slot: tokio::sync::OwnedSemaphorePermit,
 }
 
 pub async fn events(
@@ -55,6 +58,14 @@ pub async fn events(
         (None, Some(from)) => from.saturating_sub(1),
         (None, None) => 0,
     };
+    let slot = std::sync::Arc::clone(&state.subscribers)
+        .try_acquire_owned()
+        .map_err(|_| {
+            ApiError::TooManyRequests(
+                "too many live event streams are open (this daemon's limit, --max-subscribers)"
+                    .into(),
+            )
+        })?;
     let (changes, meta) = {
         let runs = state.runs.lock();
         let run = runs.get(&id).ok_or(ApiError::NotFound("no such run"))?;
@@ -70,6 +81,7 @@ pub async fn events(
         changes,
         ready: VecDeque::from([opening]),
         ended: false,
+        _slot: slot,
     };
     let stream = stream::unfold(tail, |mut t| async move {
         loop {

@@ -9,7 +9,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
+use axum::extract::ConnectInfo;
+use axum::{Extension, Router};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
@@ -29,8 +30,8 @@ pub struct Guards {
 pub async fn serve(listener: TcpListener, app: Router, guards: Guards) {
     let slots = Arc::new(Semaphore::new(guards.max_connections));
     loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
             Err(e) => {
                 // Out of descriptors or a reset before accept: back off briefly, keep serving.
                 eprintln!("loadd: accept: {e}");
@@ -43,7 +44,8 @@ pub async fn serve(listener: TcpListener, app: Router, guards: Guards) {
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
+        // The peer travels with each request, for the audit log and the failed-auth limit.
+        let app = app.clone().layer(Extension(ConnectInfo(peer)));
         tokio::spawn(async move {
             serve_one(stream, app, guards).await;
             drop(slot);

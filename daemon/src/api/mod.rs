@@ -4,25 +4,30 @@
 //! `app(state)` builds the whole router so tests drive it without sockets; `serve` binds it.
 //! It refuses to leak internals: every failure is a stable `{"error": "..."}` body.
 
+mod allowlist;
+mod auth;
 mod events;
 mod listen;
 mod policy;
 mod report;
 mod routes;
 mod serve;
+mod spec_limits;
 #[cfg(test)]
 mod tests;
 
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
-pub use policy::{AllowRule, Limits, Policy};
+pub use allowlist::AllowRule;
+pub use auth::Caller;
+pub use policy::{Limits, NamedToken, Policy};
 pub use serve::{default_state_dir, serve_forever};
 
 use crate::runner::Runs;
@@ -32,6 +37,10 @@ use crate::runner::Runs;
 pub struct AppState {
     pub runs: Arc<Runs>,
     pub policy: Arc<Policy>,
+    /// Failed token attempts per client address.
+    pub failures: Arc<auth::Failures>,
+    /// Live event streams that may be open at once (`--max-subscribers`).
+    pub subscribers: Arc<tokio::sync::Semaphore>,
 }
 
 /// The whole API.
@@ -39,31 +48,22 @@ pub fn app(state: AppState) -> Router {
     let body_limit = state.policy.limits.max_body_bytes;
     let authed = Router::new()
         .route("/v1/runs", post(routes::submit).get(routes::list))
-        .route("/v1/runs/{id}", get(routes::status))
+        .route("/v1/runs/{id}", get(routes::status).delete(routes::delete))
         .route("/v1/runs/{id}/events", get(events::events))
         .route("/v1/runs/{id}/stop", post(routes::stop))
         .route("/v1/runs/{id}/report", get(routes::report))
         .route("/v1/runs/{id}/histogram", get(routes::histogram))
         .route("/metrics", get(routes::metrics))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
     Router::new()
         .route("/v1/health", get(routes::health))
         .merge(authed)
         .fallback(|| async { ApiError::NotFound("no such route") })
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
-}
-
-async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match presented {
-        Some(t) if state.policy.token_matches(t.trim()) => next.run(request).await,
-        _ => ApiError::Unauthorized.into_response(),
-    }
 }
 
 /// Every failure an API route can answer with.
@@ -77,8 +77,27 @@ pub enum ApiError {
     Forbidden(String),
     Conflict(String),
     TooLarge(String),
+    /// Over a rate or count limit (429).
+    TooManyRequests(String),
     /// Logged; the client only learns that it was our fault.
     Internal(String),
+}
+
+impl ApiError {
+    /// One line for the audit log (internals included: the log is the operator's).
+    pub fn summary(&self) -> String {
+        match self {
+            ApiError::Unauthorized => "401 missing or wrong bearer token".into(),
+            ApiError::NotFound(m) => format!("404 {m}"),
+            ApiError::InvalidScenario(d) => format!("400 invalid scenario: {}", d.join("; ")),
+            ApiError::BadRequest(m) => format!("400 {m}"),
+            ApiError::Forbidden(m) => format!("403 {m}"),
+            ApiError::Conflict(m) => format!("409 {m}"),
+            ApiError::TooLarge(m) => format!("413 {m}"),
+            ApiError::TooManyRequests(m) => format!("429 {m}"),
+            ApiError::Internal(m) => format!("500 {m}"),
+        }
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -98,6 +117,10 @@ impl IntoResponse for ApiError {
             ApiError::Conflict(m) => (StatusCode::CONFLICT, serde_json::json!({"error": m})),
             ApiError::TooLarge(m) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
+                serde_json::json!({"error": m}),
+            ),
+            ApiError::TooManyRequests(m) => (
+                StatusCode::TOO_MANY_REQUESTS,
                 serde_json::json!({"error": m}),
             ),
             ApiError::Internal(m) => {

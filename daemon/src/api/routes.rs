@@ -15,17 +15,20 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use engine::scenario::{self, CountSpec, Source};
 use engine::Plan;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use toml::Spanned;
 
+use super::auth::{audit, Caller};
 use super::policy::Refusal;
 use super::report::{self, CurrentRun, MetricsSnapshot};
+use super::spec_limits::{self, SpecLimits};
 use super::{ApiError, AppState};
-use crate::runner::{Run, RunOptions, StopError, SubmitError};
+use crate::cap::RuntimeCap;
+use crate::runner::{DeleteError, Run, RunOptions, StopError, SubmitError};
 use crate::store::RunState;
 
 pub async fn health() -> Json<Value> {
@@ -67,11 +70,25 @@ fn yes() -> bool {
 
 pub async fn submit(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    query: Result<Query<SubmitQuery>, QueryRejection>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let submitted = submit_run(&state, &caller, query, request).await;
+    if let Err(e) = &submitted {
+        audit(&caller, format_args!("refused submit: {}", e.summary()));
+    }
+    submitted
+}
+
+async fn submit_run(
+    state: &AppState,
+    caller: &Caller,
     query: Result<Query<SubmitQuery>, QueryRejection>,
     request: Request,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let submission = read_submission(&state, request).await?;
+    let submission = read_submission(state, request).await?;
     let Submission { text, name, files } = submission;
     // Only a file name: it labels messages and is never opened.
     let name = query
@@ -86,6 +103,7 @@ pub async fn submit(
     let options = RunOptions {
         start_at_unix_ms: query.start_at,
         stats: query.stats,
+        cap: RuntimeCap::default(),
     };
     let scenario = text.clone();
     let overrides = Overrides {
@@ -94,20 +112,30 @@ pub async fn submit(
         base_url: query.base_url.clone(),
     };
     let bundle = files.clone();
-    let planned = tokio::task::spawn_blocking(move || plan_scenario(name, text, bundle, overrides))
-        .await
-        .map_err(|e| ApiError::Internal(format!("planning task: {e}")))??;
+    let limits = state.policy.limits.spec();
+    let planned =
+        tokio::task::spawn_blocking(move || plan_scenario(name, text, bundle, overrides, limits))
+            .await
+            .map_err(|e| ApiError::Internal(format!("planning task: {e}")))??;
     state.policy.check(&planned).map_err(|r| match r {
         Refusal::Target(m) => ApiError::Forbidden(m),
         Refusal::Limit(m) => ApiError::BadRequest(m),
     })?;
+    let limits = &state.policy.limits;
+    let options = RunOptions {
+        cap: RuntimeCap::for_plan(&planned, limits.max_rate_per_s, limits.max_duration),
+        ..options
+    };
+    let what = describe(&planned, &options);
     let meta = state
         .runs
         .submit(planned, &scenario, &files, query.queue, options)
         .map_err(|e| match e {
             SubmitError::Busy | SubmitError::ShuttingDown => ApiError::Conflict(e.to_string()),
+            SubmitError::QueueFull(_) => ApiError::TooManyRequests(e.to_string()),
             SubmitError::Store(io) => ApiError::Internal(format!("store: {io}")),
         })?;
+    audit(caller, format_args!("submit: run {} {what}", meta.id));
     let location = format!("/v1/runs/{}", meta.id);
     Ok((
         StatusCode::CREATED,
@@ -115,6 +143,25 @@ pub async fn submit(
         Json(json!({"id": meta.id, "state": meta.state})),
     )
         .into_response())
+}
+
+/// What a submission asks for, for its audit line: target, addresses and the limits it needs.
+fn describe(plan: &Plan, options: &RunOptions) -> String {
+    let addrs: Vec<String> = plan.target.addrs.iter().map(ToString::to_string).collect();
+    let rate = super::policy::peak_rate_per_s(plan)
+        .map_or_else(|| "none (closed model)".to_string(), |r| format!("{r}/s"));
+    let duration = plan.planned_end().map_or_else(
+        || "unbounded".to_string(),
+        |d| format!("{}s", d.as_secs_f64()),
+    );
+    format!(
+        "target {} ({}), connections {}, peak rate {rate}, duration {duration}, threads {}, runtime cap: {}",
+        plan.target.url,
+        addrs.join(" "),
+        plan.connections(),
+        plan.shards(),
+        options.cap
+    )
 }
 
 /// The scenario and its files, from a multipart bundle or a plain body.
@@ -266,9 +313,10 @@ fn plan_scenario(
     text: String,
     files: BTreeMap<String, Vec<u8>>,
     overrides: Overrides,
+    limits: SpecLimits,
 ) -> Result<Plan, ApiError> {
     // Files come only from what was submitted, never from the daemon's disk.
-    let source = Source::in_memory(name, text, scenario::Files::Bundle(files));
+    let source = Source::in_memory(name, text, scenario::Files::Bundle(files.clone()));
     let mut spec =
         scenario::parse(&source).map_err(|e| ApiError::InvalidScenario(vec![e.to_string()]))?;
     if let Some(base) = &overrides.base_url {
@@ -289,6 +337,8 @@ fn plan_scenario(
             scale_count(&mut stage.target, scale);
         }
     }
+    // Before planning: planning itself builds what these limits bound.
+    spec_limits::check(&spec, &files, &limits).map_err(ApiError::BadRequest)?;
     Plan::from_spec(&spec, &source).map_err(|errors| {
         ApiError::InvalidScenario(errors.0.iter().map(|e| e.to_string()).collect())
     })
@@ -344,9 +394,22 @@ pub async fn status(
 
 pub async fn stop(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    match state.runs.stop(&id) {
+    let stopped = stop_run(&state, &id);
+    match &stopped {
+        Ok(_) => audit(&caller, format_args!("stop: run {id}")),
+        Err(e) => audit(
+            &caller,
+            format_args!("refused stop of run {id}: {}", e.summary()),
+        ),
+    }
+    stopped
+}
+
+fn stop_run(state: &AppState, id: &str) -> Result<(StatusCode, Json<Value>), ApiError> {
+    match state.runs.stop(id) {
         Ok(meta) => Ok((
             StatusCode::ACCEPTED,
             Json(json!({"id": meta.id, "state": meta.state})),
@@ -357,6 +420,30 @@ pub async fn stop(
             s.name()
         ))),
     }
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let deleted = match state.runs.delete(&id) {
+        Ok(()) => Ok(StatusCode::NO_CONTENT),
+        Err(DeleteError::NotFound) => Err(ApiError::NotFound("no such run")),
+        Err(DeleteError::NotOver(s)) => Err(ApiError::Conflict(format!(
+            "the run is {}: stop it first",
+            s.name()
+        ))),
+        Err(DeleteError::Store(e)) => Err(ApiError::Internal(format!("run {id}: delete: {e}"))),
+    };
+    match &deleted {
+        Ok(_) => audit(&caller, format_args!("delete: run {id}")),
+        Err(e) => audit(
+            &caller,
+            format_args!("refused delete of run {id}: {}", e.summary()),
+        ),
+    }
+    deleted
 }
 
 #[derive(Deserialize)]
@@ -385,7 +472,12 @@ pub async fn report(
             json!({"id": meta.id, "state": meta.state, "error": meta.error, "target": meta.target, "intervals": intervals})
         }))
         .into_response()),
-        "csv" => Ok(text("text/csv; charset=utf-8", report::render_csv(&intervals))),
+        "csv" => {
+            let body = tokio::task::spawn_blocking(move || report::render_csv(&intervals))
+                .await
+                .map_err(|e| ApiError::Internal(format!("report task: {e}")))?;
+            Ok(text("text/csv; charset=utf-8", body))
+        }
         "hlog" => match state.runs.hlog(&id) {
             Ok(Some(log)) => Ok(text("text/plain; charset=utf-8", log)),
             Ok(None) => Err(ApiError::NotFound("the run has no interval log")),
@@ -395,10 +487,15 @@ pub async fn report(
             Some(engine::report::Format::StepsCsv) if result.is_none() => Err(ApiError::NotFound(
                 "the run has no result (it has not finished)",
             )),
-            Some(f) => Ok(text(
-                f.content_type(),
-                report::render_document(f, &meta, &intervals, result.as_ref()),
-            )),
+            Some(f) => {
+                // Rendering a long run's HTML takes a while: not on the API's only thread.
+                let body = tokio::task::spawn_blocking(move || {
+                    report::render_document(f, &meta, &intervals, result.as_ref())
+                })
+                .await
+                .map_err(|e| ApiError::Internal(format!("report task: {e}")))?;
+                Ok(text(f.content_type(), body))
+            }
             None => Err(ApiError::BadRequest(format!(
                 "unknown report format `{other}`; use json, csv, steps-csv, html, md or hlog"
             ))),

@@ -17,12 +17,14 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
+use super::allowlist::AllowRule;
 use super::listen::{self, Guards};
-use super::policy::{AllowRule, Limits, Policy};
+use super::policy::{Limits, Policy};
 use super::{app, AppState};
 use crate::args::ServeArgs;
-use crate::runner::Runs;
+use crate::runner::{Retention, Runs};
 use crate::store::Store;
+use crate::tokens::{self, MIN_TOKEN_BYTES};
 
 /// How long a signalled `loadd serve` waits for the current run's final result.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -45,6 +47,7 @@ fn resolve_token(state_dir: &Path, token_file: Option<&Path>) -> Result<(String,
         if t.is_empty() {
             bail!("LOADD_TOKEN is set but empty");
         }
+        check_length(&t, "LOADD_TOKEN")?;
         return Ok((t, true));
     }
     if let Some(path) = token_file {
@@ -54,18 +57,18 @@ fn resolve_token(state_dir: &Path, token_file: Option<&Path>) -> Result<(String,
         if t.is_empty() {
             bail!("--token-file {} is empty", path.display());
         }
+        check_length(&t, &format!("--token-file {}", path.display()))?;
         return Ok((t, true));
     }
     let path = state_dir.join("token");
     if let Ok(t) = fs::read_to_string(&path) {
         let t = t.trim().to_string();
         if !t.is_empty() {
+            check_length(&t, &path.display().to_string())?;
             return Ok((t, false));
         }
     }
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for a token: {e}"))?;
-    let token = hex::encode(bytes);
+    let token = tokens::generate()?;
     let mut file = fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -76,6 +79,18 @@ fn resolve_token(state_dir: &Path, token_file: Option<&Path>) -> Result<(String,
     writeln!(file, "{token}").with_context(|| format!("write {}", path.display()))?;
     eprintln!("loadd: generated a bearer token in {}", path.display());
     Ok((token, false))
+}
+
+/// A token shorter than [`MIN_TOKEN_BYTES`] can be guessed; refused at start, saying where it
+/// came from (never what it is).
+fn check_length(token: &str, from: &str) -> Result<()> {
+    if token.len() < MIN_TOKEN_BYTES {
+        bail!(
+            "{from}: the token is {} bytes; use at least {MIN_TOKEN_BYTES} (e.g. `openssl rand -hex 32`)",
+            token.len()
+        );
+    }
+    Ok(())
 }
 
 /// Runs `loadd serve` until a signal.
@@ -99,14 +114,23 @@ pub fn serve_forever(args: ServeArgs) -> Result<()> {
         .map(|a| AllowRule::parse(a))
         .collect::<Result<Vec<_>, _>>()
         .map_err(anyhow::Error::msg)?;
-    let policy = Policy {
+    let named = tokens::load(&state_dir)?;
+    let mut policy = Policy {
         token,
+        named,
         allow,
+        deny_loopback: args.deny_loopback,
+        own_api: None,
         limits: Limits {
             max_connections: args.max_connections,
             max_rate_per_s: args.max_rate,
             max_duration: args.max_duration,
             max_body_bytes: args.max_body_bytes,
+            max_threads: args.max_threads.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+            }),
+            max_steps: args.max_steps,
+            max_payload_bytes: args.max_payload_bytes,
         },
     };
     let guards = Guards {
@@ -121,12 +145,12 @@ pub fn serve_forever(args: ServeArgs) -> Result<()> {
     for p in &problems {
         eprintln!("loadd: warning: {p}");
     }
-    let runs = Runs::start(store, stored).context("start the runner thread")?;
-    let registry = Arc::clone(&runs);
-    let state = AppState {
-        runs,
-        policy: Arc::new(policy),
+    let retention = Retention {
+        max_queued: args.max_queued,
+        keep_runs: args.keep_runs.map(std::num::NonZeroUsize::get),
     };
+    let runs = Runs::start(store, stored, retention).context("start the runner thread")?;
+    let registry = Arc::clone(&runs);
     // One thread for the whole control plane: it must not compete with the shards.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -137,6 +161,13 @@ pub fn serve_forever(args: ServeArgs) -> Result<()> {
             .await
             .with_context(|| format!("listen on {}", args.listen))?;
         let addr = listener.local_addr()?;
+        policy.own_api = Some(addr);
+        let state = AppState {
+            runs,
+            policy: Arc::new(policy),
+            failures: Arc::default(),
+            subscribers: Arc::new(tokio::sync::Semaphore::new(args.max_subscribers)),
+        };
         println!("loadd listening on http://{addr}");
         let _ = std::io::stdout().flush();
         // On a signal, stop accepting connections (open ones, such as live tails, keep being

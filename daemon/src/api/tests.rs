@@ -11,7 +11,8 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
 
-use super::policy::{AllowRule, Limits, Policy};
+use super::allowlist::AllowRule;
+use super::policy::{Limits, Policy};
 use super::{app, AppState};
 use crate::runner::Runs;
 use crate::store::Store;
@@ -21,19 +22,27 @@ const TOKEN: &str = "secret-token";
 fn test_app(dir: &std::path::Path) -> Router {
     let store = Store::open(dir).unwrap();
     let (stored, _) = store.load_all();
-    let runs = Runs::start(store, stored).unwrap();
+    let runs = Runs::start(store, stored, crate::runner::Retention::default()).unwrap();
     app(AppState {
         runs,
         policy: Arc::new(Policy {
             token: TOKEN.into(),
+            named: vec![],
             allow: vec![AllowRule::parse("192.0.2.0/24").unwrap()],
+            deny_loopback: false,
+            own_api: None,
             limits: Limits {
                 max_connections: 100,
                 max_rate_per_s: Some(1000.0),
                 max_duration: None,
                 max_body_bytes: 4096,
+                max_threads: 4,
+                max_steps: 16,
+                max_payload_bytes: 1 << 20,
             },
         }),
+        failures: Arc::default(),
+        subscribers: Arc::new(tokio::sync::Semaphore::new(8)),
     })
 }
 
