@@ -153,7 +153,7 @@ impl Connection {
 
     /// Frames on a stream we never opened (above our highest id, or even: push is off).
     fn not_idle(&self, stream: u32) -> Result<(), H2Error> {
-        if stream % 2 == 0 || stream > self.highest_id {
+        if stream & 1 == 0 || stream > self.highest_id {
             return Err(H2Error::Protocol);
         }
         Ok(())
