@@ -71,8 +71,7 @@ fn run(peer: &H2Peer, jobs: Vec<Job>) -> (Vec<Response>, usize) {
             "the exchange took longer than {DEADLINE:?}"
         );
         // Start what the server's limit allows (only once its SETTINGS are in).
-        while got_settings {
-            let Some(&j) = queue.front() else { break };
+        while let Some(&j) = queue.front().filter(|_| got_settings) {
             let job = &jobs[j];
             let req = Request {
                 method: job.method,

@@ -4,6 +4,7 @@
 mod conn;
 mod flow;
 mod frame;
+mod hpack;
 
 use loona_hpack::Encoder;
 
