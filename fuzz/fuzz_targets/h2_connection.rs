@@ -68,8 +68,14 @@ fn run(stream: &[u8], sizes: &[usize]) -> Outcome {
         let result = conn.receive(&buf, &mut out);
         for e in conn.events() {
             seen.push(match e {
-                Event::Data { stream, data } => format!("data {} {:?}", stream.0, &buf[data.clone()]),
-                Event::Head { stream, status, fields } => {
+                Event::Data { stream, data } => {
+                    format!("data {} {:?}", stream.0, &buf[data.clone()])
+                }
+                Event::Head {
+                    stream,
+                    status,
+                    fields,
+                } => {
                     let list: Vec<_> = conn.fields().iter(fields.clone()).collect();
                     format!("head {} {status} {list:?}", stream.0)
                 }

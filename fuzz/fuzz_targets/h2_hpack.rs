@@ -27,7 +27,10 @@ fuzz_target!(|data: &[u8]| {
             }
             Ok(b) => {
                 assert_eq!(b.fields, 0..list.len());
-                let size: usize = list.iter(b.fields.clone()).map(|(n, v)| n.len() + v.len() + 32).sum();
+                let size: usize = list
+                    .iter(b.fields.clone())
+                    .map(|(n, v)| n.len() + v.len() + 32)
+                    .sum();
                 assert!(size <= limit as usize, "fields kept past the limit");
                 if trailers {
                     assert_eq!(b.status, None);
@@ -67,6 +70,8 @@ fuzz_target!(|data: &[u8]| {
         let decoded = check.decode(&block).expect("our own block decodes");
         assert_eq!(decoded[0], (b":method".to_vec(), b"POST".to_vec()));
         assert_eq!(decoded[3], (b":path".to_vec(), path.as_bytes().to_vec()));
-        assert!(decoded[4..].iter().all(|(n, _)| !n.iter().any(u8::is_ascii_uppercase)));
+        assert!(decoded[4..]
+            .iter()
+            .all(|(n, _)| !n.iter().any(u8::is_ascii_uppercase)));
     }
 });
