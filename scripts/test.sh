@@ -19,6 +19,11 @@ if [ "${LOADD_SKIP_INSTALL:-0}" != 1 ]; then
         echo "test.sh: installing the websockets Python package" >&2
         python3 -m pip install --quiet --disable-pip-version-check "websockets>=13"
     fi
+    # tests/suite/h2_codec.rs uses Python `h2` as an independent HTTP/2 server.
+    if ! python3 -c "import h2" >/dev/null 2>&1; then
+        echo "test.sh: installing the h2 Python package" >&2
+        python3 -m pip install --quiet --disable-pip-version-check "h2>=4"
+    fi
 fi
 
 # The tests drive the binaries of their own profile (target/<profile>/loadctl): build the same one.

@@ -1,5 +1,5 @@
 //! `testbed`: what the workspace's integration tests and benches share — the built binaries
-//! (`bin`), RAII loopback servers (`Nginx`, `Sandbox`, `Daemon`, `WsPeer`) that bind free ports,
+//! (`bin`), RAII loopback servers (`Nginx`, `Sandbox`, `Daemon`, `WsPeer`, `H2Peer`) that bind free ports,
 //! report their address and stop on drop, one bounded runner for child processes (`Captured`,
 //! `run_bounded`) with `loadctl`'s on top (`run_loadctl`, `run_json`), and a throwaway PKI
 //! (`Pki`) for TLS listeners.
@@ -8,6 +8,7 @@
 
 mod child;
 mod daemon;
+mod h2_peer;
 mod loadctl;
 mod nginx;
 mod peak_rss;
@@ -24,6 +25,7 @@ use std::sync::{Mutex, MutexGuard};
 
 pub use child::{run_bounded, Captured, TextOutput};
 pub use daemon::{remote_loadctl, Daemon, ServeOptions};
+pub use h2_peer::H2Peer;
 pub use loadctl::{run_json, run_loadctl, run_loadctl_timeout, LoadctlRun, DEFAULT_RUN_TIMEOUT};
 pub use nginx::{
     Nginx, NginxConfig, NginxTls, StubStatus, BIG_BYTES as NGINX_BIG_BYTES,

@@ -1,0 +1,112 @@
+"""An independent HTTP/2 server (Python `h2`, cleartext, prior knowledge) for the codec tests.
+
+Usage: h2_peer.py [--max-streams N]. Binds 127.0.0.1 on a free port and prints `ready PORT`.
+  GET  /size/N   -> 200 with N bytes (sent as the client's flow-control windows allow)
+  POST /upload   -> 200, body "received N"; header x-received: N (bytes of request body seen)
+  anything else  -> 404
+Every response carries x-request-count: requests this server has started, over all connections.
+"""
+import select
+import socket
+import sys
+import threading
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.settings
+
+lock = threading.Lock()
+requests_seen = 0
+
+
+def serve(sock, max_streams):
+    global requests_seen
+    config = h2.config.H2Configuration(client_side=False, header_encoding="utf-8")
+    conn = h2.connection.H2Connection(config=config)
+    conn.local_settings = h2.settings.Settings(
+        client=False,
+        initial_values={h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: max_streams},
+    )
+    conn.initiate_connection()
+    sock.sendall(conn.data_to_send())
+    heads = {}
+    bodies = {}
+    pending = {}  # stream -> bytes left to send
+
+    def respond(stream, status, body, extra=()):
+        with lock:
+            count = requests_seen
+        headers = [(":status", str(status)), ("content-length", str(len(body))),
+                   ("x-request-count", str(count))] + list(extra)
+        conn.send_headers(stream, headers, end_stream=not body)
+        if body:
+            pending[stream] = body
+
+    def flush():
+        for stream in list(pending):
+            body = pending[stream]
+            while body:
+                window = min(conn.local_flow_control_window(stream), conn.max_outbound_frame_size)
+                if window <= 0:
+                    break
+                chunk, body = body[:window], body[window:]
+                conn.send_data(stream, chunk, end_stream=not body)
+            if body:
+                pending[stream] = body
+            else:
+                del pending[stream]
+
+    while True:
+        readable, _, _ = select.select([sock], [], [], 30)
+        if not readable:
+            return
+        data = sock.recv(65536)
+        if not data:
+            return
+        for event in conn.receive_data(data):
+            if isinstance(event, h2.events.RequestReceived):
+                with lock:
+                    requests_seen += 1
+                heads[event.stream_id] = dict(event.headers)
+                bodies[event.stream_id] = 0
+            elif isinstance(event, h2.events.DataReceived):
+                bodies[event.stream_id] = bodies.get(event.stream_id, 0) + len(event.data)
+                conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            elif isinstance(event, h2.events.StreamEnded):
+                head = heads.pop(event.stream_id, {})
+                seen = bodies.pop(event.stream_id, 0)
+                path = head.get(":path", "")
+                method = head.get(":method", "")
+                if method == "GET" and path.startswith("/size/"):
+                    respond(event.stream_id, 200, b"x" * int(path[6:]))
+                elif method == "POST" and path == "/upload":
+                    respond(event.stream_id, 200, b"received %d" % seen, [("x-received", str(seen))])
+                else:
+                    respond(event.stream_id, 404, b"")
+            elif isinstance(event, h2.events.ConnectionTerminated):
+                sock.sendall(conn.data_to_send())
+                return
+        flush()
+        out = conn.data_to_send()
+        if out:
+            sock.sendall(out)
+
+
+def main():
+    max_streams = 100
+    args = sys.argv[1:]
+    if args[:1] == ["--max-streams"]:
+        max_streams = int(args[1])
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    print("ready %d" % listener.getsockname()[1], flush=True)
+    while True:
+        sock, _ = listener.accept()
+        threading.Thread(target=serve, args=(sock, max_streams), daemon=True).start()
+
+
+if __name__ == "__main__":
+    main()
