@@ -14,6 +14,34 @@ fn allocations_for(url: &str, requests: u64, driver: &str) -> u64 {
     let text = format!(
         "[target]\nurl = \"{url}\"\n[load]\nconnections = 4\nrequests = {requests}\n[engine]\nthreads = 1\ndriver = \"{driver}\"\n"
     );
+    allocations_of(text, requests)
+}
+
+/// A journey whose request is computed per request: a run-wide value from setup, arithmetic,
+/// a signature over the body, the clock.
+fn computed_allocations_for(url: &str, requests: u64) -> u64 {
+    let text = format!(
+        r#"[target]
+url = "{url}"
+[load]
+connections = 4
+requests = {requests}
+[engine]
+threads = 1
+[[setup]]
+path = "/"
+capture = {{ tok = {{ regex = "(ok)" }} }}
+[[steps]]
+method = "POST"
+path = "/echo?i={{{{iteration % 7}}}}&t={{{{run.tok}}}}&u={{{{urlencode(run.tok + ' x')}}}}"
+headers = ["X-Sig: t={{{{now_s}}}},v1={{{{hex(hmac_sha256('k', str(now_s) + '.' + body))}}}}", "X-B: {{{{base64(run.tok)}}}}", "X-H: {{{{hex(sha256(body))}}}}"]
+body = "n={{{{vu * 3 + iteration}}}}"
+"#
+    );
+    allocations_of(text, requests)
+}
+
+fn allocations_of(text: String, requests: u64) -> u64 {
     let source = Source::in_memory("alloc.toml", text, scenario::Files::Disk);
     let spec = scenario::parse(&source).expect("valid spec");
     let plan = Plan::from_spec(&spec, &source).expect("valid plan");
@@ -48,4 +76,14 @@ fn requests_do_not_allocate_in_steady_state() {
             "{driver}: {small} allocations for 500 requests, {large} for 5000 ({extra_per_request:.3} extra per request)"
         );
     }
+    // Templates with expressions and functions render into reused buffers too.
+    let url = sandbox.url("");
+    computed_allocations_for(&url, 200);
+    let small = computed_allocations_for(&url, 500);
+    let large = computed_allocations_for(&url, 5_000);
+    let extra_per_request = large.saturating_sub(small) as f64 / 4_500.0;
+    assert!(
+        extra_per_request < 0.01,
+        "computed: {small} allocations for 500 requests, {large} for 5000 ({extra_per_request:.3} extra per request)"
+    );
 }

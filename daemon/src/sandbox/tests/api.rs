@@ -56,10 +56,11 @@ fn quiz_journey_ends_on_the_scoreboard() {
     let scoreboard = format!("/api/t/acme/sessions/{id}/scoreboard");
     let (status, board) = client.json("GET", &scoreboard, Some(&carol), None);
     assert_eq!(status, 200);
+    // Four answers accepted (ann's two, bob's two); carol's refused one is not counted.
     let expected = json!({ "scores": [
         { "user_id": bob_id, "username": "bob", "score": 2 },
         { "user_id": ann_id, "username": "ann", "score": 1 },
-    ]});
+    ], "players": 2, "total_answers": 4 });
     assert_eq!(board, expected);
 
     let (_, list) = client.json("GET", "/api/t/acme/sessions", Some(&ann), None);

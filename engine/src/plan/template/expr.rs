@@ -11,6 +11,42 @@ use super::{Names, RunRef};
 /// Most characters `random_string(n)` makes.
 pub(super) const MAX_RANDOM_STRING: i64 = 64 * 1024;
 
+/// Why a value could not be rendered: the request is not sent, counted as a `template` error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RenderError {
+    IndexOutOfRange,
+    Overflow,
+    DivideByZero,
+    NotANumber,
+    TooLong,
+}
+
+impl RenderError {
+    pub fn message(self) -> &'static str {
+        match self {
+            RenderError::IndexOutOfRange => "a list index is out of range",
+            RenderError::Overflow => "an integer overflowed",
+            RenderError::DivideByZero => "division by zero",
+            RenderError::NotANumber => "int(…) of text that is not an integer",
+            RenderError::TooLong => "random_string's length is out of range",
+        }
+    }
+}
+
+/// One arithmetic step, checked.
+pub(super) fn apply(op: Op, a: i64, b: i64) -> Result<i64, RenderError> {
+    let r = match op {
+        Op::Add => a.checked_add(b),
+        Op::Sub => a.checked_sub(b),
+        Op::Mul => a.checked_mul(b),
+        Op::Div | Op::Rem if b == 0 => return Err(RenderError::DivideByZero),
+        // Euclidean: `vu % 10` is never negative, so it is always a valid index.
+        Op::Div => a.checked_div_euclid(b),
+        Op::Rem => a.checked_rem_euclid(b),
+    };
+    r.ok_or(RenderError::Overflow)
+}
+
 /// What an expression yields.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Ty {
@@ -498,7 +534,7 @@ fn arith(op: Op, left: Expr, right: Expr) -> Result<Expr, String> {
         }
     }
     if let (Expr::Int(a), Expr::Int(b)) = (&left, &right) {
-        return super::eval::apply(op, *a, *b)
+        return apply(op, *a, *b)
             .map(Expr::Int)
             .map_err(|e| format!("{a} {sym} {b}: {}", e.message()));
     }

@@ -12,7 +12,7 @@ mod expr;
 
 use std::io::Write as _;
 
-pub use self::eval::RenderError;
+pub use self::expr::RenderError;
 use self::expr::{Expr, Ty};
 
 /// Built-in names, for messages and for refusing them as capture names.
