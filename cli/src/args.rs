@@ -157,6 +157,9 @@ pub struct SubmitArgs {
     /// Send to this origin instead of the file's, keeping its paths (as `loadctl run --base-url`).
     #[arg(long)]
     pub base_url: Option<String>,
+    /// With a scenario file of weighted [[tasks]]: run only this task (repeatable).
+    #[arg(long = "task", value_name = "NAME")]
+    pub tasks: Vec<String>,
     #[command(flatten)]
     pub daemon: DaemonArgs,
     /// Split the load across these daemons (comma-separated URLs), started together and merged

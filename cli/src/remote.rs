@@ -44,6 +44,7 @@ fn submit_inner(args: &SubmitArgs) -> Result<u8, Failure> {
         &args.file,
         args.duration.as_deref(),
         args.base_url.as_deref(),
+        &args.tasks,
     )?;
     let client = Client::new(&args.daemon);
     let mut path = format!("/v1/runs?queue={}", !args.no_queue);
@@ -56,6 +57,7 @@ fn submit_inner(args: &SubmitArgs) -> Result<u8, Failure> {
     if let Some(b) = &args.base_url {
         path.push_str(&format!("&base_url={}", percent_encode(b)));
     }
+    path.push_str(&tasks_query(&args.tasks));
     let (content_type, body) = bundle.encode();
     let v = ok_json(client.post(&path, &content_type, &body)?)?;
     let id = v["id"].as_str().unwrap_or_default().to_string();
@@ -69,6 +71,14 @@ fn submit_inner(args: &SubmitArgs) -> Result<u8, Failure> {
         client.base
     );
     tail_run(&client, &id)
+}
+
+/// `--task a --task b` as `&tasks=a,b` (nothing without `--task`).
+fn tasks_query(tasks: &[String]) -> String {
+    if tasks.is_empty() {
+        return String::new();
+    }
+    format!("&tasks={}", percent_encode(&tasks.join(",")))
 }
 
 pub fn tail(args: &TailArgs) -> u8 {

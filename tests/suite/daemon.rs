@@ -501,3 +501,75 @@ fn sigterm_stops_the_run_and_keeps_its_result() {
         "{report}"
     );
 }
+
+#[test]
+fn submit_sends_its_tasks_and_the_submitters_environment() {
+    let _serial = testbed::serial();
+    let sandbox = Sandbox::start().expect("sandbox");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let daemon = serve(&tmp.path().join("state"));
+    // Two tasks; each request carries a value only the submitting shell has.
+    let text = format!(
+        "[target]\nurl = \"{}\"\n[load]\nmodel = \"closed\"\nconnections = 2\nduration = \"1s\"\n\
+         [[tasks]]\nname = \"reads\"\n[[tasks.steps]]\nname = \"read\"\npath = \"/\"\n\
+         [[tasks]]\nname = \"writes\"\n[[tasks.steps]]\nname = \"write\"\nmethod = \"POST\"\n\
+         path = \"/echo\"\nbody = \"key={{{{env('LOADD_T_SUBMIT_KEY')}}}}\"\n\
+         check = {{ body_contains = \"key=from-the-shell\" }}\n",
+        sandbox.url("/")
+    );
+    let file = write_scenario(tmp.path(), "tasks.toml", &text);
+    let file = file.to_str().expect("utf-8");
+    let submit = |args: &[&str]| -> TextOutput {
+        let mut cmd = Command::new(testbed::bin("loadctl"));
+        cmd.arg("submit")
+            .args(args)
+            .env("XDG_STATE_HOME", "/nonexistent")
+            .env("LOADD_URL", daemon.url())
+            .env("LOADD_TOKEN", daemon.token())
+            .env("LOADD_T_SUBMIT_KEY", "from-the-shell");
+        run_bounded(&mut cmd, LOADCTL_TIMEOUT).into()
+    };
+
+    let out = submit(&["--task", "writes", file]);
+    assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
+    let id = daemon.json("/v1/runs")["runs"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let report = daemon.json(&format!("/v1/runs/{id}/report"));
+    let write = testbed::step(&report, "write");
+    let writes = write["requests"].as_u64().expect("requests");
+    assert!(writes > 0, "{report}");
+    assert_eq!(write["checks_passed"], writes, "{report}");
+    assert_eq!(report["errors_total"], 0, "{report}");
+    assert_eq!(
+        report["requests"], writes,
+        "only the chosen task ran: {report}"
+    );
+
+    // A task the file does not have: refused here, in one line, before the daemon sees it.
+    let out = submit(&["--task", "writs", file]);
+    assert_eq!(out.code, Some(2), "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("did you mean `writes`"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        daemon.json("/v1/runs")["runs"].as_array().map(Vec::len),
+        Some(1)
+    );
+
+    // The daemon never reads its own environment for a scenario: PATH is set in its process.
+    let probe = format!(
+        "[target]\nurl = \"{}\"\n[[steps]]\nname = \"leak\"\npath = \"/?p={{{{env('PATH')}}}}\"\n",
+        sandbox.url("/")
+    );
+    let (status, body) = daemon.call("POST", "/v1/runs?name=probe.toml", probe.as_bytes());
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("`PATH` is not set"), "{body}");
+    let plain = text.replace("{{env('LOADD_T_SUBMIT_KEY')}}", "x");
+    let (status, body) = daemon.call("POST", "/v1/runs?tasks=reads,nope", plain.as_bytes());
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("`nope` is not a task"), "{body}");
+}

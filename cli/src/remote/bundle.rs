@@ -8,6 +8,7 @@
 //! the scenario's folder (an absolute path, a `..`, or a link leading out): a scenario from
 //! someone else must not be able to ship `~/.ssh/id_rsa` to a daemon (exit 2, one located line).
 
+use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Component, Path};
 
@@ -24,6 +25,9 @@ pub struct Bundle {
     pub text: String,
     /// (relative name as the scenario writes it, bytes), in name order.
     pub files: Vec<(String, Vec<u8>)>,
+    /// The environment variables the scenario's `env()` read here, with their values: the
+    /// daemon plans with these and never with its own environment.
+    pub env: BTreeMap<String, String>,
 }
 
 fn usage(message: String) -> Failure {
@@ -40,6 +44,7 @@ impl Bundle {
         path: &Path,
         duration: Option<&str>,
         base_url: Option<&str>,
+        tasks: &[String],
     ) -> Result<Bundle, Failure> {
         let (mut scenario, source) =
             scenario::load(path).map_err(|e| usage(format!("error: {e}")))?;
@@ -51,10 +56,15 @@ impl Bundle {
         if let Some(base) = base_url {
             scenario.target.url = unspanned(scenario::rebase(scenario.target.url.get_ref(), base));
         }
-        Plan::from_spec(&scenario, &source).map_err(|errors| {
+        let plan = Plan::from_spec(&scenario, &source).map_err(|errors| {
             let lines: Vec<String> = errors.0.iter().map(|e| format!("error: {e}")).collect();
             usage(lines.join("\n"))
         })?;
+        if !tasks.is_empty() {
+            let mut plan = plan.clone();
+            plan.select_tasks(tasks)
+                .map_err(|why| usage(format!("error: {why}")))?;
+        }
         let files = files
             .into_iter()
             .map(|name| {
@@ -78,6 +88,7 @@ impl Bundle {
             name,
             text: source.text,
             files,
+            env: plan.env_read,
         })
     }
 
@@ -106,6 +117,10 @@ impl Bundle {
         for (file, bytes) in &self.files {
             part("file", file, "application/octet-stream", bytes);
         }
+        if !self.env.is_empty() {
+            let json = serde_json::to_vec(&self.env).unwrap_or_default();
+            part("env", "env.json", "application/json", &json);
+        }
         body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
         (format!("multipart/form-data; boundary={boundary}"), body)
     }
@@ -126,7 +141,12 @@ impl Bundle {
             .find(|b| {
                 let b = b.as_bytes();
                 let contains = |hay: &[u8]| hay.windows(b.len()).any(|w| w == b);
-                !contains(self.text.as_bytes()) && !self.files.iter().any(|(_, f)| contains(f))
+                !contains(self.text.as_bytes())
+                    && !self.files.iter().any(|(_, f)| contains(f))
+                    && !self
+                        .env
+                        .iter()
+                        .any(|(k, v)| contains(k.as_bytes()) || contains(v.as_bytes()))
             })
             .unwrap_or_else(|| "loadctl-boundary".into())
     }
@@ -185,12 +205,14 @@ mod tests {
             name: "s.toml".into(),
             text: "[target]\n".into(),
             files: vec![("data/a.bin".into(), vec![0, 1, 2])],
+            env: BTreeMap::from([("TOKEN".into(), "s3cret".into())]),
         };
         let (ct, body) = b.encode();
         let boundary = ct.strip_prefix("multipart/form-data; boundary=").unwrap();
         let text = String::from_utf8_lossy(&body);
         assert!(text.starts_with(&format!("--{boundary}\r\nContent-Disposition: form-data; name=\"scenario\"; filename=\"s.toml\"\r\n")));
         assert!(text.contains("name=\"file\"; filename=\"data/a.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n\u{0}\u{1}\u{2}\r\n"));
+        assert!(text.contains("name=\"env\"; filename=\"env.json\"\r\nContent-Type: application/json\r\n\r\n{\"TOKEN\":\"s3cret\"}\r\n"));
         assert!(text.ends_with(&format!("--{boundary}--\r\n")));
     }
 
@@ -203,15 +225,15 @@ mod tests {
             "[target]\nurl = \"http://127.0.0.1:1/\"\n[load]\nconections = 3\n",
         )
         .unwrap();
-        let f = Bundle::collect(&bad, None, None).err().unwrap();
+        let f = Bundle::collect(&bad, None, None, &[]).err().unwrap();
         assert_eq!(f.code, exit::USAGE);
         assert!(f.message.contains("bad.toml:4:1:"), "{}", f.message);
         let ok = tmp.path().join("ok.toml");
         std::fs::write(&ok, "[target]\nurl = \"http://127.0.0.1:1/\"\n[request]\nmethod = \"POST\"\nbody_file = \"body.bin\"\n").unwrap();
-        let f = Bundle::collect(&ok, None, None).err().unwrap();
+        let f = Bundle::collect(&ok, None, None, &[]).err().unwrap();
         assert!(f.message.contains("body.bin"), "{}", f.message);
         std::fs::write(tmp.path().join("body.bin"), b"payload").unwrap();
-        let b = Bundle::collect(&ok, Some("1s"), Some("http://127.0.0.1:2")).unwrap();
+        let b = Bundle::collect(&ok, Some("1s"), Some("http://127.0.0.1:2"), &[]).unwrap();
         assert_eq!(b.name, "ok.toml");
         assert_eq!(b.files, vec![("body.bin".to_string(), b"payload".to_vec())]);
     }

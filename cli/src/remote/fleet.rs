@@ -50,6 +50,8 @@ struct Part {
     /// What the share runs, for the submission line.
     summary: String,
     bundle: Bundle,
+    /// `--task`: the daemon keeps only these tasks, as the plans here did.
+    tasks: Vec<String>,
     map: ShapeMap,
 }
 
@@ -122,6 +124,7 @@ fn prepare(args: &SubmitArgs, urls: &[String]) -> Result<(Plan, Vec<Part>), Fail
         &args.file,
         args.duration.as_deref(),
         args.base_url.as_deref(),
+        &args.tasks,
     )?;
     let text = split::apply_overrides(
         &bundle.text,
@@ -133,7 +136,8 @@ fn prepare(args: &SubmitArgs, urls: &[String]) -> Result<(Plan, Vec<Part>), Fail
     )
     .map_err(|e| usage(format!("error: {e}")))?;
     let files: BTreeMap<String, Vec<u8>> = bundle.files.iter().cloned().collect();
-    let whole = plan_of(&bundle.name, &text, &files).map_err(|e| usage(format!("error: {e}")))?;
+    let whole = plan_of(&bundle.name, &text, &files, &args.tasks)
+        .map_err(|e| usage(format!("error: {e}")))?;
     // Each daemon would run setup of its own, and teardown would count one share only.
     if !whole.phases.is_empty() {
         return Err(usage(
@@ -165,7 +169,7 @@ fn prepare(args: &SubmitArgs, urls: &[String]) -> Result<(Plan, Vec<Part>), Fail
                 own.insert(name.clone(), rows);
             }
         }
-        let plan = plan_of(&bundle.name, &share.text, &own).map_err(|e| {
+        let plan = plan_of(&bundle.name, &share.text, &own, &args.tasks).map_err(|e| {
             usage(format!(
                 "error: the share for {url} does not plan (please report this): {e}"
             ))
@@ -178,17 +182,27 @@ fn prepare(args: &SubmitArgs, urls: &[String]) -> Result<(Plan, Vec<Part>), Fail
                 name: bundle.name.clone(),
                 text: share.text,
                 files: own.into_iter().collect(),
+                env: bundle.env.clone(),
             },
+            tasks: args.tasks.clone(),
             map,
         });
     }
     Ok((whole, parts))
 }
 
-fn plan_of(name: &str, text: &str, files: &BTreeMap<String, Vec<u8>>) -> Result<Plan, String> {
+fn plan_of(
+    name: &str,
+    text: &str,
+    files: &BTreeMap<String, Vec<u8>>,
+    tasks: &[String],
+) -> Result<Plan, String> {
     let source = Source::in_memory(name, text, Files::Bundle(files.clone()));
     let spec = scenario::parse(&source).map_err(|e| e.to_string())?;
-    let plan = Plan::from_spec(&spec, &source).map_err(|e| e.to_string())?;
+    let mut plan = Plan::from_spec(&spec, &source).map_err(|e| e.to_string())?;
+    if !tasks.is_empty() {
+        plan.select_tasks(tasks)?;
+    }
     if plan.capacity.is_some() {
         return Err(split::SplitError::Capacity.to_string());
     }
@@ -232,8 +246,9 @@ fn submit_all(parts: &[Part], clients: &[Client], start_at: u64) -> Result<Vec<S
             .map(|(part, client)| {
                 scope.spawn(move || {
                     let path = format!(
-                        "/v1/runs?queue=false&stats=true&start_at={start_at}&name={}",
-                        percent_encode(&part.bundle.name)
+                        "/v1/runs?queue=false&stats=true&start_at={start_at}&name={}{}",
+                        percent_encode(&part.bundle.name),
+                        super::tasks_query(&part.tasks)
                     );
                     let (content_type, body) = part.bundle.encode();
                     let v = ok_json(client.post(&path, &content_type, &body)?)?;

@@ -48,6 +48,8 @@ pub struct SubmitQuery {
     rate_scale: Option<f64>,
     /// Sends to this origin instead of the scenario's, keeping its paths (`loadctl run --base-url`).
     base_url: Option<String>,
+    /// Runs only these weighted tasks, comma-separated (`loadctl submit --task`).
+    tasks: Option<String>,
     /// Starts the run at this wall-clock instant (Unix ms), so daemons given the same instant
     /// start together; at most a few seconds past, at most ten minutes ahead.
     start_at: Option<u64>,
@@ -62,6 +64,8 @@ struct Submission {
     text: String,
     name: Option<String>,
     files: BTreeMap<String, Vec<u8>>,
+    /// What `env()` reads: the values loadctl read in the submitter's shell.
+    env: BTreeMap<String, String>,
 }
 
 fn yes() -> bool {
@@ -89,7 +93,12 @@ async fn submit_run(
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let submission = read_submission(state, request).await?;
-    let Submission { text, name, files } = submission;
+    let Submission {
+        text,
+        name,
+        files,
+        env,
+    } = submission;
     // Only a file name: it labels messages and is never opened.
     let name = query
         .name
@@ -110,6 +119,14 @@ async fn submit_run(
         duration: query.duration.clone(),
         rate_scale: query.rate_scale,
         base_url: query.base_url.clone(),
+        tasks: query
+            .tasks
+            .iter()
+            .flat_map(|t| t.split(','))
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .collect(),
+        env,
     };
     let bundle = files.clone();
     let limits = state.policy.limits.spec();
@@ -203,6 +220,7 @@ async fn read_submission(state: &AppState, request: Request) -> Result<Submissio
                 .map_err(|_| ApiError::BadRequest("the scenario is not UTF-8 text".into()))?,
             name: None,
             files: BTreeMap::new(),
+            env: BTreeMap::new(),
         }
     };
     Ok(submission)
@@ -251,6 +269,7 @@ async fn read_bundle(mut form: Multipart) -> Result<Submission, BundleError> {
     let mut text = None;
     let mut name = None;
     let mut files = BTreeMap::new();
+    let mut env = None;
     while let Some(field) = form.next_field().await? {
         match field.name() {
             Some("scenario") => {
@@ -275,9 +294,20 @@ async fn read_bundle(mut form: Multipart) -> Result<Submission, BundleError> {
                     return Err(BundleError::Invalid(format!("`{file}` was sent twice")));
                 }
             }
+            Some("env") => {
+                if env.is_some() {
+                    return Err(BundleError::Invalid("more than one `env` part".into()));
+                }
+                let bytes = field.bytes().await?;
+                env = Some(serde_json::from_slice(&bytes).map_err(|e| {
+                    BundleError::Invalid(format!(
+                        "the `env` part must be a JSON object of strings: {e}"
+                    ))
+                })?);
+            }
             other => {
                 return Err(BundleError::Invalid(format!(
-                    "unexpected part {:?}: a bundle has a `scenario` part and `file` parts",
+                    "unexpected part {:?}: a bundle has a `scenario` part, `file` parts and an optional `env` part",
                     other.unwrap_or("")
                 )))
             }
@@ -285,7 +315,12 @@ async fn read_bundle(mut form: Multipart) -> Result<Submission, BundleError> {
     }
     let text =
         text.ok_or_else(|| BundleError::Invalid("the bundle has no `scenario` part".into()))?;
-    Ok(Submission { text, name, files })
+    Ok(Submission {
+        text,
+        name,
+        files,
+        env: env.unwrap_or_default(),
+    })
 }
 
 /// Submission-time changes to a scenario, applied to the spec before planning.
@@ -293,6 +328,8 @@ struct Overrides {
     duration: Option<String>,
     rate_scale: Option<f64>,
     base_url: Option<String>,
+    tasks: Vec<String>,
+    env: BTreeMap<String, String>,
 }
 
 /// `rate × scale`, keeping the span so plan errors still point into the file. A value that does
@@ -316,7 +353,9 @@ fn plan_scenario(
     limits: SpecLimits,
 ) -> Result<Plan, ApiError> {
     // Files come only from what was submitted, never from the daemon's disk.
-    let source = Source::in_memory(name, text, scenario::Files::Bundle(files.clone()));
+    let mut source = Source::in_memory(name, text, scenario::Files::Bundle(files.clone()));
+    // Never the daemon's own environment: it may hold the daemon's secrets.
+    source.env = Some(overrides.env);
     let mut spec =
         scenario::parse(&source).map_err(|e| ApiError::InvalidScenario(vec![e.to_string()]))?;
     if let Some(base) = &overrides.base_url {
@@ -339,9 +378,14 @@ fn plan_scenario(
     }
     // Before planning: planning itself builds what these limits bound.
     spec_limits::check(&spec, &files, &limits).map_err(ApiError::BadRequest)?;
-    Plan::from_spec(&spec, &source).map_err(|errors| {
+    let mut plan = Plan::from_spec(&spec, &source).map_err(|errors| {
         ApiError::InvalidScenario(errors.0.iter().map(|e| e.to_string()).collect())
-    })
+    })?;
+    if !overrides.tasks.is_empty() {
+        plan.select_tasks(&overrides.tasks)
+            .map_err(ApiError::BadRequest)?;
+    }
+    Ok(plan)
 }
 
 /// A run as listed: its meta, how far it got, and the headline figures of its result.

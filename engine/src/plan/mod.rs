@@ -22,6 +22,7 @@ pub mod template;
 pub mod threshold;
 mod websocket;
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::ops::Range;
 use std::time::Duration;
@@ -68,11 +69,22 @@ pub struct Plan {
     pub tls: Option<TlsPlan>,
     /// `[[setup]]` and `[[teardown]]`, run once around the load.
     pub phases: Phases,
+    /// The environment variables `env()` read, with their values: what `loadctl submit` sends
+    /// so the daemon plans with the submitter's values.
+    pub env_read: BTreeMap<String, String>,
 }
 
 impl Plan {
     /// Validates a spec and resolves everything a run needs.
     pub fn from_spec(spec: &ScenarioSpec, source: &Source) -> Result<Plan, PlanErrors> {
+        let (plan, read) = template::env::scoped(source.env.clone(), || Self::check(spec, source));
+        plan.map(|plan| Plan {
+            env_read: read,
+            ..plan
+        })
+    }
+
+    fn check(spec: &ScenarioSpec, source: &Source) -> Result<Plan, PlanErrors> {
         let mut c = Checker::new(source);
         let target = check_target(&mut c, &spec.target.url);
         let request = check_request(&mut c, spec);
@@ -130,6 +142,7 @@ impl Plan {
             driver,
             local_ips,
             phases,
+            env_read: BTreeMap::new(),
         })
     }
 

@@ -20,6 +20,9 @@ pub struct Source {
     pub base_dir: PathBuf,
     /// Where files the scenario names (body files, feeders, uploads) may come from.
     pub files: Files,
+    /// What `env("NAME")` reads: `None` the process environment, else only these (a daemon
+    /// planning a submission reads the values loadctl sent, never its own environment).
+    pub env: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// Where a scenario's files are read from.
@@ -40,6 +43,7 @@ impl Source {
             text: String::new(),
             base_dir: PathBuf::from("."),
             files: Files::Disk,
+            env: None,
         }
     }
 
@@ -50,6 +54,7 @@ impl Source {
             text: text.into(),
             base_dir: PathBuf::from("."),
             files,
+            env: None,
         }
     }
 
@@ -97,6 +102,7 @@ pub fn load(path: &Path) -> Result<(ScenarioSpec, Source), LoadError> {
             .parent()
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
         files: Files::Disk,
+        env: None,
     };
     let spec = parse(&source)?;
     Ok((spec, source))

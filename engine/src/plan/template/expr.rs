@@ -509,11 +509,11 @@ impl Parser<'_, '_> {
             self.expect(b',')?;
         }
         match args.as_slice() {
-            [name] => std::env::var(name).map(|v| Expr::Text(v.into_bytes())).map_err(|_| {
+            [name] => super::env::lookup(name).map(|v| Expr::Text(v.into_bytes())).ok_or_else(|| {
                 format!("environment variable `{name}` is not set: set it, or give a default, env(\"{name}\", \"…\")")
             }),
             [name, default] => Ok(Expr::Text(
-                std::env::var(name).unwrap_or_else(|_| default.clone()).into_bytes(),
+                super::env::lookup(name).unwrap_or_else(|| default.clone()).into_bytes(),
             )),
             _ => Err("env takes a name and an optional default".into()),
         }

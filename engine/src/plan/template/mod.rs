@@ -7,6 +7,7 @@
 //! each template escapes what it inserts for where it sits (JSON string content, a header
 //! value, a URL path), so a captured value cannot break the request's framing.
 
+pub mod env;
 mod eval;
 mod expr;
 
