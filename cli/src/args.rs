@@ -64,6 +64,13 @@ pub struct RunArgs {
     /// Connections to keep open (split across threads).
     #[arg(short = 'c', long, value_parser = positive_count)]
     pub connections: Option<u64>,
+    /// HTTP/2 with prior knowledge (h2c) for http:// targets.
+    #[arg(long)]
+    pub http2: bool,
+    /// HTTP/2: concurrent streams per connection (default 1, like h2load's -m); each stream
+    /// is a user of its own, so -c 2 --streams 8 keeps 16 requests in flight.
+    #[arg(long, value_parser = positive_count, requires = "http2")]
+    pub streams: Option<u64>,
     /// Shards (threads), one per CPU by default.
     #[arg(short = 't', long, value_parser = positive_count)]
     pub threads: Option<u64>,

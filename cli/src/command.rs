@@ -195,6 +195,12 @@ fn apply_flags(spec: &mut ScenarioSpec, a: &RunArgs) {
     if let Some(base) = &a.base_url {
         spec.target.url = unspanned(scenario::rebase(spec.target.url.get_ref(), base));
     }
+    if a.http2 {
+        spec.target.http = Some(unspanned("2".into()));
+    }
+    if let Some(s) = a.streams {
+        spec.target.streams = Some(unspanned(s));
+    }
     if a.insecure {
         spec.tls
             .get_or_insert_with(Default::default)

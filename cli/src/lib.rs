@@ -38,13 +38,20 @@ where
                     },
                 );
             }
-            // One line, as promised: clap's first line names the problem.
+            // One line, as promised: clap's first paragraph names the problem (a missing
+            // argument is listed on the indented lines under it), joined.
             let rendered = e.render().to_string();
-            let first = rendered
+            let line = rendered
                 .lines()
-                .next()
-                .unwrap_or("error: invalid arguments");
-            eprintln!("{first}");
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect::<Vec<_>>()
+                .join(" ");
+            if line.is_empty() {
+                eprintln!("error: invalid arguments");
+            } else {
+                eprintln!("{line}");
+            }
             return ExitCode::from(exit::USAGE);
         }
     };

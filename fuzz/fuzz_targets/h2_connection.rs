@@ -6,7 +6,7 @@
 #![no_main]
 
 use engine::proto::h2::{
-    frame, Connection, Event, H2Error, Request, Settings, DEFAULT_MAX_FRAME_SIZE, FRAME_HEADER_LEN,
+    frame, Connection, Event, Fields, H2Error, Request, Settings, DEFAULT_MAX_FRAME_SIZE, FRAME_HEADER_LEN,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -15,7 +15,7 @@ const GET: Request<'static> = Request {
     scheme: "http",
     authority: "fuzz.test",
     path: "/",
-    headers: &[],
+    headers: Fields::Pairs(&[]),
 };
 const BODY: &[u8] = &[7; 100_000];
 

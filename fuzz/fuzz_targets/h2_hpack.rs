@@ -4,7 +4,7 @@
 //! blocks the rest is cut into, bit 4 the blocks are trailers, bit 5 a small header list limit.
 #![no_main]
 
-use engine::proto::h2::hpack::{BlockDecoder, HeaderList, Request, RequestEncoder};
+use engine::proto::h2::hpack::{BlockDecoder, Fields, HeaderList, Request, RequestEncoder};
 use engine::proto::h2::H2Error;
 use libfuzzer_sys::fuzz_target;
 
@@ -57,7 +57,7 @@ fuzz_target!(|data: &[u8]| {
         scheme: "https",
         authority: "fuzz.test",
         path,
-        headers: &headers,
+        headers: Fields::Pairs(&headers),
     };
     let mut enc = RequestEncoder::default();
     let mut check = loona_hpack::Decoder::new();

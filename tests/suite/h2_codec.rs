@@ -10,7 +10,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use engine::proto::h2::{
-    Connection, Event, Request, Settings, StartError, StreamId, DEFAULT_WINDOW,
+    Connection, Event, Fields, Request, Settings, StartError, StreamId, DEFAULT_WINDOW,
 };
 use testbed::H2Peer;
 
@@ -78,7 +78,7 @@ fn run(peer: &H2Peer, jobs: Vec<Job>) -> (Vec<Response>, usize) {
                 scheme: "http",
                 authority: "127.0.0.1",
                 path: &job.path,
-                headers: &[],
+                headers: Fields::Pairs(&[]),
             };
             match conn.start_request(&req, &job.body, &mut out) {
                 Ok(stream) => {

@@ -14,6 +14,7 @@ mod daemon_abuse;
 mod demo;
 mod executors;
 mod fleet;
+mod h2;
 mod h2_codec;
 mod hardening;
 mod https;

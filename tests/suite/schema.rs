@@ -1,5 +1,5 @@
 //! `docs/results.schema.json` against real results: `loadctl run --output json` over HTTP (closed,
-//! open, with errors, a multi-scenario file with thresholds), ws:// and https://, and the JSON
+//! open, with errors, a multi-scenario file with thresholds), ws://, https:// and h2c, and the JSON
 //! report loadd serves for a submitted run. The schema is strict (every field required, no
 //! unknown ones), so a field added to or dropped from `engine::Results` fails here until the
 //! schema says so.
@@ -90,7 +90,7 @@ fn http_runs_match_the_schema() {
 }
 
 #[test]
-fn websocket_and_tls_runs_match_the_schema() {
+fn websocket_tls_and_h2_runs_match_the_schema() {
     let _load = testbed::serial();
     let sandbox = Sandbox::start().unwrap();
     let ws_url = format!("ws://{}/ws/echo", sandbox.addr());
@@ -107,6 +107,24 @@ fn websocket_and_tls_runs_match_the_schema() {
     let https = run(&[&nginx.https_url("/"), "-k", "-n", "200", "-c", "2"]);
     assert!(https["tls"].is_object(), "{https}");
     assert_conforms("https:// run", &https);
+
+    let h2c = Nginx::start_with(NginxConfig {
+        h2c: true,
+        ..NginxConfig::default()
+    })
+    .unwrap();
+    let h2 = run(&[
+        &h2c.h2c_url("/"),
+        "--http2",
+        "--streams",
+        "4",
+        "-n",
+        "200",
+        "-c",
+        "2",
+    ]);
+    assert_eq!(h2["model"]["h2_streams"], 4, "{h2}");
+    assert_conforms("HTTP/2 run", &h2);
 }
 
 #[test]

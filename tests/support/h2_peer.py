@@ -3,6 +3,7 @@
 Usage: h2_peer.py [--max-streams N]. Binds 127.0.0.1 on a free port and prints `ready PORT`.
   GET  /size/N   -> 200 with N bytes (sent as the client's flow-control windows allow)
   POST /upload   -> 200, body "received N"; header x-received: N (bytes of request body seen)
+  GET  /stall    -> never answered (the client's timeout has to reset the stream)
   anything else  -> 404
 Every response carries x-request-count: requests this server has started, over all connections.
 """
@@ -80,6 +81,8 @@ def serve(sock, max_streams):
                 method = head.get(":method", "")
                 if method == "GET" and path.startswith("/size/"):
                     respond(event.stream_id, 200, b"x" * int(path[6:]))
+                elif path == "/stall":
+                    pass
                 elif method == "POST" and path == "/upload":
                     respond(event.stream_id, 200, b"received %d" % seen, [("x-received", str(seen))])
                 else:

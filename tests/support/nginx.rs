@@ -35,6 +35,9 @@ pub struct NginxConfig {
     /// Seconds nginx keeps an idle connection: `keepalive_timeout` between requests and
     /// `client_header_timeout` before the first one.
     pub idle_timeout_s: u64,
+    /// A cleartext HTTP/2 listener (prior knowledge, `listen … http2`) on its own port
+    /// (`h2c_url`); the plain one keeps serving HTTP/1.1 and the `stub_status` probes.
+    pub h2c: bool,
 }
 
 impl Default for NginxConfig {
@@ -45,6 +48,7 @@ impl Default for NginxConfig {
             access_log: false,
             pin_cpu: None,
             idle_timeout_s: 65,
+            h2c: false,
         }
     }
 }
@@ -90,6 +94,7 @@ pub struct Nginx {
     child: Child,
     addr: SocketAddr,
     tls_addr: Option<SocketAddr>,
+    h2c_addr: Option<SocketAddr>,
     dir: tempfile::TempDir,
     /// Connections and requests of our own `stub_status` probes, subtracted from what nginx reports.
     own_accepts: Cell<u64>,
@@ -135,7 +140,10 @@ impl Nginx {
                 SocketAddr::from((Ipv4Addr::LOCALHOST, crate::free_port())),
             )
         });
-        write_tree(dir.path(), config, addr, tls)?;
+        let h2c = config
+            .h2c
+            .then(|| SocketAddr::from((Ipv4Addr::LOCALHOST, crate::free_port())));
+        write_tree(dir.path(), config, addr, tls, h2c)?;
         let stderr = fs::File::create(dir.path().join("stderr.log"))?;
         let mut cmd = match config.pin_cpu {
             Some(cpu) => {
@@ -162,6 +170,7 @@ impl Nginx {
             child,
             addr,
             tls_addr: tls.map(|(_, a)| a),
+            h2c_addr: h2c,
             dir,
             own_accepts: Cell::new(0),
             own_requests: Cell::new(0),
@@ -208,6 +217,14 @@ impl Nginx {
     /// `https://127.0.0.1:PORT{path}` on the TLS listener; `path` starts with `/`.
     pub fn https_url(&self, path: &str) -> String {
         format!("https://{}{path}", self.tls_addr())
+    }
+
+    /// `http://127.0.0.1:PORT{path}` on the HTTP/2 (h2c) listener. Panics without `h2c`.
+    pub fn h2c_url(&self, path: &str) -> String {
+        let addr = self
+            .h2c_addr
+            .expect("nginx was started without h2c: set NginxConfig::h2c");
+        format!("http://{addr}{path}")
     }
 
     /// `http://127.0.0.1:PORT{path}`; `path` starts with `/`.
@@ -369,6 +386,7 @@ fn write_tree(
     config: &NginxConfig,
     addr: SocketAddr,
     tls: Option<(&NginxTls, SocketAddr)>,
+    h2c: Option<SocketAddr>,
 ) -> Result<()> {
     let html = dir.join("html");
     fs::create_dir_all(&html)?;
@@ -386,7 +404,10 @@ fn write_tree(
         html.join("chunked"),
         "chunked response, part one\n<!--# echo var=\"no_such_var\" default=\"from ssi\" -->\npart two\n",
     )?;
-    fs::write(dir.join("nginx.conf"), render_conf(dir, config, addr, tls))?;
+    fs::write(
+        dir.join("nginx.conf"),
+        render_conf(dir, config, addr, tls, h2c),
+    )?;
     Ok(())
 }
 
@@ -395,8 +416,12 @@ fn render_conf(
     config: &NginxConfig,
     addr: SocketAddr,
     tls: Option<(&NginxTls, SocketAddr)>,
+    h2c: Option<SocketAddr>,
 ) -> String {
     let d = dir.display();
+    let h2c = h2c.map_or_else(String::new, |a| {
+        format!("\n        listen {a} http2 backlog=4096;")
+    });
     let tls = tls.map_or_else(String::new, |(tls, tls_addr)| render_tls(tls, tls_addr));
     let access_log = if config.access_log {
         format!("access_log {d}/access.log;")
@@ -436,7 +461,7 @@ http {{
     scgi_temp_path {d}/tmp/scgi;
 
     server {{
-        listen {addr} backlog=4096;
+        listen {addr} backlog=4096;{h2c}
         root {d}/html;{tls}
 
         location / {{

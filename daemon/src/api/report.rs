@@ -395,6 +395,7 @@ mod tests {
                     duration_s: Some(1.0),
                     requests: None,
                     rate_per_s: None,
+                    h2_streams: None,
                 },
                 open: false,
                 elapsed_s: 1.0,

@@ -48,11 +48,21 @@ pub enum ErrorKind {
     /// A template could not be rendered (a list index out of range, an overflow): the request
     /// was not sent and the iteration ends.
     Template,
+    /// The server broke HTTP/2: a frame on the wrong stream, a bad SETTINGS value or frame
+    /// size, a header block HPACK cannot decode, a malformed response.
+    H2Protocol,
+    /// The server reset the stream (RST_STREAM other than REFUSED_STREAM).
+    H2StreamReset,
+    /// The server closed the connection with GOAWAY and an error code, or refused a stream
+    /// again after it was retried.
+    H2Goaway,
+    /// The server broke HTTP/2 flow control (sent past a window, grew one past 2^31-1).
+    H2FlowControl,
 }
 
 impl ErrorKind {
     /// Every kind, in index order.
-    pub const ALL: [ErrorKind; 19] = [
+    pub const ALL: [ErrorKind; 23] = [
         ErrorKind::Connect,
         ErrorKind::Reset,
         ErrorKind::Timeout,
@@ -72,6 +82,10 @@ impl ErrorKind {
         ErrorKind::WsProtocol,
         ErrorKind::WsClosed,
         ErrorKind::Template,
+        ErrorKind::H2Protocol,
+        ErrorKind::H2StreamReset,
+        ErrorKind::H2Goaway,
+        ErrorKind::H2FlowControl,
     ];
     /// Number of kinds: the length of every per-kind counter array.
     pub const COUNT: usize = Self::ALL.len();
@@ -98,6 +112,10 @@ impl ErrorKind {
             ErrorKind::WsProtocol => "ws_protocol",
             ErrorKind::WsClosed => "ws_closed",
             ErrorKind::Template => "template",
+            ErrorKind::H2Protocol => "h2_protocol",
+            ErrorKind::H2StreamReset => "h2_stream_reset",
+            ErrorKind::H2Goaway => "h2_goaway",
+            ErrorKind::H2FlowControl => "h2_flow_control",
         }
     }
 

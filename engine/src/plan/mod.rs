@@ -43,7 +43,7 @@ use crate::plan::journey::{Phases, StepPlan};
 use crate::plan::phases::{check_setup, check_teardown};
 use crate::plan::placement::{check_cpus, check_driver, check_local_ips};
 use crate::plan::scenarios::{check_scenarios, check_total_connections, scenario_views};
-use crate::plan::target::{check_request, check_target, check_tls};
+use crate::plan::target::{check_http, check_request, check_target, check_tls};
 use crate::plan::threshold::{check_thresholds, Names, Threshold};
 use crate::scenario::{ScenarioSpec, Source, ThresholdSpec};
 use crate::schedule::Schedule;
@@ -72,6 +72,9 @@ pub struct Plan {
     /// The environment variables `env()` read, with their values: what `loadctl submit` sends
     /// so the daemon plans with the submitter's values.
     pub env_read: BTreeMap<String, String>,
+    /// HTTP/2 (`[target] http = "2"`, `--http2`): concurrent streams per connection, each a
+    /// virtual user of its own. `None`: HTTP/1.1.
+    pub h2_streams: Option<u32>,
 }
 
 impl Plan {
@@ -90,6 +93,7 @@ impl Plan {
         let request = check_request(&mut c, spec);
         let driver = check_driver(&mut c, spec);
         let local_ips = check_local_ips(&mut c, spec);
+        let h2_streams = check_http(&mut c, spec, target.as_ref().map(|t| &t.target));
 
         // Each scenario is checked as a file of its own: shared sections plus its section.
         let views = scenario_views(&mut c, spec);
@@ -143,6 +147,7 @@ impl Plan {
             local_ips,
             phases,
             env_read: BTreeMap::new(),
+            h2_streams,
         })
     }
 

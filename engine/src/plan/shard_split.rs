@@ -30,6 +30,9 @@ pub struct ShardPlan {
     pub scenarios: usize,
     /// Each shard builds its own client config (and session store) from this.
     pub tls: Option<TlsPlan>,
+    /// HTTP/2: streams per connection. Each group's `connections` then counts virtual users,
+    /// `streams` of them to a connection.
+    pub h2_streams: Option<u32>,
     /// This shard's share of each scenario.
     pub groups: Vec<GroupPlan>,
 }
@@ -71,7 +74,9 @@ impl Plan {
                     .map(|(k, s)| GroupPlan {
                         scenario: k,
                         step_base: s.step_base,
-                        connections: share(u64::from(s.connections), i, n) as u32,
+                        // HTTP/2: `streams` users share each of the scenario's connections.
+                        connections: (share(u64::from(s.connections), i, n) as u32)
+                            .saturating_mul(self.h2_streams.unwrap_or(1)),
                         journey: s.journey.clone(),
                         work: share_of_work(&s.model, i, n),
                         start_after: s.start_after,
@@ -91,6 +96,7 @@ impl Plan {
                     steps: self.steps().count(),
                     scenarios: self.scenarios.len(),
                     tls: self.tls.clone(),
+                    h2_streams: self.h2_streams,
                     groups,
                 }
             })

@@ -230,3 +230,79 @@ pub(crate) fn check_tls(
         }
     }
 }
+
+/// Most streams per HTTP/2 connection a run may ask for: each is a virtual user with its own
+/// buffers, and servers rarely allow more (nginx: 128, h2o: 100).
+pub(crate) const MAX_STREAMS: u64 = 1024;
+
+/// `[target] http` and `streams`: `Some(streams)` for HTTP/2, `None` for HTTP/1.1.
+pub(crate) fn check_http(
+    c: &mut Checker<'_>,
+    spec: &ScenarioSpec,
+    target: Option<&Target>,
+) -> Option<u32> {
+    let http2 = match &spec.target.http {
+        None => false,
+        Some(v) => match v.get_ref().as_str() {
+            "1.1" | "1" => false,
+            "2" => true,
+            "auto" => {
+                c.error(
+                    &v.span(),
+                    "http = \"auto\" (ALPN choosing per connection) is not supported yet; say \"2\" or \"1.1\"",
+                );
+                false
+            }
+            other => {
+                c.error(
+                    &v.span(),
+                    format!("http must be \"1.1\" or \"2\", not `{other}`"),
+                );
+                false
+            }
+        },
+    };
+    let streams = match &spec.target.streams {
+        None => 1,
+        Some(s) if !http2 => {
+            c.error(
+                &s.span(),
+                "streams applies to HTTP/2: add http = \"2\" to [target] (or --http2)",
+            );
+            1
+        }
+        Some(s) if !(1..=MAX_STREAMS).contains(s.get_ref()) => {
+            c.error(
+                &s.span(),
+                format!("streams must be between 1 and {MAX_STREAMS}"),
+            );
+            1
+        }
+        Some(s) => *s.get_ref() as u32,
+    };
+    if !http2 {
+        return None;
+    }
+    let span = spec.target.http.as_ref().map(Spanned::span);
+    match target {
+        Some(t) if t.websocket => {
+            if let Some(span) = span {
+                c.error(
+                    &span,
+                    "http = \"2\" applies to http:// targets, not WebSockets",
+                );
+            }
+            None
+        }
+        Some(t) if t.tls => {
+            if let Some(span) = span {
+                c.error(
+                    &span,
+                    "HTTP/2 over TLS (ALPN h2) is not supported yet: use an http:// target (h2c, prior knowledge)",
+                );
+            }
+            None
+        }
+        _ => Some(streams),
+    }
+}

@@ -297,6 +297,7 @@ pub(crate) mod fixture {
                     duration_s: Some(3.0),
                     requests: None,
                     rate_per_s: Some(200.0),
+                    h2_streams: None,
                 },
                 open: true,
                 elapsed_s: 3.0,

@@ -81,9 +81,13 @@ fn run(o: &mut String, r: &Results) {
         ("scenarios", _) => format!("{} scenarios", r.scenarios.len()),
         _ => "closed model".to_string(),
     };
+    let streams = match m.h2_streams {
+        Some(n) => format!(" × {n} HTTP/2 streams"),
+        None => String::new(),
+    };
     let _ = writeln!(
         o,
-        "Target     {}  ({model}, {} connections)",
+        "Target     {}  ({model}, {} connections{streams})",
         r.target, m.connections
     );
     let cpus: Vec<String> = r.cpus.iter().map(|c| c.to_string()).collect();

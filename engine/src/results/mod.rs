@@ -311,6 +311,7 @@ mod tests {
                 duration_s: Some(1.0),
                 requests: None,
                 rate_per_s: open.then_some(100.0),
+                h2_streams: None,
             },
             open,
             elapsed_s: 1.0,

@@ -23,6 +23,9 @@ pub struct ModelSummary {
     pub requests: Option<u64>,
     /// Peak requested rate (open model).
     pub rate_per_s: Option<f64>,
+    /// HTTP/2: concurrent streams per connection (each a user); absent over HTTP/1.1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub h2_streams: Option<u32>,
 }
 
 /// One second of a run, merged across shards.

@@ -81,7 +81,8 @@ pub fn plan_facts(plan: &Plan) -> PlanFacts {
         .scenarios
         .iter()
         .map(|sc| {
-            let (model, planned_s) = model_summary(sc);
+            let (mut model, planned_s) = model_summary(sc);
+            model.h2_streams = plan.h2_streams;
             ScenarioFacts {
                 name: sc.name.clone(),
                 tags: sc.tags.clone(),
@@ -92,7 +93,7 @@ pub fn plan_facts(plan: &Plan) -> PlanFacts {
             }
         })
         .collect();
-    let (model, planned_s) = match plan.scenarios.as_slice() {
+    let (mut model, planned_s) = match plan.scenarios.as_slice() {
         [one] => model_summary(one),
         _ => {
             let end = plan.planned_end().map(|d| d.as_secs_f64());
@@ -103,11 +104,13 @@ pub fn plan_facts(plan: &Plan) -> PlanFacts {
                     duration_s: end,
                     requests: None,
                     rate_per_s: None,
+                    h2_streams: None,
                 },
                 end,
             )
         }
     };
+    model.h2_streams = plan.h2_streams;
     PlanFacts {
         model,
         planned_s,
@@ -127,6 +130,7 @@ pub fn model_summary(s: &ScenarioPlan) -> (ModelSummary, Option<f64>) {
                 duration_s: duration.map(|d| d.as_secs_f64()),
                 requests: *requests,
                 rate_per_s: None,
+                h2_streams: None,
             },
             duration.map(|d| d.as_secs_f64()),
         ),
@@ -139,6 +143,7 @@ pub fn model_summary(s: &ScenarioPlan) -> (ModelSummary, Option<f64>) {
                     duration_s: Some(d),
                     requests: None,
                     rate_per_s: Some(schedule.peak_rate_per_s()),
+                    h2_streams: None,
                 },
                 Some(d),
             )

@@ -293,6 +293,13 @@ pub enum ThinkSpec {
 pub struct TargetSpec {
     /// `http://host:port/path?query`
     pub url: Spanned<String>,
+    /// "1.1" (default) or "2": HTTP/2 with prior knowledge for `http://` (h2c), by ALPN `h2`
+    /// for `https://`.
+    #[serde(default)]
+    pub http: Option<Spanned<String>>,
+    /// HTTP/2: concurrent streams per connection (default 1, like h2load's `-m`).
+    #[serde(default)]
+    pub streams: Option<Spanned<u64>>,
 }
 
 /// How load is applied. `model` picks closed (connections back to back) or open (arrival rate).
@@ -432,6 +439,8 @@ impl ScenarioSpec {
         Self {
             target: TargetSpec {
                 url: unspanned(url),
+                http: None,
+                streams: None,
             },
             load: LoadSpec::default(),
             request: RequestSpec::default(),

@@ -203,7 +203,7 @@ async fn open_up_front(states: &[Rc<ShardState>]) -> Vec<Vec<Option<Stream>>> {
         let n = if state.group.websocket.is_some() {
             0
         } else {
-            state.group.connections as usize
+            h2_connections(state)
         };
         let connecting: Vec<_> = (0..n)
             .map(|_| {
@@ -226,6 +226,15 @@ async fn open_up_front(states: &[Rc<ShardState>]) -> Vec<Vec<Option<Stream>>> {
     streams
 }
 
+/// Sockets a scenario's HTTP users need: one each, or under HTTP/2 one per `streams` users.
+fn h2_connections(state: &ShardState) -> usize {
+    let users = state.group.connections as usize;
+    match state.plan().h2_streams {
+        Some(streams) => users.div_ceil(streams.max(1) as usize),
+        None => users,
+    }
+}
+
 /// Spawns every connection task, and the pacer of each open-model scenario.
 fn start(
     states: &[Rc<ShardState>],
@@ -238,8 +247,32 @@ fn start(
                 conns.push(monoio::spawn(conn::ws::run(state.clone(), id)));
             }
         }
-        for (id, stream) in opened.into_iter().enumerate() {
-            conns.push(monoio::spawn(conn::http1::run(state.clone(), id, stream)));
+        match state.plan().h2_streams {
+            // HTTP/2: `streams` users share each connection, one stream each at a time.
+            Some(streams) if state.group.websocket.is_none() => {
+                let streams = streams.max(1) as usize;
+                let users = state.group.connections as usize;
+                for (k, stream) in opened.into_iter().enumerate() {
+                    let lanes = k * streams..((k + 1) * streams).min(users);
+                    let h2 = conn::h2::H2Conn::new(lanes.len());
+                    for (lane, id) in lanes.enumerate() {
+                        let user =
+                            conn::http1::run(state.clone(), id, None, Some((h2.clone(), lane)));
+                        conns.push(monoio::spawn(user));
+                    }
+                    conns.push(monoio::spawn(conn::h2::drive(state.clone(), h2, stream)));
+                }
+            }
+            _ => {
+                for (id, stream) in opened.into_iter().enumerate() {
+                    conns.push(monoio::spawn(conn::http1::run(
+                        state.clone(),
+                        id,
+                        stream,
+                        None,
+                    )));
+                }
+            }
         }
         if let LoadModel::Open { schedule, .. } = &state.group.work {
             monoio::spawn(pace(state.clone(), schedule.clone()));

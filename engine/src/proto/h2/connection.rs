@@ -192,8 +192,14 @@ impl Connection {
         self.streams.len()
     }
 
-    /// Streams that may be open at once now: the server's limit within ours.
+    /// Streams that may be open at once now: the server's limit within ours. Until the server's
+    /// SETTINGS arrive, one: RFC 9113 lets a client assume no limit, but a server with a low one
+    /// may then refuse streams or drop the connection (Python `h2` does), and the first request
+    /// goes out at once either way.
     pub fn max_streams(&self) -> usize {
+        if !self.got_settings {
+            return 1;
+        }
         (self.peer.max_streams as usize).min(self.streams.capacity())
     }
 

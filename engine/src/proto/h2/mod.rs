@@ -18,7 +18,7 @@ mod stream;
 mod tests;
 
 pub use connection::{Connection, ConnectionState, Event, StartError};
-pub use hpack::{HeaderList, Request};
+pub use hpack::{Fields, HeaderList, Request};
 pub use stream::StreamId;
 
 /// What a client sends first, before its SETTINGS (RFC 9113 §3.4).

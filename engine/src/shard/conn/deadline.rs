@@ -29,6 +29,14 @@ impl Slot {
         self.expired.set(false);
     }
 
+    /// Expires the slot now, whatever its deadline: stops what waits on it.
+    pub fn expire(&self) {
+        self.expired.set(true);
+        if let Some(w) = self.waker.borrow_mut().take() {
+            w.wake();
+        }
+    }
+
     /// Called by the watchdog: expires the slot if its deadline has passed.
     pub fn check(&self, now_ns: u64) {
         let d = self.deadline_ns.get();

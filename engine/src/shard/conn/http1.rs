@@ -21,6 +21,7 @@ use crate::plan::journey::{StepPlan, Think, MAX_INSPECTED_BODY};
 use crate::plan::template::{RenderContext, RenderError};
 use crate::proto::http1::{DecodeError, ResponseDecoder, Step};
 use crate::shard::conn::deadline::{Expiring, Slot};
+use crate::shard::conn::h2::{self, H2Conn};
 use crate::shard::conn::inspect::{inspect, Response};
 use crate::shard::conn::socket::{connect, read_error_kind};
 use crate::shard::state::{Permit, ShardState};
@@ -64,10 +65,18 @@ struct Conn {
     task: Option<usize>,
     /// Every `once` step has succeeded for this user.
     setup_done: bool,
+    /// HTTP/2: the shared connection and this user's lane on it (`stream` is then unused).
+    h2: Option<(Rc<H2Conn>, usize)>,
 }
 
-/// The connection task: runs until its permits stop.
-pub(crate) async fn run(shard: Rc<ShardState>, id: usize, stream: Option<Stream>) {
+/// The connection task: runs until its permits stop. `h2`: the user is lane `.1` of a shared
+/// HTTP/2 connection instead of having a connection of its own.
+pub(crate) async fn run(
+    shard: Rc<ShardState>,
+    id: usize,
+    stream: Option<Stream>,
+    h2: Option<(Rc<H2Conn>, usize)>,
+) {
     let mut conn = Conn {
         stream,
         fresh: false,
@@ -84,11 +93,15 @@ pub(crate) async fn run(shard: Rc<ShardState>, id: usize, stream: Option<Stream>
         rng: fastrand::Rng::new(),
         task: None,
         setup_done: false,
+        h2,
     };
     while let Permit::Go(intended) = shard.permit(id).await {
         conn.iterate(&shard, id, intended).await;
     }
     conn.close(&shard);
+    if let Some((h2, _)) = &conn.h2 {
+        h2.lane_finished();
+    }
     shard.conn_finished();
 }
 
@@ -300,6 +313,17 @@ impl Conn {
         intended: Option<u64>,
         mut sent_hint: Option<u64>,
     ) -> Option<(u16, u64, u64)> {
+        if let Some((conn, lane)) = &self.h2 {
+            let bufs = h2::Buffers {
+                request: &mut self.request,
+                head: &mut self.head,
+                body: &mut self.body,
+            };
+            return h2::exchange(
+                conn, *lane, shard, id, index, step, intended, sent_hint, bufs,
+            )
+            .await;
+        }
         let mut sent_ns = None;
         for _attempt in 0..2 {
             if self.stream.is_none() {

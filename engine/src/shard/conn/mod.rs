@@ -1,4 +1,5 @@
-//! The connection kinds a shard runs: HTTP/1.1 keep-alive connections and WebSocket users,
+//! The connection kinds a shard runs: HTTP/1.1 keep-alive connections, HTTP/2 connections
+//! shared by several users (`h2`) and WebSocket users,
 //! the socket opening and deadlines they share, and the response inspection (checks,
 //! captures) of HTTP steps.
 //!
@@ -6,6 +7,7 @@
 //! stats themselves.
 
 pub mod deadline;
+pub mod h2;
 pub mod http1;
 pub mod inspect;
 pub mod socket;

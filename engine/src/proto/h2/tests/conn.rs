@@ -55,7 +55,7 @@ fn the_request_head_is_lowercase_without_connection_fields() {
         ("X-Token".to_string(), "abc".to_string()),
     ];
     let req = Request {
-        headers: &headers,
+        headers: Fields::Pairs(&headers),
         ..post()
     };
     assert_eq!(conn.start_request(&req, b"body", &mut out), Ok(id(1)));
@@ -210,6 +210,16 @@ fn max_concurrent_streams_from_settings_gates_new_streams() {
         conn.start_request(&GET, b"", &mut out),
         Err(StartError::NoSlot)
     );
+    // Before the server's SETTINGS, one stream: its limit may be lower than anything we guess.
+    let mut fresh_out = Vec::new();
+    let mut fresh = Connection::new(Settings::default(), &mut fresh_out);
+    assert_eq!(fresh.start_request(&GET, b"", &mut fresh_out), Ok(id(1)));
+    assert_eq!(
+        fresh.start_request(&GET, b"", &mut fresh_out),
+        Err(StartError::NoSlot)
+    );
+    feed(&mut fresh, &[&settings(&[])], &mut fresh_out);
+    assert_eq!(fresh.start_request(&GET, b"", &mut fresh_out), Ok(id(3)));
     // Our own table bounds it too.
     let (mut small, mut out) = open(
         Settings {

@@ -10,7 +10,7 @@ use loona_hpack::Encoder;
 
 use super::frame::{decode_frame, encode_frame, flag, kind, Decoded, Frame};
 use super::{
-    Connection, Event, HeaderList, Request, Settings, StreamId, MAX_MAX_FRAME_SIZE, PREFACE,
+    Connection, Event, Fields, HeaderList, Request, Settings, StreamId, MAX_MAX_FRAME_SIZE, PREFACE,
 };
 
 /// An event with its bytes copied out, so runs can be compared.
@@ -168,7 +168,7 @@ pub const GET: Request<'static> = Request {
     scheme: "http",
     authority: "example.test",
     path: "/",
-    headers: &[],
+    headers: Fields::Pairs(&[]),
 };
 
 pub fn post() -> Request<'static> {

@@ -1,20 +1,24 @@
-//! HPACK (RFC 7541) for the client: `RequestEncoder` turns a request into a header block and
-//! `BlockDecoder` turns a response's header block into a checked `HeaderList`, both over the
-//! `loona-hpack` crate (the maintained line of hpack-rs: incremental indexing, Huffman decoding,
-//! table size updates, integer overflow checks).
+//! HPACK (RFC 7541) for the client: `RequestEncoder` turns a request into a header block over
+//! the `loona-hpack` crate's encoder (the maintained line of hpack-rs: incremental indexing, table
+//! size updates), and `BlockDecoder` turns a response's header block into a checked `HeaderList`
+//! with our own allocation-free `decoder` (the crate's allocates dozens of times per Huffman
+//! string; see `huffman`).
 //!
 //! This module owns what RFC 9113 §8 says about fields on top of HPACK: lowercase names, no
 //! connection-specific fields, `:status` first and alone among pseudo-fields, no pseudo-fields in
 //! trailers, the header list size limit. It refuses nothing silently: a block HPACK cannot decode
 //! is `Compression` (a connection error, since the table is now out of step), a malformed list is
 //! reported for a stream error.
-//!
-//! Allocation: the decoder's Huffman strings and new dynamic-table entries are allocated by the
-//! crate (per field that uses them); our `HeaderList` and the encoder's scratch are reused.
+
+pub(crate) mod decoder;
+mod huffman;
+mod table;
 
 use core::ops::Range;
 
-use loona_hpack::{Decoder, Encoder};
+use loona_hpack::Encoder;
+
+use decoder::FieldDecoder;
 
 use super::{H2Error, DEFAULT_HEADER_TABLE_SIZE};
 
@@ -26,7 +30,28 @@ pub struct Request<'a> {
     pub scheme: &'a str,
     pub authority: &'a str,
     pub path: &'a str,
-    pub headers: &'a [(String, String)],
+    pub headers: Fields<'a>,
+}
+
+/// A request's own header fields: as a scenario spells them, or as `httparse` read them back
+/// from an HTTP/1.1 request the engine encoded (so every template and default applies alike).
+#[derive(Clone, Copy, Debug)]
+pub enum Fields<'a> {
+    Pairs(&'a [(String, String)]),
+    Parsed(&'a [httparse::Header<'a>]),
+}
+
+impl<'a> Fields<'a> {
+    fn iter(self) -> impl Iterator<Item = (&'a str, &'a [u8])> {
+        let (pairs, parsed) = match self {
+            Fields::Pairs(p) => (p, &[][..]),
+            Fields::Parsed(p) => (&[][..], p),
+        };
+        pairs
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_bytes()))
+            .chain(parsed.iter().map(|h| (h.name, h.value)))
+    }
 }
 
 /// Fields HTTP/2 forbids (RFC 9113 §8.2.2); `host` is dropped too, `:authority` carries it.
@@ -89,7 +114,7 @@ impl RequestEncoder {
         field(&mut self.enc, b":authority", req.authority.as_bytes());
         field(&mut self.enc, b":path", req.path.as_bytes());
         let mut has_length = false;
-        for (name, value) in req.headers {
+        for (name, value) in req.headers.iter() {
             if DROPPED_REQUEST_FIELDS
                 .iter()
                 .any(|d| d.eq_ignore_ascii_case(name))
@@ -97,14 +122,14 @@ impl RequestEncoder {
                 continue;
             }
             // Only `te: trailers` may be sent (RFC 9113 §8.2.2).
-            if name.eq_ignore_ascii_case("te") && !value.eq_ignore_ascii_case("trailers") {
+            if name.eq_ignore_ascii_case("te") && !value.eq_ignore_ascii_case(b"trailers") {
                 continue;
             }
             has_length |= name.eq_ignore_ascii_case("content-length");
             self.lower.clear();
             self.lower
                 .extend(name.bytes().map(|b| b.to_ascii_lowercase()));
-            field(&mut self.enc, &self.lower, value.as_bytes());
+            field(&mut self.enc, &self.lower, value);
         }
         let expects_body = matches!(req.method, "POST" | "PUT" | "PATCH");
         if (body_len > 0 || expects_body) && !has_length {
@@ -190,18 +215,15 @@ pub struct Block {
 
 /// The response side of HPACK: one per connection.
 pub struct BlockDecoder {
-    dec: Decoder<'static>,
+    dec: FieldDecoder,
     max_list_size: usize,
 }
 
 impl BlockDecoder {
     /// `table_size` and `max_list_size` are what our SETTINGS announce.
     pub fn new(table_size: u32, max_list_size: u32) -> Self {
-        let mut dec = Decoder::new();
-        dec.set_max_allowed_table_size(table_size as usize);
-        dec.set_max_table_size(table_size as usize);
         BlockDecoder {
-            dec,
+            dec: FieldDecoder::new(table_size as usize),
             max_list_size: max_list_size as usize,
         }
     }
@@ -230,38 +252,38 @@ impl BlockDecoder {
             out.refused.get_or_insert(e);
         };
         self.dec
-            .decode_with_cb(block, |name, value| {
+            .decode(block, |name, value| {
                 size = size.saturating_add(name.len() + value.len() + 32);
                 if size > max {
                     refuse(&mut out, H2Error::HeaderListTooLarge);
                     return;
                 }
                 if name.first() == Some(&b':') {
-                    if trailers || regular_seen || &name[..] != b":status" || out.status.is_some() {
+                    if trailers || regular_seen || name != b":status" || out.status.is_some() {
                         refuse(&mut out, H2Error::Protocol);
                         return;
                     }
-                    match parse_status(&value) {
+                    match parse_status(value) {
                         Some(s) => out.status = Some(s),
                         None => refuse(&mut out, H2Error::Protocol),
                     }
                     return;
                 }
                 regular_seen = true;
-                if !field_ok(&name, &value) {
+                if !field_ok(name, value) {
                     refuse(&mut out, H2Error::Protocol);
                     return;
                 }
-                if &name[..] == b"content-length" {
-                    match (parse_u64(&value), out.content_length) {
+                if name == b"content-length" {
+                    match (parse_u64(value), out.content_length) {
                         (Some(n), None) => out.content_length = Some(n),
                         (Some(n), Some(m)) if n == m => {}
                         _ => refuse(&mut out, H2Error::Protocol),
                     }
                 }
-                list.push(&name, &value);
+                list.push(name, value);
             })
-            .map_err(|_| H2Error::Compression)?;
+            .map_err(|decoder::Invalid| H2Error::Compression)?;
         if !trailers && out.status.is_none() {
             refuse(&mut out, H2Error::Protocol);
         }

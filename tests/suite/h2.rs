@@ -1,0 +1,252 @@
+//! loadctl over HTTP/2 (h2c, prior knowledge): `--http2 --streams N` and `[target] http = "2"`
+//! against nginx (counts checked against its `stub_status`; its GOAWAY after 1000 requests per
+//! connection crossed several times) and against an independent Python `h2` server (a
+//! MAX_CONCURRENT_STREAMS of 1 below our streams, bodies past the flow-control windows, uploads,
+//! a stream that never answers), journeys with captures and checks over h2, and the located
+//! refusals of what is not supported.
+
+use serde_json::Value;
+use testbed::{
+    run_file, run_loadctl_timeout, scenario_file, serial, step, H2Peer, Nginx, NginxConfig,
+};
+
+/// `None` is loadctl's default driver (auto: io_uring where it builds).
+const DRIVERS: [Option<&str>; 2] = [None, Some("legacy")];
+
+fn count(v: &Value, pointer: &str) -> u64 {
+    v.pointer(pointer)
+        .and_then(Value::as_u64)
+        .unwrap_or_else(|| panic!("{pointer} is not an unsigned integer in {v}"))
+}
+
+fn run(url: &str, args: &[&str], driver: Option<&str>) -> Value {
+    let mut argv = vec!["run", url, "--http2"];
+    argv.extend_from_slice(args);
+    argv.extend_from_slice(&["--output", "json"]);
+    if let Some(driver) = driver {
+        argv.extend_from_slice(&["--driver", driver]);
+    }
+    testbed::run_json(&argv)
+}
+
+fn h2_nginx() -> Nginx {
+    Nginx::start_with(NginxConfig {
+        h2c: true,
+        ..NginxConfig::default()
+    })
+    .expect("start nginx with an h2c listener")
+}
+
+fn peer(max_streams: u32) -> Option<H2Peer> {
+    if !H2Peer::available() {
+        eprintln!("skipped: python3 cannot import h2 (scripts/test.sh installs it)");
+        return None;
+    }
+    Some(H2Peer::start(max_streams).expect("start the h2 peer"))
+}
+
+#[test]
+fn streams_share_connections_and_nginx_counts_every_request() {
+    let _load = serial();
+    for driver in DRIVERS {
+        let d = driver.unwrap_or("default");
+        let nginx = h2_nginx();
+        // 16 requests in flight on 2 connections; nginx ends each connection with GOAWAY
+        // after 1000 requests (keepalive_requests), so the run reconnects at least 4 times.
+        let v = run(
+            &nginx.h2c_url("/"),
+            &["-c", "2", "--streams", "8", "-n", "5000"],
+            driver,
+        );
+        let stats = nginx.stub_status().expect("stub_status");
+        assert_eq!(count(&v, "/requests"), 5000, "[{d}] {v}");
+        assert_eq!(v["model"]["connections"], 2, "[{d}]");
+        assert_eq!(v["model"]["h2_streams"], 8, "[{d}]");
+        assert_eq!(count(&v, "/status/2xx"), 5000, "[{d}] {}", v["status"]);
+        assert_eq!(count(&v, "/errors_total"), 0, "[{d}] {}", v["errors"]);
+        assert_eq!(stats.requests, 5000, "[{d}] nginx saw {stats:?}");
+        // One connection per 1000 requests, not one per stream (that would be 16 up front).
+        assert!(
+            (5..=10).contains(&stats.accepts),
+            "[{d}] streams did not share connections: {stats:?}"
+        );
+        assert!(count(&v, "/bytes_in") >= 5000 * testbed::NGINX_INDEX_BODY.len() as u64);
+    }
+}
+
+#[test]
+fn the_open_model_over_h2_sends_what_the_schedule_asks() {
+    let _load = serial();
+    let nginx = h2_nginx();
+    let v = run(
+        &nginx.h2c_url("/"),
+        &["-c", "2", "--streams", "4", "-R", "400", "-d", "2s"],
+        None,
+    );
+    let sent = count(&v, "/requests");
+    assert!(
+        (700..=820).contains(&sent),
+        "400/s for 2 s sent {sent}: {v}"
+    );
+    assert_eq!(count(&v, "/errors_total"), 0, "{}", v["errors"]);
+    assert_eq!(v["model"]["kind"], "open");
+    assert_eq!(nginx.requests().expect("requests"), sent);
+}
+
+#[test]
+fn a_server_allowing_one_stream_makes_the_others_wait_without_errors() {
+    let Some(peer) = peer(1) else { return };
+    let _load = serial();
+    // 1.5 MB bodies: past our 1 MiB stream window, and 30 of them past our 16 MiB connection
+    // window, so the run lives on the WINDOW_UPDATEs we send.
+    let url = format!("http://{}/size/1500000", peer.addr());
+    let v = run(&url, &["-c", "1", "--streams", "4", "-n", "30"], None);
+    assert_eq!(count(&v, "/requests"), 30, "{v}");
+    assert_eq!(count(&v, "/status/2xx"), 30, "{}", v["status"]);
+    assert_eq!(count(&v, "/errors_total"), 0, "{}", v["errors"]);
+    assert!(count(&v, "/bytes_in") >= 30 * 1_500_000, "{v}");
+}
+
+#[test]
+fn a_journey_captures_and_checks_over_h2() {
+    let Some(peer) = peer(100) else { return };
+    let _load = serial();
+    // The upload is larger than the server's 64 KiB windows: it waits for its WINDOW_UPDATEs.
+    let body = "y".repeat(70_000);
+    let file = scenario_file(
+        "h2",
+        "journey.toml",
+        &format!(
+            r#"[target]
+url = "http://{addr}"
+http = "2"
+streams = 4
+[load]
+connections = 1
+requests = 40
+[[steps]]
+name = "upload"
+method = "POST"
+path = "/upload"
+body = "{body}"
+capture = {{ seen = {{ regex = "received (\\d+)" }}, header_seen = {{ header = "x-received" }} }}
+check = {{ status = [200], header = ["x-request-count"] }}
+[[steps]]
+name = "download"
+path = "/size/{{{{seen}}}}"
+check = {{ status = [200], body_contains = "yyy" }}
+[[steps]]
+name = "echo"
+path = "/size/{{{{header_seen}}}}"
+check = {{ status = [200], body_contains = "xxxxxxxx", body_not_contains = "y" }}
+"#,
+            addr = peer.addr()
+        ),
+    );
+    let (code, r, stderr) = run_file(&file, &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(r["iterations"], 40, "{r}");
+    let upload = step(&r, "upload");
+    assert_eq!(upload["requests"], 40, "{upload}");
+    assert_eq!(upload["errors_total"], 0, "{upload}");
+    assert_eq!(upload["checks_failed"], 0, "{upload}");
+    // What the server got is what was captured: /size/70000 worked with either capture.
+    let download = step(&r, "download");
+    assert_eq!(download["requests"], 40, "{download}");
+    assert_eq!(download["errors_total"], 0, "{download}");
+    // The body is 'x's: body_contains "yyy" fails every time — the checks really read it.
+    assert_eq!(download["checks_failed"], 40, "{download}");
+    let echo = step(&r, "echo");
+    assert_eq!(echo["errors_total"], 0, "{echo}");
+    assert_eq!(echo["checks_failed"], 0, "{echo}");
+    assert!(count(&r, "/bytes_in") >= 80 * 70_000, "{r}");
+}
+
+#[test]
+fn a_stream_that_never_answers_times_out_while_the_connection_goes_on() {
+    let Some(peer) = peer(100) else { return };
+    let _load = serial();
+    let file = scenario_file(
+        "h2",
+        "stall.toml",
+        &format!(
+            r#"[target]
+url = "http://{addr}"
+http = "2"
+streams = 2
+[load]
+connections = 1
+requests = 20
+[[steps]]
+name = "fast"
+path = "/size/10"
+[[steps]]
+name = "stall"
+path = "/stall"
+timeout = "100ms"
+"#,
+            addr = peer.addr()
+        ),
+    );
+    let (code, r, stderr) = run_file(&file, &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let fast = step(&r, "fast");
+    assert_eq!(fast["requests"], 20, "{fast}");
+    assert_eq!(fast["errors_total"], 0, "{fast}");
+    let stall = step(&r, "stall");
+    assert_eq!(stall["errors"]["timeout"], 20, "{stall}");
+}
+
+#[test]
+fn what_h2_does_not_support_is_refused_at_its_line() {
+    let file = scenario_file(
+        "h2",
+        "refused.toml",
+        r#"[target]
+url = "https://127.0.0.1:1"
+http = "2"
+streams = 4
+"#,
+    );
+    testbed::assert_located(&file, &[(3, "TLS")]);
+
+    let file = scenario_file(
+        "h2",
+        "streams_alone.toml",
+        r#"[target]
+url = "http://127.0.0.1:1"
+streams = 4
+"#,
+    );
+    testbed::assert_located(&file, &[(3, "http = \"2\"")]);
+
+    let file = scenario_file(
+        "h2",
+        "too_many.toml",
+        r#"[target]
+url = "http://127.0.0.1:1"
+http = "2"
+streams = 5000
+"#,
+    );
+    testbed::assert_located(&file, &[(4, "1024")]);
+
+    let file = scenario_file(
+        "h2",
+        "version.toml",
+        r#"[target]
+url = "http://127.0.0.1:1"
+http = "3"
+"#,
+    );
+    testbed::assert_located(&file, &[(3, "\"1.1\" or \"2\"")]);
+
+    // A flag mistake is one line and exit 2, before any traffic.
+    let out = run_loadctl_timeout(
+        ["run", "http://127.0.0.1:1/", "--streams", "4"],
+        std::time::Duration::from_secs(20),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--http2"), "{err}");
+}
