@@ -1,7 +1,8 @@
 //! loadctl against its peers on one nginx, measured in the same run: full speed against wrk and
 //! oha (64 connections), a fixed 10,000 requests/s against h2load and oha (100 connections),
-//! full speed over 10,000 connections against wrk, and loadctl's own shard scaling (1 shard on
-//! CPU 1 vs 2 shards on CPUs 0,1). nginx runs one worker pinned to CPU 0; every client runs
+//! full speed over 10,000 connections against wrk, HTTP/2 (h2c, 4 connections × 16 streams) at
+//! full speed and at 10,000/s against h2load, and loadctl's own shard scaling (1 shard on CPU 1
+//! vs 2 shards on CPUs 0,1). nginx runs one worker pinned to CPU 0; every client runs
 //! pinned to CPU 1 (the 2-shard run to CPUs 0,1); tools alternate within each round and the table
 //! shows medians over rounds.
 //!
@@ -27,6 +28,9 @@ const FULL_SPEED_CONNECTIONS: u32 = 64;
 const FIXED_RATE_CONNECTIONS: u32 = 100;
 const FIXED_RATE_PER_S: u32 = 10_000;
 const MANY_CONNECTIONS: u32 = 10_000;
+/// HTTP/2 runs: connections × concurrent streams (the issue's 4 × 16).
+const H2_CONNECTIONS: u32 = 4;
+const H2_STREAMS: u32 = 16;
 /// Files a client needs beyond its sockets (stdio, epoll/io_uring, eventfds, its own binary).
 const CLIENT_SPARE_FDS: u64 = 200;
 /// A run that has not ended this long after its duration is hung: it is killed and reported.
@@ -37,6 +41,8 @@ enum Scenario {
     FullSpeed,
     FixedRate,
     ManyConnections,
+    H2FullSpeed,
+    H2FixedRate,
     OneShard,
     TwoShards,
 }
@@ -47,6 +53,8 @@ impl Scenario {
             Scenario::FullSpeed => "full speed, 64 conns",
             Scenario::FixedRate => "10k/s, 100 conns",
             Scenario::ManyConnections => "full speed, 10k conns",
+            Scenario::H2FullSpeed => "h2c full speed, 4 conns × 16 streams",
+            Scenario::H2FixedRate => "h2c 10k/s, 4 conns × 16 streams",
             Scenario::OneShard => "full speed, 1 shard (CPU 1)",
             Scenario::TwoShards => "full speed, 2 shards (CPUs 0,1)",
         }
@@ -110,7 +118,7 @@ struct Comparison {
     target_max: Option<f64>,
 }
 
-const COMPARISONS: [Comparison; 6] = [
+const COMPARISONS: [Comparison; 8] = [
     Comparison {
         label: "loadctl/wrk",
         ours: (Scenario::FullSpeed, Tool::Loadctl),
@@ -140,6 +148,18 @@ const COMPARISONS: [Comparison; 6] = [
         ours: (Scenario::ManyConnections, Tool::Loadctl),
         theirs: (Scenario::ManyConnections, Tool::Wrk),
         target_max: Some(0.85),
+    },
+    Comparison {
+        label: "loadctl/h2load",
+        ours: (Scenario::H2FullSpeed, Tool::Loadctl),
+        theirs: (Scenario::H2FullSpeed, Tool::H2load),
+        target_max: Some(1.0),
+    },
+    Comparison {
+        label: "loadctl/h2load",
+        ours: (Scenario::H2FixedRate, Tool::Loadctl),
+        theirs: (Scenario::H2FixedRate, Tool::H2load),
+        target_max: Some(1.0),
     },
     Comparison {
         label: "2 shards/1 shard",
@@ -192,15 +212,18 @@ fn main() -> Result<()> {
         keepalive_requests: 100_000,
         access_log: false,
         pin_cpu: Some(SERVER_CPU),
+        h2c: true,
         ..NginxConfig::default()
     })?;
     let url = nginx.url("/");
+    let h2c_url = nginx.h2c_url("/");
     println!(
         "vs_peers: nginx (1 worker, CPU {SERVER_CPU}) at {url}; clients on CPU {CLIENT_CPU}; \
          {rounds} round(s) of {duration_s} s per run"
     );
 
-    let plan = plan_runs(&url, duration_s, oha, many);
+    let mut plan = plan_runs(&url, duration_s, oha, many);
+    plan.extend(h2_runs(&h2c_url, duration_s));
     let mut samples = Vec::new();
     for round in 1..=rounds {
         for run in &plan {
@@ -350,6 +373,74 @@ fn plan_runs(url: &str, duration_s: u64, oha: bool, many: bool) -> Vec<Run> {
         &["-t", "2", "--cpus", &both, "-c", &full_c],
     ));
     plan
+}
+
+/// h2load and loadctl over h2c, 4 connections × 16 streams, at full speed and at 10k/s.
+fn h2_runs(url: &str, duration_s: u64) -> Vec<Run> {
+    let d = duration_s.to_string();
+    let ds = format!("{duration_s}s");
+    let c = H2_CONNECTIONS.to_string();
+    let m = H2_STREAMS.to_string();
+    // h2load's --rps is per connection.
+    let per_conn_rps = (FIXED_RATE_PER_S / H2_CONNECTIONS).to_string();
+    let rate = FIXED_RATE_PER_S.to_string();
+    let client = CLIENT_CPU.to_string();
+    let loadctl = testbed::bin("loadctl").to_string_lossy().into_owned();
+    let run = |scenario, tool, argv: &[&str]| Run {
+        scenario,
+        tool,
+        cpus: client.clone(),
+        argv: argv.iter().map(|s| s.to_string()).collect(),
+    };
+    let ours = |scenario, extra: &[&str]| {
+        let argv: Vec<&str> = [
+            loadctl.as_str(),
+            "run",
+            url,
+            "-d",
+            &ds,
+            "-t",
+            "1",
+            "--cpus",
+            &client,
+            "--http2",
+            "-c",
+            &c,
+            "--streams",
+            &m,
+        ]
+        .iter()
+        .chain(extra)
+        .chain(&["--output", "json"])
+        .copied()
+        .collect();
+        run(scenario, Tool::Loadctl, &argv)
+    };
+    vec![
+        run(
+            Scenario::H2FullSpeed,
+            Tool::H2load,
+            &["h2load", "-c", &c, "-m", &m, "-D", &d, url],
+        ),
+        ours(Scenario::H2FullSpeed, &[]),
+        run(
+            Scenario::H2FixedRate,
+            Tool::H2load,
+            &[
+                "h2load",
+                "-c",
+                &c,
+                "-m",
+                &m,
+                "--rps",
+                &per_conn_rps,
+                "-D",
+                &d,
+                url,
+            ],
+        ),
+        ours(Scenario::H2FixedRate, &["-R", &rate]),
+    ]
 }
 
 /// Runs `run` pinned under `/usr/bin/time`, bounded in time, and reads what it cost.
@@ -584,15 +675,18 @@ fn render(plan: &[Run], samples: &[Sample], notes: &[String]) {
             paired_ratio(&ours, &theirs, |x| x.rate_per_s),
         );
     }
-    let fixed = of(samples, (Scenario::FixedRate, Tool::Loadctl));
-    let gap = median_by(&fixed, |x| {
-        x.corrected_p50_us.unwrap_or(f64::NAN) - x.uncorrected_p50_us.unwrap_or(f64::NAN)
-    });
-    println!(
-        "- 10k/s: loadctl corrected p50 − uncorrected (service time) p50 = {gap:.0} µs (median; \
-         target ≤ {P50_GAP_TARGET_US:.0} µs: {})",
-        verdict(gap, P50_GAP_TARGET_US)
-    );
+    for scenario in [Scenario::FixedRate, Scenario::H2FixedRate] {
+        let fixed = of(samples, (scenario, Tool::Loadctl));
+        let gap = median_by(&fixed, |x| {
+            x.corrected_p50_us.unwrap_or(f64::NAN) - x.uncorrected_p50_us.unwrap_or(f64::NAN)
+        });
+        println!(
+            "- {}: loadctl corrected p50 − uncorrected (service time) p50 = {gap:.0} µs (median; \
+             target ≤ {P50_GAP_TARGET_US:.0} µs: {})",
+            scenario.label(),
+            verdict(gap, P50_GAP_TARGET_US)
+        );
+    }
     println!(
         "- note: shard scaling on a 2-core box is bounded by the box: the second shard shares \
          CPU {SERVER_CPU} with nginx's one worker, which is also the bottleneck at full speed, so \

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # loadctl against its peers on one pinned nginx: wrk and oha at full speed (64 connections), h2load
-# and oha at a fixed 10k/s, wrk over 10,000 connections, and loadctl's 1- vs 2-shard scaling.
+# and oha at a fixed 10k/s, wrk over 10,000 connections, h2load over h2c (4 connections × 16
+# streams, full speed and 10k/s), and loadctl's 1- vs 2-shard scaling.
 # Installs the peers and nginx if missing (oha with `cargo install`, once: it is not in Debian),
 # builds release binaries, runs benches/vs_peers.rs.
 # Usage: scripts/bench.sh [--quick]   (--quick: one round of 3 s per run, to check it works)
-# Full run: 3 rounds × 10 runs × 10 s, about 6 minutes (plus oha's first build, ~10 minutes).
+# Full run: 3 rounds × 14 runs × 10 s, about 8 minutes (plus oha's first build, ~10 minutes).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 

@@ -62,6 +62,7 @@ fn streams_share_connections_and_nginx_counts_every_request() {
         assert_eq!(count(&v, "/requests"), 5000, "[{d}] {v}");
         assert_eq!(v["model"]["connections"], 2, "[{d}]");
         assert_eq!(v["model"]["h2_streams"], 8, "[{d}]");
+        assert_eq!(v["http_version"], serde_json::json!({ "2": 5000 }), "[{d}]");
         assert_eq!(count(&v, "/status/2xx"), 5000, "[{d}] {}", v["status"]);
         assert_eq!(count(&v, "/errors_total"), 0, "[{d}] {}", v["errors"]);
         assert_eq!(stats.requests, 5000, "[{d}] nginx saw {stats:?}");
@@ -249,4 +250,78 @@ http = "3"
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--http2"), "{err}");
+}
+
+#[test]
+fn resets_and_broken_frames_are_counted_while_the_run_goes_on() {
+    let Some(peer) = peer(100) else { return };
+    let _load = serial();
+    let reset = run(
+        &format!("http://{}/reset", peer.addr()),
+        &["-c", "1", "--streams", "4", "-n", "40"],
+        None,
+    );
+    assert_eq!(
+        count(&reset, "/errors/h2_stream_reset"),
+        40,
+        "{}",
+        reset["errors"]
+    );
+    assert_eq!(count(&reset, "/errors_total"), 40, "{}", reset["errors"]);
+    // A DATA frame on stream 0 ends the connection: each request fails on its own connection
+    // and the next one reconnects.
+    let broken = run(
+        &format!("http://{}/garbage", peer.addr()),
+        &["-c", "1", "-n", "20"],
+        None,
+    );
+    assert_eq!(
+        count(&broken, "/errors/h2_protocol"),
+        20,
+        "{}",
+        broken["errors"]
+    );
+    assert_eq!(count(&broken, "/errors_total"), 20, "{}", broken["errors"]);
+}
+
+#[test]
+fn a_10_mib_upload_waits_for_the_servers_small_windows() {
+    let Some(peer) = peer(100) else { return };
+    let _load = serial();
+    // Python h2's windows are the RFC's 64 KiB: 10 MiB go out as its WINDOW_UPDATEs allow.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let body = dir.path().join("body.bin");
+    std::fs::write(&body, vec![b'z'; 10 << 20]).expect("write body");
+    let file = scenario_file(
+        "h2",
+        "upload.toml",
+        &format!(
+            r#"[target]
+url = "http://{addr}"
+http = "2"
+streams = 2
+[load]
+connections = 1
+requests = 4
+[[steps]]
+name = "upload"
+method = "POST"
+path = "/upload"
+body_file = "{body}"
+check = {{ body_contains = "received 10485760" }}
+"#,
+            addr = peer.addr(),
+            body = body.display()
+        ),
+    );
+    let (code, r, stderr) = run_file(&file, &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let upload = step(&r, "upload");
+    assert_eq!(upload["requests"], 4, "{upload}");
+    assert_eq!(upload["errors_total"], 0, "{upload}");
+    assert_eq!(
+        upload["checks_failed"], 0,
+        "the server did not get every byte: {upload}"
+    );
+    assert!(count(&r, "/bytes_out") >= 4 * (10 << 20), "{r}");
 }

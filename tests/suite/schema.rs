@@ -54,6 +54,11 @@ fn http_runs_match_the_schema() {
     let _load = testbed::serial();
     let sandbox = Sandbox::start().unwrap();
     let closed = run(&[&sandbox.url("/"), "-n", "300", "-c", "4"]);
+    assert_eq!(
+        closed["http_version"],
+        serde_json::json!({ "1.1": 300 }),
+        "{closed}"
+    );
     assert_conforms("closed model", &closed);
     let open = run(&[&sandbox.url("/"), "-R", "200", "-d", "1s", "-c", "4"]);
     assert_conforms("open model", &open);

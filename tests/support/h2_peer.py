@@ -4,6 +4,8 @@ Usage: h2_peer.py [--max-streams N]. Binds 127.0.0.1 on a free port and prints `
   GET  /size/N   -> 200 with N bytes (sent as the client's flow-control windows allow)
   POST /upload   -> 200, body "received N"; header x-received: N (bytes of request body seen)
   GET  /stall    -> never answered (the client's timeout has to reset the stream)
+  GET  /reset    -> RST_STREAM (INTERNAL_ERROR) instead of a response
+  GET  /garbage  -> a DATA frame on stream 0 (a connection error), then the connection closes
   anything else  -> 404
 Every response carries x-request-count: requests this server has started, over all connections.
 """
@@ -83,6 +85,12 @@ def serve(sock, max_streams):
                     respond(event.stream_id, 200, b"x" * int(path[6:]))
                 elif path == "/stall":
                     pass
+                elif path == "/reset":
+                    conn.reset_stream(event.stream_id, error_code=2)
+                elif path == "/garbage":
+                    sock.sendall(conn.data_to_send() + b"\x00\x00\x01\x00\x00\x00\x00\x00\x00x")
+                    sock.close()
+                    return
                 elif method == "POST" and path == "/upload":
                     respond(event.stream_id, 200, b"received %d" % seen, [("x-received", str(seen))])
                 else:

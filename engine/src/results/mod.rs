@@ -59,6 +59,10 @@ pub struct Results {
     pub status: serde_json::Map<String, serde_json::Value>,
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// Responses by the HTTP version they came over (`"1.1"`, `"2"`); empty for WebSocket
+    /// runs. One version per run for now: `http = "auto"` would mix them.
+    #[serde(default)]
+    pub http_version: std::collections::BTreeMap<String, u64>,
     /// "intended" (open model: corrected for coordinated omission) or "sent".
     pub latency_basis: String,
     pub latency_us: LatencySummary,
@@ -121,6 +125,20 @@ pub struct Results {
     pub latency_distribution: Vec<PercentilePoint>,
 }
 
+/// Every response of an HTTP run came over the one version its plan speaks.
+fn http_versions(responses: u64, facts: &RunFacts) -> std::collections::BTreeMap<String, u64> {
+    let mut versions = std::collections::BTreeMap::new();
+    if !facts.websocket && responses > 0 {
+        let version = if facts.model.h2_streams.is_some() {
+            "2"
+        } else {
+            "1.1"
+        };
+        versions.insert(version.to_string(), responses);
+    }
+    versions
+}
+
 /// What the collector knows beyond the stats.
 pub struct RunFacts {
     pub target: String,
@@ -153,6 +171,7 @@ impl Results {
         let steps = step_results(set, &facts);
         let scenarios = scenario_results(set, &facts);
         let journeys = set.iterations();
+        let http_version = http_versions(totals.requests, &facts);
         Self {
             schema: SCHEMA.into(),
             target: facts.target,
@@ -169,6 +188,7 @@ impl Results {
             status: status_map(totals),
             bytes_in: totals.bytes_in,
             bytes_out: totals.bytes_out,
+            http_version,
             latency_basis: if facts.open { "intended" } else { "sent" }.into(),
             latency_us: LatencySummary::of(&totals.latency),
             service_time_us: LatencySummary::of(&totals.service),
