@@ -1,11 +1,12 @@
 //! The hot path allocates nothing in steady state: a run of 10× more requests must not make
 //! (meaningfully) more heap allocations than a short one. Counted with dhat as this test
-//! binary's global allocator; the target (the sandbox) is another process, so only the
-//! generator's allocations count.
+//! binary's global allocator; the targets (the sandbox, a Python `h2` server, nginx over TLS)
+//! are other processes, so only the generator's allocations count. Over TLS, rustls's own
+//! buffer per record is allowed (as in tests/tls.rs).
 
 use engine::plan::Plan;
 use engine::scenario::{self, Source};
-use testbed::{H2Peer, Sandbox};
+use testbed::{H2Peer, Nginx, NginxConfig, NginxTls, Pki, Sandbox};
 
 #[global_allocator]
 static ALLOC: dhat::Alloc = dhat::Alloc;
@@ -21,6 +22,14 @@ fn allocations_for(url: &str, requests: u64, driver: &str) -> u64 {
 fn h2_allocations_for(url: &str, requests: u64) -> u64 {
     let text = format!(
         "[target]\nurl = \"{url}\"\nhttp = \"2\"\nstreams = 4\n[load]\nconnections = 2\nrequests = {requests}\n[engine]\nthreads = 1\n"
+    );
+    allocations_of(text, requests)
+}
+
+/// HTTP/2 over TLS (ALPN h2): the split TLS stream under the same lanes.
+fn h2_tls_allocations_for(url: &str, requests: u64) -> u64 {
+    let text = format!(
+        "[target]\nurl = \"{url}\"\nhttp = \"2\"\nstreams = 4\n[tls]\ninsecure_skip_verify = true\n[load]\nconnections = 2\nrequests = {requests}\n[engine]\nthreads = 1\n"
     );
     allocations_of(text, requests)
 }
@@ -109,5 +118,29 @@ fn requests_do_not_allocate_in_steady_state() {
     assert!(
         extra_per_request < 0.01,
         "h2: {small} allocations for 500 requests, {large} for 5000 ({extra_per_request:.3} extra per request)"
+    );
+    // Over TLS (ALPN h2), against nginx with no per-connection request limit in reach.
+    let pki = Pki::generate().expect("pki");
+    let mut tls = NginxTls::new(&pki.server_cert, &pki.server_key);
+    tls.http2 = true;
+    let nginx = Nginx::start_tls(
+        NginxConfig {
+            keepalive_requests: 100_000,
+            ..NginxConfig::default()
+        },
+        tls,
+    )
+    .expect("nginx starts");
+    let url = nginx.https_url("/");
+    h2_tls_allocations_for(&url, 200);
+    let small = h2_tls_allocations_for(&url, 500);
+    let large = h2_tls_allocations_for(&url, 5_000);
+    let extra_per_request = large.saturating_sub(small) as f64 / 4_500.0;
+    // rustls 0.23 allocates one buffer per record it seals and per record it opens (as for
+    // HTTP/1.1 over TLS, tests/tls.rs); frames batched into one record share it, our layers
+    // add none.
+    assert!(
+        extra_per_request <= 2.0,
+        "h2 over TLS: {small} allocations for 500 requests, {large} for 5000 ({extra_per_request:.3} extra per request)"
     );
 }

@@ -64,7 +64,7 @@ pub struct RunArgs {
     /// Connections to keep open (split across threads).
     #[arg(short = 'c', long, value_parser = positive_count)]
     pub connections: Option<u64>,
-    /// HTTP/2 with prior knowledge (h2c) for http:// targets.
+    /// HTTP/2: prior knowledge (h2c) for http://, ALPN `h2` for https://.
     #[arg(long)]
     pub http2: bool,
     /// HTTP/2: concurrent streams per connection (default 1, like h2load's -m); each stream

@@ -2,12 +2,13 @@
 //! against nginx (counts checked against its `stub_status`; its GOAWAY after 1000 requests per
 //! connection crossed several times) and against an independent Python `h2` server (a
 //! MAX_CONCURRENT_STREAMS of 1 below our streams, bodies past the flow-control windows, uploads,
-//! a stream that never answers), journeys with captures and checks over h2, and the located
-//! refusals of what is not supported.
+//! a stream that never answers), journeys with captures and checks over h2, HTTP/2 over TLS
+//! (ALPN `h2`) against nginx, and the located refusals of what is not supported.
 
 use serde_json::Value;
 use testbed::{
     run_file, run_loadctl_timeout, scenario_file, serial, step, H2Peer, Nginx, NginxConfig,
+    NginxTls, Pki,
 };
 
 /// `None` is loadctl's default driver (auto: io_uring where it builds).
@@ -202,14 +203,13 @@ timeout = "100ms"
 fn what_h2_does_not_support_is_refused_at_its_line() {
     let file = scenario_file(
         "h2",
-        "refused.toml",
+        "ws.toml",
         r#"[target]
-url = "https://127.0.0.1:1"
+url = "ws://127.0.0.1:1/ws"
 http = "2"
-streams = 4
 "#,
     );
-    testbed::assert_located(&file, &[(3, "TLS")]);
+    testbed::assert_located(&file, &[(3, "not WebSockets")]);
 
     let file = scenario_file(
         "h2",
@@ -324,4 +324,90 @@ check = {{ body_contains = "received 10485760" }}
         "the server did not get every byte: {upload}"
     );
     assert!(count(&r, "/bytes_out") >= 4 * (10 << 20), "{r}");
+}
+
+fn tls_nginx(pki: &Pki, http2: bool) -> Nginx {
+    let mut tls = NginxTls::new(&pki.server_cert, &pki.server_key);
+    tls.http2 = http2;
+    Nginx::start_tls(NginxConfig::default(), tls).expect("start nginx with TLS")
+}
+
+#[test]
+fn https_speaks_h2_by_alpn_and_a_server_without_h2_is_never_sent_http1() {
+    let _load = serial();
+    let pki = Pki::generate().expect("pki");
+    for driver in DRIVERS {
+        let d = driver.unwrap_or("default");
+        let nginx = tls_nginx(&pki, true);
+        // Past nginx's 1000 requests per connection: GOAWAY and reconnects over TLS too.
+        let v = run(
+            &nginx.https_url("/"),
+            &["-k", "-c", "2", "--streams", "8", "-n", "3000"],
+            driver,
+        );
+        let stats = nginx.stub_status().expect("stub_status");
+        assert_eq!(count(&v, "/requests"), 3000, "[{d}] {v}");
+        assert_eq!(count(&v, "/errors_total"), 0, "[{d}] {}", v["errors"]);
+        assert_eq!(stats.requests, 3000, "[{d}] {stats:?}");
+        assert!((3..=8).contains(&stats.accepts), "[{d}] {stats:?}");
+        assert_eq!(v["http_version"], serde_json::json!({ "2": 3000 }), "[{d}]");
+        assert!(count(&v, "/tls/handshakes") >= 3, "[{d}] {}", v["tls"]);
+    }
+    // The same run against a listener without http2: we offer only h2, nginx ends each
+    // handshake with a no_application_protocol alert, and nothing is sent as HTTP/1.1.
+    let nginx = tls_nginx(&pki, false);
+    let v = run(
+        &nginx.https_url("/"),
+        &["-k", "-c", "1", "-n", "20", "--timeout", "2s"],
+        None,
+    );
+    let alerts = count(&v, "/errors/tls_alert");
+    assert!(alerts >= 20, "{}", v["errors"]);
+    assert_eq!(count(&v, "/errors_total"), alerts, "{}", v["errors"]);
+    assert_eq!(count(&v, "/requests"), 0, "{v}");
+    assert_eq!(nginx.requests().expect("requests"), 0);
+}
+
+#[test]
+fn a_journey_over_tls_h2_checks_what_nginx_sends() {
+    let _load = serial();
+    let pki = Pki::generate().expect("pki");
+    let nginx = tls_nginx(&pki, true);
+    let file = scenario_file(
+        "h2",
+        "tls_journey.toml",
+        &format!(
+            r#"[target]
+url = "{url}"
+http = "2"
+streams = 4
+[tls]
+ca_file = "{ca}"
+[load]
+connections = 1
+requests = 50
+[[steps]]
+name = "index"
+path = "/"
+capture = {{ server = {{ header = "server" }} }}
+check = {{ status = [200], body_contains = "nginx" }}
+[[steps]]
+name = "missing"
+path = "/notfound"
+expect_status = [404]
+"#,
+            url = nginx.https_url(""),
+            ca = pki.ca.display()
+        ),
+    );
+    let (code, r, stderr) = run_file(&file, &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let index = step(&r, "index");
+    assert_eq!(index["requests"], 50, "{index}");
+    assert_eq!(index["errors_total"], 0, "{index}");
+    assert_eq!(index["checks_failed"], 0, "{index}");
+    let missing = step(&r, "missing");
+    assert_eq!(missing["requests"], 50, "{missing}");
+    assert_eq!(missing["errors_total"], 0, "{missing}");
+    assert_eq!(nginx.requests().expect("requests"), 100);
 }

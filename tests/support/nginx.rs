@@ -65,6 +65,8 @@ pub struct NginxTls {
     pub protocols: String,
     /// `ssl_reject_handshake on`: every handshake ends in an `unrecognized_name` alert.
     pub reject_handshake: bool,
+    /// `listen … ssl http2`: ALPN offers `h2` beside `http/1.1`.
+    pub http2: bool,
 }
 
 impl NginxTls {
@@ -76,6 +78,7 @@ impl NginxTls {
             client_ca: None,
             protocols: "TLSv1.2 TLSv1.3".into(),
             reject_handshake: false,
+            http2: false,
         }
     }
 }
@@ -509,7 +512,7 @@ fn render_tls(tls: &NginxTls, tls_addr: SocketAddr) -> String {
     format!(
         r#"
 
-        listen {tls_addr} ssl backlog=4096;
+        listen {tls_addr} ssl{http2} backlog=4096;
         ssl_certificate {cert};
         ssl_certificate_key {key};
         ssl_protocols {protocols};
@@ -517,5 +520,6 @@ fn render_tls(tls: &NginxTls, tls_addr: SocketAddr) -> String {
         cert = tls.cert.display(),
         key = tls.key.display(),
         protocols = tls.protocols,
+        http2 = if tls.http2 { " http2" } else { "" },
     )
 }

@@ -119,9 +119,13 @@ impl Plan {
         let cpus = check_cpus(&mut c, spec, connections.max(1));
         let names = RunNames::of(&scenarios);
         let thresholds = run_thresholds(&mut c, spec, &checked.own_thresholds, &names);
-        let tls = target
+        let mut tls = target
             .as_ref()
             .and_then(|t| check_tls(&mut c, spec, source, &t.target));
+        if let (Some(tls), Some(_)) = (tls.as_mut(), h2_streams) {
+            // Only h2: a server that picks HTTP/1.1 is refused per connection, not spoken to.
+            tls.options.alpn = crate::net::tls::Alpn::H2;
+        }
         let capacity = spec
             .capacity
             .as_ref()

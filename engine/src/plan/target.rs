@@ -289,16 +289,7 @@ pub(crate) fn check_http(
             if let Some(span) = span {
                 c.error(
                     &span,
-                    "http = \"2\" applies to http:// targets, not WebSockets",
-                );
-            }
-            None
-        }
-        Some(t) if t.tls => {
-            if let Some(span) = span {
-                c.error(
-                    &span,
-                    "HTTP/2 over TLS (ALPN h2) is not supported yet: use an http:// target (h2c, prior knowledge)",
+                    "http = \"2\" applies to http:// and https:// targets, not WebSockets",
                 );
             }
             None

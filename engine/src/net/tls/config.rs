@@ -27,6 +27,8 @@ pub enum Alpn {
     /// `http/1.1`: what `https://` (and a `wss://` upgrade, which starts as HTTP/1.1) offers.
     #[default]
     Http11,
+    /// `h2` only: `https://` with `http = "2"`; a server that does not pick it is refused.
+    H2,
 }
 
 /// How to set up TLS for a target, as plain data (the plan holds it; shards build configs).
@@ -155,6 +157,7 @@ pub fn client_config(opts: &TlsOptions) -> Result<Arc<ClientConfig>, TlsConfigEr
     config.alpn_protocols = match opts.alpn {
         Alpn::None => Vec::new(),
         Alpn::Http11 => vec![b"http/1.1".to_vec()],
+        Alpn::H2 => vec![b"h2".to_vec()],
     };
     config.resumption = if opts.resumption {
         Resumption::in_memory_sessions(RESUMPTION_SESSIONS)

@@ -12,12 +12,14 @@
 mod config;
 mod error;
 mod socket;
+mod split;
 mod stream;
 mod write_buf;
 
 pub use config::{client_config, server_name, Alpn, TlsConfigError, TlsOptions};
 pub use error::{tls_error, TlsError};
 pub use socket::Stream;
+pub use split::{split, TlsReader, TlsWriter};
 pub use stream::{connect, TlsStream};
 // The rustls this module is built on, for its types (`ProtocolVersion`, `AlertDescription`).
 pub use rustls;

@@ -64,9 +64,18 @@ pub struct TlsStream {
 }
 
 /// Ciphertext to send. `buf` is zero-filled up to its length once; `len` bytes are pending.
-struct Outgoing {
-    buf: Vec<u8>,
-    len: usize,
+pub(super) struct Outgoing {
+    pub(super) buf: Vec<u8>,
+    pub(super) len: usize,
+}
+
+/// A stream taken apart after its handshake (`split`): the socket, the TLS state, ciphertext
+/// not yet processed and plaintext not yet read.
+pub(super) struct Parts {
+    pub(super) tcp: TcpStream,
+    pub(super) conn: UnbufferedClientConnection,
+    pub(super) incoming: Vec<u8>,
+    pub(super) plain: Vec<u8>,
 }
 
 /// What `TlsStream::drive` is doing; each reads rustls' states in its own way.
@@ -221,6 +230,21 @@ impl TlsStream {
     /// The underlying socket (for socket options).
     pub fn tcp(&self) -> &TcpStream {
         &self.tcp
+    }
+
+    /// Its parts, for a reader and a writer of their own; `None` once poisoned.
+    pub(super) fn into_parts(self) -> Option<Parts> {
+        if self.poisoned {
+            return None;
+        }
+        let mut plain = self.plain;
+        plain.drain(..self.plain_pos);
+        Some(Parts {
+            tcp: self.tcp,
+            conn: self.conn,
+            incoming: self.incoming,
+            plain,
+        })
     }
 
     async fn handshake(&mut self) -> Result<(), TlsError> {
@@ -427,7 +451,7 @@ impl fmt::Debug for TlsStream {
 
 impl Outgoing {
     /// Lets rustls write into the free part of the buffer, growing it to the size rustls asks.
-    fn push(
+    pub(super) fn push(
         &mut self,
         mut write: impl FnMut(&mut [u8]) -> Result<usize, Need>,
     ) -> Result<(), TlsError> {
@@ -453,12 +477,12 @@ impl Outgoing {
 }
 
 /// Why rustls could not write into the buffer it was given.
-enum Need {
+pub(super) enum Need {
     Room(usize),
     Fail(rustls::Error),
 }
 
-fn encode_need(e: EncodeError) -> Need {
+pub(super) fn encode_need(e: EncodeError) -> Need {
     match e {
         EncodeError::InsufficientSize(InsufficientSizeError { required_size }) => {
             Need::Room(required_size)
@@ -467,7 +491,7 @@ fn encode_need(e: EncodeError) -> Need {
     }
 }
 
-fn encrypt_need(e: EncryptError) -> Need {
+pub(super) fn encrypt_need(e: EncryptError) -> Need {
     match e {
         EncryptError::InsufficientSize(InsufficientSizeError { required_size }) => {
             Need::Room(required_size)
@@ -476,7 +500,7 @@ fn encrypt_need(e: EncryptError) -> Need {
     }
 }
 
-fn unexpected<Data>(state: &ConnectionState<'_, '_, Data>) -> rustls::Error {
+pub(super) fn unexpected<Data>(state: &ConnectionState<'_, '_, Data>) -> rustls::Error {
     rustls::Error::General(format!("unexpected TLS client state {state:?}"))
 }
 
@@ -488,7 +512,7 @@ fn poisoned() -> io::Error {
 }
 
 /// Drops the bytes rustls is done with (the front of the buffer), keeping the capacity.
-fn discard_front(incoming: &mut Vec<u8>, discard: usize) {
+pub(super) fn discard_front(incoming: &mut Vec<u8>, discard: usize) {
     if discard > 0 {
         incoming.drain(..discard.min(incoming.len()));
     }
@@ -496,7 +520,7 @@ fn discard_front(incoming: &mut Vec<u8>, discard: usize) {
 
 /// Makes room in `incoming` for the next socket read: for the whole record whose header is at
 /// the front if that is larger, else twice the room when full.
-fn make_room(incoming: &mut Vec<u8>) -> Result<(), TlsError> {
+pub(super) fn make_room(incoming: &mut Vec<u8>) -> Result<(), TlsError> {
     let len = incoming.len();
     let record = match incoming.get(3..HEADER_LEN) {
         Some(&[hi, lo]) => HEADER_LEN + usize::from(u16::from_be_bytes([hi, lo])),

@@ -139,10 +139,17 @@ fn dialer(plan: &Plan) -> Result<Dialer, String> {
         .ok_or_else(|| format!("{} resolved to no address", plan.target.url))?;
     let tls = match &plan.tls {
         None => None,
-        Some(t) => Some((
-            tls::client_config(&t.options).map_err(|e| e.to_string())?,
-            t.server_name.clone(),
-        )),
+        Some(t) => {
+            // Setup and teardown speak HTTP/1.1 even in an HTTP/2 run: offer only that.
+            let options = tls::TlsOptions {
+                alpn: tls::Alpn::Http11,
+                ..t.options.clone()
+            };
+            Some((
+                tls::client_config(&options).map_err(|e| e.to_string())?,
+                t.server_name.clone(),
+            ))
+        }
     };
     Ok(Dialer {
         addr,

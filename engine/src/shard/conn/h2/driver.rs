@@ -1,9 +1,7 @@
 //! The tasks that own an HTTP/2 connection's socket: the driver connects (again after a GOAWAY
 //! or a close, once a lane waits), reads and feeds the codec; the writer beside it writes what
-//! lanes and the codec queue. The socket is split so a read in flight never delays a write.
-//!
-//! Plain TCP only (h2c, prior knowledge): the plan refuses `https://` with HTTP/2 for now, since
-//! the TLS stream cannot yet be read and written at once.
+//! lanes and the codec queue. The socket is split so a read in flight never delays a write:
+//! plain TCP (h2c, prior knowledge) by monoio's halves, TLS (ALPN `h2`) by `net::tls::split`.
 
 use std::future::poll_fn;
 use std::pin::pin;
@@ -16,7 +14,8 @@ use monoio::io::{AsyncReadRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf
 use monoio::net::TcpStream;
 
 use super::H2Conn;
-use crate::net::tls::Stream;
+use crate::metrics::ErrorKind;
+use crate::net::tls::{self, Stream, TlsReader, TlsWriter};
 use crate::shard::conn::deadline::Expiring;
 use crate::shard::conn::socket::connect;
 use crate::shard::state::ShardState;
@@ -38,26 +37,36 @@ pub(crate) async fn drive(shard: Rc<ShardState>, h2: Rc<H2Conn>, mut stream: Opt
                 }
                 match Box::pin(connect(&shard)).await {
                     Ok(s) => s,
-                    Err(_) => {
+                    Err(kind) => {
                         // Each waiting lane counts the failure as its own request's.
-                        h2.connect_failed();
+                        h2.connect_failed(kind);
                         monoio::time::sleep(CONNECT_BACKOFF).await;
                         continue;
                     }
                 }
             }
         };
-        let Stream::Plain(tcp) = socket else {
-            // The plan refuses https:// with HTTP/2; never reached.
+        let halves = match socket {
+            Stream::Plain(tcp) => {
+                let (r, w) = tcp.into_split();
+                Some((Reader::Plain(r), Writer::Plain(w)))
+            }
+            // A server that does not agree to h2 would answer our frames with HTTP/1.1.
+            Stream::Tls(t) if t.alpn_protocol() == Some(b"h2") => {
+                tls::split(*t).map(|(r, w)| (Reader::Tls(r), Writer::Tls(w)))
+            }
+            Stream::Tls(_) => None,
+        };
+        let Some((reader, writer)) = halves else {
             shard.conn_closed();
-            h2.connect_failed();
+            h2.connect_failed(ErrorKind::H2Protocol);
+            monoio::time::sleep(CONNECT_BACKOFF).await;
             continue;
         };
         if !h2.alive() {
             shard.conn_closed();
             break;
         }
-        let (reader, writer) = tcp.into_split();
         h2.stop.arm(u64::MAX);
         h2.stop_write.arm(u64::MAX);
         h2.open();
@@ -71,31 +80,54 @@ pub(crate) async fn drive(shard: Rc<ShardState>, h2: Rc<H2Conn>, mut stream: Opt
     }
 }
 
+/// The reading half of a connection's socket.
+enum Reader {
+    Plain(OwnedReadHalf<TcpStream>),
+    Tls(TlsReader),
+}
+
+/// The writing half.
+enum Writer {
+    Plain(OwnedWriteHalf<TcpStream>),
+    Tls(TlsWriter),
+}
+
+impl Reader {
+    /// Appends what the socket has (decrypted) to `buf`; 0 at its end.
+    async fn read_into(&mut self, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+        match self {
+            Reader::Plain(tcp) => {
+                let owned = std::mem::take(buf);
+                let (len, cap) = (owned.len(), owned.capacity());
+                let (res, slice) = tcp.read(owned.slice_mut(len..cap)).await;
+                *buf = slice.into_inner();
+                res
+            }
+            Reader::Tls(tls) => tls.read_into(buf).await,
+        }
+    }
+}
+
 /// Reads and feeds the codec until the connection ends, fails, drains or is stopped.
-async fn read(
-    shard: &ShardState,
-    h2: &H2Conn,
-    mut reader: OwnedReadHalf<TcpStream>,
-    buf: &mut Vec<u8>,
-) {
+async fn read(shard: &ShardState, h2: &H2Conn, mut reader: Reader, buf: &mut Vec<u8>) {
     loop {
         if buf.capacity() - buf.len() < READ_BUF / 4 {
             buf.reserve(READ_BUF);
         }
-        let owned = std::mem::take(buf);
-        let (len, cap) = (owned.len(), owned.capacity());
-        let reading = pin!(reader.read(owned.slice_mut(len..cap)));
-        // Stopped: the buffer goes down with the cancelled read (plain TCP: nothing is lost
-        // that matters, the connection closes).
-        let Some((res, slice)) = (Expiring {
-            fut: reading,
-            slot: &h2.stop,
-        })
-        .await
-        else {
-            return;
+        // Stopped: a buffer in the socket's hands goes down with the cancelled read (nothing
+        // that matters is lost: the connection closes).
+        let res = {
+            let reading = pin!(reader.read_into(buf));
+            let Some(res) = (Expiring {
+                fut: reading,
+                slot: &h2.stop,
+            })
+            .await
+            else {
+                return;
+            };
+            res
         };
-        *buf = slice.into_inner();
         match res {
             Ok(0) | Err(_) => return,
             Ok(n) => shard.step(0).bytes_in += n as u64,
@@ -110,19 +142,50 @@ async fn read(
 }
 
 /// Writes what is queued until the connection closes or a write fails.
-async fn write(shard: Rc<ShardState>, h2: Rc<H2Conn>, mut writer: OwnedWriteHalf<TcpStream>) {
+async fn write(shard: Rc<ShardState>, h2: Rc<H2Conn>, mut writer: Writer) {
     let mut pending: Vec<u8> = Vec::with_capacity(16 * 1024);
-    while poll_fn(|cx| h2.poll_out(&mut pending, cx)).await {
-        let writing = pin!(writer.write_all(std::mem::take(&mut pending)));
-        let Some((res, written)) = (Expiring {
-            fut: writing,
-            slot: &h2.stop_write,
+    loop {
+        let more = poll_fn(|cx| {
+            // What the TLS reader needs sent back goes out even with no frames queued.
+            if let Writer::Tls(tls) = &writer {
+                if tls.has_reply() {
+                    return Poll::Ready(true);
+                }
+                tls.wake_on_reply(cx.waker());
+            }
+            h2.poll_out(&mut pending, cx)
         })
-        .await
-        else {
+        .await;
+        if !more {
             return;
+        }
+        let res = match &mut writer {
+            Writer::Plain(tcp) => {
+                let writing = pin!(tcp.write_all(std::mem::take(&mut pending)));
+                let Some((res, written)) = (Expiring {
+                    fut: writing,
+                    slot: &h2.stop_write,
+                })
+                .await
+                else {
+                    return;
+                };
+                pending = written;
+                res
+            }
+            Writer::Tls(tls) => {
+                let writing = pin!(tls.write_all(&pending));
+                let Some(res) = (Expiring {
+                    fut: writing,
+                    slot: &h2.stop_write,
+                })
+                .await
+                else {
+                    return;
+                };
+                res
+            }
         };
-        pending = written;
         pending.clear();
         match res {
             Ok(n) => shard.step(0).bytes_out += n as u64,

@@ -136,7 +136,7 @@ impl H2Conn {
         let mut inner = self.inner.borrow_mut();
         let inner = &mut *inner;
         if inner.connect_failures != seen {
-            return Poll::Ready(Err(ErrorKind::Connect));
+            return Poll::Ready(Err(inner.connect_error));
         }
         let wait = |waiting: &mut Vec<std::task::Waker>| {
             if !waiting.iter().any(|w| w.will_wake(cx.waker())) {

@@ -65,6 +65,8 @@ struct Inner {
     driver: Option<Waker>,
     /// Connects that failed: a lane waiting for a connection gives up when this moves.
     connect_failures: u64,
+    /// Why the last connect failed (`connect`, a TLS kind, `h2_protocol` when ALPN said no).
+    connect_error: ErrorKind,
 }
 
 /// One HTTP/2 connection's shared state. See the module doc.
@@ -91,6 +93,7 @@ impl H2Conn {
                 writer: None,
                 driver: None,
                 connect_failures: 0,
+                connect_error: ErrorKind::Connect,
             }),
             alive: Cell::new(lanes),
             stop: Slot::default(),
@@ -142,9 +145,10 @@ impl H2Conn {
     }
 
     /// A connect failed: lanes waiting for a connection count it and go on.
-    fn connect_failed(&self) {
+    fn connect_failed(&self, kind: ErrorKind) {
         let mut inner = self.inner.borrow_mut();
         inner.connect_failures += 1;
+        inner.connect_error = kind;
         wake_all(&mut inner.waiting);
     }
 
