@@ -18,18 +18,16 @@ fn allocations_for(url: &str, requests: u64, driver: &str) -> u64 {
     allocations_of(text, requests)
 }
 
-/// HTTP/2 (h2c): 2 connections × 4 streams, the lanes sharing each connection's codec.
+/// HTTP/2: 2 connections × 4 streams, the lanes sharing each connection's codec; over TLS
+/// (ALPN h2) the split TLS stream under them.
 fn h2_allocations_for(url: &str, requests: u64) -> u64 {
+    let tls = if url.starts_with("https") {
+        "[tls]\ninsecure_skip_verify = true\n"
+    } else {
+        ""
+    };
     let text = format!(
-        "[target]\nurl = \"{url}\"\nhttp = \"2\"\nstreams = 4\n[load]\nconnections = 2\nrequests = {requests}\n[engine]\nthreads = 1\n"
-    );
-    allocations_of(text, requests)
-}
-
-/// HTTP/2 over TLS (ALPN h2): the split TLS stream under the same lanes.
-fn h2_tls_allocations_for(url: &str, requests: u64) -> u64 {
-    let text = format!(
-        "[target]\nurl = \"{url}\"\nhttp = \"2\"\nstreams = 4\n[tls]\ninsecure_skip_verify = true\n[load]\nconnections = 2\nrequests = {requests}\n[engine]\nthreads = 1\n"
+        "[target]\nurl = \"{url}\"\nhttp = \"2\"\nstreams = 4\n{tls}[load]\nconnections = 2\nrequests = {requests}\n[engine]\nthreads = 1\n"
     );
     allocations_of(text, requests)
 }
@@ -76,50 +74,36 @@ fn allocations_of(text: String, requests: u64) -> u64 {
     after - before
 }
 
+/// Runs `run` at 200 (warm-up, so lazily built runtime state counts against neither size), 500
+/// and 5,000 requests: the extra allocations per extra request must stay within `limit`. Runs
+/// are under a second, so no interval is shipped: the difference is per-request cost.
+fn assert_flat(label: &str, limit: f64, run: impl Fn(u64) -> u64) {
+    run(200);
+    let small = run(500);
+    let large = run(5_000);
+    let extra_per_request = large.saturating_sub(small) as f64 / 4_500.0;
+    assert!(
+        extra_per_request <= limit,
+        "{label}: {small} allocations for 500 requests, {large} for 5000 ({extra_per_request:.3} extra per request)"
+    );
+}
+
 #[test]
 fn requests_do_not_allocate_in_steady_state() {
     let _profiler = dhat::Profiler::builder().testing().build();
     let sandbox = Sandbox::start().expect("sandbox starts");
     let url = sandbox.url("/bytes/2000");
     for driver in ["uring", "legacy"] {
-        // Warm-up run first, so lazily built runtime state is not counted against either size.
-        allocations_for(&url, 200, driver);
-        let small = allocations_for(&url, 500, driver);
-        let large = allocations_for(&url, 5_000, driver);
-        // Runs are under a second, so no interval is shipped: the difference is per-request cost.
-        let extra_per_request = large.saturating_sub(small) as f64 / 4_500.0;
-        assert!(
-            extra_per_request < 0.01,
-            "{driver}: {small} allocations for 500 requests, {large} for 5000 ({extra_per_request:.3} extra per request)"
-        );
+        assert_flat(driver, 0.01, |n| allocations_for(&url, n, driver));
     }
     // Templates with expressions and functions render into reused buffers too.
     let url = sandbox.url("");
-    computed_allocations_for(&url, 200);
-    let small = computed_allocations_for(&url, 500);
-    let large = computed_allocations_for(&url, 5_000);
-    let extra_per_request = large.saturating_sub(small) as f64 / 4_500.0;
-    assert!(
-        extra_per_request < 0.01,
-        "computed: {small} allocations for 500 requests, {large} for 5000 ({extra_per_request:.3} extra per request)"
-    );
-    // HTTP/2 against an independent server with no per-connection request limit (nginx's
-    // GOAWAY every 1000 requests would add reconnects to the larger run).
-    if !H2Peer::available() {
-        eprintln!("h2 part skipped: python3 cannot import h2 (scripts/test.sh installs it)");
-        return;
-    }
-    let peer = H2Peer::start(100).expect("h2 peer starts");
-    let url = format!("http://{}/size/2000", peer.addr());
-    h2_allocations_for(&url, 200);
-    let small = h2_allocations_for(&url, 500);
-    let large = h2_allocations_for(&url, 5_000);
-    let extra_per_request = large.saturating_sub(small) as f64 / 4_500.0;
-    assert!(
-        extra_per_request < 0.01,
-        "h2: {small} allocations for 500 requests, {large} for 5000 ({extra_per_request:.3} extra per request)"
-    );
-    // Over TLS (ALPN h2), against nginx with no per-connection request limit in reach.
+    assert_flat("computed", 0.01, |n| computed_allocations_for(&url, n));
+
+    // HTTP/2 over TLS (ALPN h2), against nginx with no per-connection request limit in reach.
+    // rustls 0.23 allocates one buffer per record it seals and per record it opens (as for
+    // HTTP/1.1 over TLS, tests/tls.rs); frames batched into one record share it, our layers
+    // add none.
     let pki = Pki::generate().expect("pki");
     let mut tls = NginxTls::new(&pki.server_cert, &pki.server_key);
     tls.http2 = true;
@@ -132,15 +116,14 @@ fn requests_do_not_allocate_in_steady_state() {
     )
     .expect("nginx starts");
     let url = nginx.https_url("/");
-    h2_tls_allocations_for(&url, 200);
-    let small = h2_tls_allocations_for(&url, 500);
-    let large = h2_tls_allocations_for(&url, 5_000);
-    let extra_per_request = large.saturating_sub(small) as f64 / 4_500.0;
-    // rustls 0.23 allocates one buffer per record it seals and per record it opens (as for
-    // HTTP/1.1 over TLS, tests/tls.rs); frames batched into one record share it, our layers
-    // add none.
-    assert!(
-        extra_per_request <= 2.0,
-        "h2 over TLS: {small} allocations for 500 requests, {large} for 5000 ({extra_per_request:.3} extra per request)"
-    );
+    assert_flat("h2 over TLS", 2.0, |n| h2_allocations_for(&url, n));
+
+    // HTTP/2 (h2c) against an independent server with no per-connection request limit.
+    if !H2Peer::available() {
+        eprintln!("h2c part skipped: python3 cannot import h2 (scripts/test.sh installs it)");
+        return;
+    }
+    let peer = H2Peer::start(100).expect("h2 peer starts");
+    let url = format!("http://{}/size/2000", peer.addr());
+    assert_flat("h2c", 0.01, |n| h2_allocations_for(&url, n));
 }

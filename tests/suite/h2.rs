@@ -201,46 +201,43 @@ timeout = "100ms"
 
 #[test]
 fn what_h2_does_not_support_is_refused_at_its_line() {
-    let file = scenario_file(
-        "h2",
-        "ws.toml",
-        r#"[target]
-url = "ws://127.0.0.1:1/ws"
-http = "2"
-"#,
-    );
-    testbed::assert_located(&file, &[(3, "not WebSockets")]);
-
-    let file = scenario_file(
-        "h2",
-        "streams_alone.toml",
-        r#"[target]
-url = "http://127.0.0.1:1"
-streams = 4
-"#,
-    );
-    testbed::assert_located(&file, &[(3, "http = \"2\"")]);
-
-    let file = scenario_file(
-        "h2",
-        "too_many.toml",
-        r#"[target]
-url = "http://127.0.0.1:1"
-http = "2"
-streams = 5000
-"#,
-    );
-    testbed::assert_located(&file, &[(4, "1024")]);
-
-    let file = scenario_file(
-        "h2",
-        "version.toml",
-        r#"[target]
-url = "http://127.0.0.1:1"
-http = "3"
-"#,
-    );
-    testbed::assert_located(&file, &[(3, "\"1.1\" or \"2\"")]);
+    // (file name, [target] body after its url line, line of the error, what it says)
+    let cases = [
+        (
+            "ws.toml",
+            "url = \"ws://127.0.0.1:1/ws\"\nhttp = \"2\"",
+            3,
+            "not WebSockets",
+        ),
+        (
+            "alone.toml",
+            "url = \"http://127.0.0.1:1\"\nstreams = 4",
+            3,
+            "http = \"2\"",
+        ),
+        (
+            "too_many.toml",
+            "url = \"http://127.0.0.1:1\"\nhttp = \"2\"\nstreams = 5000",
+            4,
+            "1024",
+        ),
+        (
+            "version.toml",
+            "url = \"http://127.0.0.1:1\"\nhttp = \"3\"",
+            3,
+            "\"1.1\" or \"2\"",
+        ),
+        (
+            "auto.toml",
+            "url = \"https://127.0.0.1:1\"\nhttp = \"auto\"",
+            3,
+            "not supported yet",
+        ),
+    ];
+    for (name, target, line, needle) in cases {
+        let file = scenario_file("h2", name, &format!("[target]\n{target}\n"));
+        testbed::assert_located(&file, &[(line, needle)]);
+    }
 
     // A flag mistake is one line and exit 2, before any traffic.
     let out = run_loadctl_timeout(

@@ -61,31 +61,52 @@ const fn canonical() -> Canonical {
     }
 }
 
+/// The shortest code (`0`, `1`, `2`, `a`, `c`, `e`, `i`, `o`, `s`, `t`) is 5 bits.
+const MIN_LEN: usize = 5;
+
 /// Appends the decoding of `src` to `dst`. `Err` for EOS inside the string, or padding that is
 /// longer than 7 bits or not the EOS code's leading ones (RFC 7541 §5.2).
+///
+/// Bits are taken from a 64-bit window that always holds a whole code while input remains, and
+/// each symbol is found by trying lengths from the shortest: a code of length `len` is its
+/// window's top `len` bits, between that length's first code and its count (canonical codes).
 pub fn decode(src: &[u8], dst: &mut Vec<u8>) -> Result<(), ()> {
-    let (mut code, mut len) = (0u32, 0usize);
-    for &byte in src {
-        for shift in (0..8).rev() {
-            code = (code << 1) | u32::from((byte >> shift) & 1);
-            len += 1;
-            let d = code.wrapping_sub(TABLE.first[len]);
+    let (mut window, mut bits, mut next) = (0u64, 0usize, 0usize);
+    loop {
+        while bits <= 56 && next < src.len() {
+            window |= u64::from(src[next]) << (56 - bits);
+            bits += 8;
+            next += 1;
+        }
+        let mut len = MIN_LEN;
+        let symbol = loop {
+            if len > bits.min(MAX_LEN) {
+                break None;
+            }
+            let d = ((window >> (64 - len)) as u32).wrapping_sub(TABLE.first[len]);
             if d < TABLE.count[len] {
-                let symbol = TABLE.symbols[TABLE.offset[len] + d as usize];
-                if symbol == EOS {
-                    return Err(());
-                }
+                break Some(TABLE.symbols[TABLE.offset[len] + d as usize]);
+            }
+            len += 1;
+        };
+        match symbol {
+            Some(EOS) => return Err(()),
+            Some(symbol) => {
                 dst.push(symbol as u8);
-                (code, len) = (0, 0);
-            } else if len == MAX_LEN {
-                return Err(());
+                window <<= len;
+                bits -= len;
+            }
+            // No whole code left: what remains must be up to 7 bits of ones (EOS's prefix).
+            None => {
+                let ones = bits == 0 || window >> (64 - bits) == (1 << bits) - 1;
+                return if next == src.len() && bits <= 7 && ones {
+                    Ok(())
+                } else {
+                    Err(())
+                };
             }
         }
     }
-    if len > 7 || code != (1 << len) - 1 {
-        return Err(());
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -94,6 +115,8 @@ mod tests {
 
     #[test]
     fn the_code_is_canonical_and_complete() {
+        assert!((1..MIN_LEN).all(|len| TABLE.count[len] == 0));
+        assert!(TABLE.count[MIN_LEN] > 0);
         let mut kraft = 0u64;
         for len in 1..=MAX_LEN {
             let codes: Vec<u32> = ENCODE_TABLE
