@@ -2,7 +2,8 @@
 //! connection's buffer discipline: fed whole and in pieces, the events, the failure and the
 //! bytes the client answered with must agree, and the caller never holds more than one frame.
 //! First byte: low 6 bits piece size (0 → single bytes), bit 6 sizes vary around it, bit 7 a
-//! valid server SETTINGS comes first (so inputs reach the frames after it).
+//! valid server SETTINGS comes first (so inputs reach the frames after it, with three streams
+//! open; without it one stream is open, as before any SETTINGS).
 #![no_main]
 
 use engine::proto::h2::{
@@ -27,34 +28,39 @@ fuzz_target!(|data: &[u8]| {
     let Some((&control, rest)) = data.split_first() else {
         return;
     };
-    let mut stream = Vec::new();
-    if control & 0x80 != 0 {
-        frame::encode_settings(&[], &mut stream);
-    }
-    stream.extend_from_slice(rest);
-    let whole = run(&stream, &[stream.len().max(1)]);
+    let settings_first = control & 0x80 != 0;
+    let stream = rest;
+    let whole = run(stream, &[stream.len().max(1)], settings_first);
     let base = usize::from(control & 0x3f).max(1);
     let sizes: Vec<usize> = if control & 0x40 == 0 {
         vec![base]
     } else {
         (1..=7).map(|k| base * k % 13 + 1).collect()
     };
-    let split = run(&stream, &sizes);
+    let split = run(stream, &sizes, settings_first);
     assert_eq!(whole, split, "outcome depends on how the stream was split");
 });
 
-fn run(stream: &[u8], sizes: &[usize]) -> Outcome {
+fn run(stream: &[u8], sizes: &[usize], settings_first: bool) -> Outcome {
     let settings = Settings {
         max_streams: 4,
         ..Settings::default()
     };
     let mut out = Vec::new();
     let mut conn = Connection::new(settings, &mut out);
-    // Streams 1, 3 and 5, sent right after the preface as a client may; 3 has a body larger
-    // than the initial windows.
-    for body in [&[][..], BODY, b"x"] {
-        assert!(conn.start_request(&GET, body, &mut out).is_ok());
+    if settings_first {
+        let mut server = Vec::new();
+        frame::encode_settings(&[], &mut server);
+        assert_eq!(conn.receive(&server, &mut out), Ok(server.len()));
     }
+    // Streams 1, 3 and 5 (3 with a body larger than the initial windows); before the server's
+    // SETTINGS the client opens only the first.
+    for body in [&[][..], BODY, b"x"] {
+        if conn.can_start() {
+            assert!(conn.start_request(&GET, body, &mut out).is_ok());
+        }
+    }
+    assert!(conn.open_streams() == 3 || !settings_first);
     let mut seen = Vec::new();
     let mut buf = Vec::new();
     let mut fed = 0;

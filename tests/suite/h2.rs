@@ -408,3 +408,33 @@ expect_status = [404]
     assert_eq!(missing["errors_total"], 0, "{missing}");
     assert_eq!(nginx.requests().expect("requests"), 100);
 }
+
+#[test]
+fn an_independent_tls_server_speaks_h2_and_one_without_alpn_is_refused() {
+    if !H2Peer::available() {
+        eprintln!("skipped: python3 cannot import h2 (scripts/test.sh installs it)");
+        return;
+    }
+    let _load = serial();
+    let pki = Pki::generate().expect("pki");
+    // Python's ssl and h2 as a second TLS peer: ALPN h2, a 1 MiB body past our stream window.
+    let peer = H2Peer::start_tls(100, &pki.server_cert, &pki.server_key, "h2").expect("peer");
+    let url = format!("https://{}/size/1048576", peer.addr());
+    let v = run(&url, &["-k", "-c", "1", "--streams", "4", "-n", "20"], None);
+    assert_eq!(count(&v, "/requests"), 20, "{v}");
+    assert_eq!(count(&v, "/errors_total"), 0, "{}", v["errors"]);
+    assert!(count(&v, "/bytes_in") >= 20 << 20, "{v}");
+    // A server that completes the handshake without agreeing to h2: never spoken to.
+    let plain =
+        H2Peer::start_tls(100, &pki.server_cert, &pki.server_key, "http/1.1").expect("peer");
+    let url = format!("https://{}/size/10", plain.addr());
+    let v = run(
+        &url,
+        &["-k", "-c", "1", "-n", "10", "--timeout", "2s"],
+        None,
+    );
+    let refused = count(&v, "/errors/h2_protocol");
+    assert!(refused >= 10, "{}", v["errors"]);
+    assert_eq!(count(&v, "/errors_total"), refused, "{}", v["errors"]);
+    assert_eq!(count(&v, "/requests"), 0, "{v}");
+}

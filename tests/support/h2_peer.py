@@ -1,6 +1,8 @@
 """An independent HTTP/2 server (Python `h2`, cleartext, prior knowledge) for the codec tests.
 
-Usage: h2_peer.py [--max-streams N]. Binds 127.0.0.1 on a free port and prints `ready PORT`.
+Usage: h2_peer.py [--max-streams N] [--tls CERT KEY ALPN]. Binds 127.0.0.1 on a free port and
+prints `ready PORT`. With --tls it speaks TLS and selects ALPN protocol ALPN (`h2`, or
+`http/1.1` to agree to nothing an h2-only client offers: the handshake then ends without ALPN).
   GET  /size/N   -> 200 with N bytes (sent as the client's flow-control windows allow)
   POST /upload   -> 200, body "received N"; header x-received: N (bytes of request body seen)
   GET  /stall    -> never answered (the client's timeout has to reset the stream)
@@ -11,6 +13,7 @@ Every response carries x-request-count: requests this server has started, over a
 """
 import select
 import socket
+import ssl
 import sys
 import threading
 
@@ -61,7 +64,9 @@ def serve(sock, max_streams):
                 del pending[stream]
 
     while True:
-        readable, _, _ = select.select([sock], [], [], 30)
+        # A TLS socket may hold decrypted bytes that select cannot see.
+        buffered = isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
+        readable = buffered or select.select([sock], [], [], 30)[0]
         if not readable:
             return
         data = sock.recv(65536)
@@ -104,11 +109,30 @@ def serve(sock, max_streams):
             sock.sendall(out)
 
 
+def serve_tls(raw, max_streams, context):
+    try:
+        sock = context.wrap_socket(raw, server_side=True)
+    except (ssl.SSLError, OSError):
+        raw.close()
+        return
+    serve(sock, max_streams)
+
+
 def main():
     max_streams = 100
+    context = None
     args = sys.argv[1:]
-    if args[:1] == ["--max-streams"]:
-        max_streams = int(args[1])
+    while args:
+        if args[0] == "--max-streams":
+            max_streams = int(args[1])
+            args = args[2:]
+        elif args[0] == "--tls":
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(args[1], args[2])
+            context.set_alpn_protocols([args[3]])
+            args = args[4:]
+        else:
+            sys.exit("unknown argument %s" % args[0])
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", 0))
@@ -116,7 +140,11 @@ def main():
     print("ready %d" % listener.getsockname()[1], flush=True)
     while True:
         sock, _ = listener.accept()
-        threading.Thread(target=serve, args=(sock, max_streams), daemon=True).start()
+        if context is None:
+            target, extra = serve, ()
+        else:
+            target, extra = serve_tls, (context,)
+        threading.Thread(target=target, args=(sock, max_streams) + extra, daemon=True).start()
 
 
 if __name__ == "__main__":

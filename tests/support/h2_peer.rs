@@ -25,11 +25,24 @@ impl H2Peer {
 
     /// A server announcing `max_streams` as SETTINGS_MAX_CONCURRENT_STREAMS.
     pub fn start(max_streams: u32) -> Result<Self> {
+        Self::spawn(max_streams, None)
+    }
+
+    /// The same over TLS with this certificate and key, selecting `alpn` (`"h2"`, or
+    /// `"http/1.1"` to agree to nothing an h2-only client offers).
+    pub fn start_tls(max_streams: u32, cert: &Path, key: &Path, alpn: &str) -> Result<Self> {
+        Self::spawn(max_streams, Some((cert, key, alpn)))
+    }
+
+    fn spawn(max_streams: u32, tls: Option<(&Path, &Path, &str)>) -> Result<Self> {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/h2_peer.py");
         let mut cmd = Command::new("python3");
         cmd.arg(&script)
             .arg("--max-streams")
             .arg(max_streams.to_string());
+        if let Some((cert, key, alpn)) = tls {
+            cmd.arg("--tls").arg(cert).arg(key).arg(alpn);
+        }
         let (mut child, line) = spawn_with_banner(&mut cmd, Duration::from_secs(15))
             .context("start python3 h2_peer.py (scripts/test.sh installs `h2`)")?;
         let port = line
