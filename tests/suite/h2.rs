@@ -141,6 +141,10 @@ check = {{ status = [200], body_contains = "yyy" }}
 name = "echo"
 path = "/size/{{{{header_seen}}}}"
 check = {{ status = [200], body_contains = "xxxxxxxx", body_not_contains = "y" }}
+[[steps]]
+name = "scheme"
+path = "/scheme"
+check = {{ body_contains = "http", body_not_contains = "https" }}
 "#,
             addr = peer.addr()
         ),
@@ -161,6 +165,11 @@ check = {{ status = [200], body_contains = "xxxxxxxx", body_not_contains = "y" }
     let echo = step(&r, "echo");
     assert_eq!(echo["errors_total"], 0, "{echo}");
     assert_eq!(echo["checks_failed"], 0, "{echo}");
+    assert_eq!(
+        step(&r, "scheme")["checks_failed"],
+        0,
+        "h2c sends :scheme http"
+    );
     assert!(count(&r, "/bytes_in") >= 80 * 70_000, "{r}");
 }
 
@@ -417,13 +426,39 @@ fn an_independent_tls_server_speaks_h2_and_one_without_alpn_is_refused() {
     }
     let _load = serial();
     let pki = Pki::generate().expect("pki");
-    // Python's ssl and h2 as a second TLS peer: ALPN h2, a 1 MiB body past our stream window.
+    // Python's ssl and h2 as a second TLS peer: ALPN h2, a 1 MiB body past our stream window,
+    // and `:scheme` as the server saw it.
     let peer = H2Peer::start_tls(100, &pki.server_cert, &pki.server_key, "h2").expect("peer");
-    let url = format!("https://{}/size/1048576", peer.addr());
-    let v = run(&url, &["-k", "-c", "1", "--streams", "4", "-n", "20"], None);
-    assert_eq!(count(&v, "/requests"), 20, "{v}");
-    assert_eq!(count(&v, "/errors_total"), 0, "{}", v["errors"]);
-    assert!(count(&v, "/bytes_in") >= 20 << 20, "{v}");
+    let file = scenario_file(
+        "h2",
+        "python_tls.toml",
+        &format!(
+            r#"[target]
+url = "https://{addr}"
+http = "2"
+streams = 4
+[tls]
+insecure_skip_verify = true
+[load]
+connections = 1
+requests = 20
+[[steps]]
+name = "big"
+path = "/size/1048576"
+[[steps]]
+name = "scheme"
+path = "/scheme"
+check = {{ body_contains = "https" }}
+"#,
+            addr = peer.addr()
+        ),
+    );
+    let (code, r, stderr) = run_file(&file, &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(count(&r, "/requests"), 40, "{r}");
+    assert_eq!(count(&r, "/errors_total"), 0, "{}", r["errors"]);
+    assert_eq!(step(&r, "scheme")["checks_failed"], 0, "{}", r["steps"]);
+    assert!(count(&r, "/bytes_in") >= 20 << 20, "{r}");
     // A server that completes the handshake without agreeing to h2: never spoken to.
     let plain =
         H2Peer::start_tls(100, &pki.server_cert, &pki.server_key, "http/1.1").expect("peer");

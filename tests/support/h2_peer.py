@@ -5,6 +5,7 @@ prints `ready PORT`. With --tls it speaks TLS and selects ALPN protocol ALPN (`h
 `http/1.1` to agree to nothing an h2-only client offers: the handshake then ends without ALPN).
   GET  /size/N   -> 200 with N bytes (sent as the client's flow-control windows allow)
   POST /upload   -> 200, body "received N"; header x-received: N (bytes of request body seen)
+  GET  /scheme   -> 200, body: the request's :scheme
   GET  /stall    -> never answered (the client's timeout has to reset the stream)
   GET  /reset    -> RST_STREAM (INTERNAL_ERROR) instead of a response
   GET  /garbage  -> a DATA frame on stream 0 (a connection error), then the connection closes
@@ -88,6 +89,8 @@ def serve(sock, max_streams):
                 method = head.get(":method", "")
                 if method == "GET" and path.startswith("/size/"):
                     respond(event.stream_id, 200, b"x" * int(path[6:]))
+                elif path == "/scheme":
+                    respond(event.stream_id, 200, head.get(":scheme", "").encode())
                 elif path == "/stall":
                     pass
                 elif path == "/reset":

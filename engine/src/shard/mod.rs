@@ -254,7 +254,7 @@ fn start(
                 let users = state.group.connections as usize;
                 for (k, stream) in opened.into_iter().enumerate() {
                     let lanes = k * streams..((k + 1) * streams).min(users);
-                    let h2 = conn::h2::H2Conn::new(lanes.len());
+                    let h2 = conn::h2::H2Conn::new(lanes.len(), state.tls().is_some());
                     for (lane, id) in lanes.enumerate() {
                         let user =
                             conn::http1::run(state.clone(), id, None, Some((h2.clone(), lane)));

@@ -163,7 +163,7 @@ impl H2Conn {
             .unwrap_or_default();
         let req = Request {
             method: parsed.method.unwrap_or("GET"),
-            scheme: "http",
+            scheme: self.scheme,
             authority,
             path: parsed.path.unwrap_or("/"),
             headers: Fields::Parsed(&*parsed.headers),

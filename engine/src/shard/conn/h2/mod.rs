@@ -78,12 +78,14 @@ pub(crate) struct H2Conn {
     stop: Slot,
     /// Expired to stop the writer once the connection is closed.
     stop_write: Slot,
+    /// `:scheme` of every request: `https` over TLS (RFC 9113 §8.3.1).
+    scheme: &'static str,
     settings: Settings,
 }
 
 impl H2Conn {
     /// A connection for `lanes` users, each with one stream at a time.
-    pub(crate) fn new(lanes: usize) -> Rc<H2Conn> {
+    pub(crate) fn new(lanes: usize, tls: bool) -> Rc<H2Conn> {
         Rc::new(H2Conn {
             inner: RefCell::new(Inner {
                 conn: None,
@@ -98,6 +100,7 @@ impl H2Conn {
             alive: Cell::new(lanes),
             stop: Slot::default(),
             stop_write: Slot::default(),
+            scheme: if tls { "https" } else { "http" },
             settings: Settings {
                 max_streams: lanes.max(1) as u32,
                 ..Settings::default()
