@@ -6,6 +6,7 @@
 //! (`tests/alloc.rs`, `tests/memory.rs`, `tests/tls.rs`) stay binaries of their own, so no other
 //! test's allocations can land in their figures.
 
+mod addresses;
 mod capacity;
 mod cli_contract;
 mod co;

@@ -38,6 +38,9 @@ pub struct NginxConfig {
     /// A cleartext HTTP/2 listener (prior knowledge, `listen … http2`) on its own port
     /// (`h2c_url`); the plain one keeps serving HTTP/1.1 and the `stub_status` probes.
     pub h2c: bool,
+    /// Listen here instead of a free port on 127.0.0.1 (several servers on one port, one
+    /// loopback address each).
+    pub bind: Option<SocketAddr>,
 }
 
 impl Default for NginxConfig {
@@ -49,6 +52,7 @@ impl Default for NginxConfig {
             pin_cpu: None,
             idle_timeout_s: 65,
             h2c: false,
+            bind: None,
         }
     }
 }
@@ -136,7 +140,9 @@ impl Nginx {
         let dir = tempfile::Builder::new()
             .prefix("testbed-nginx-")
             .tempdir()?;
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, crate::free_port()));
+        let addr = config
+            .bind
+            .unwrap_or_else(|| SocketAddr::from((Ipv4Addr::LOCALHOST, crate::free_port())));
         let tls = tls.map(|t| {
             (
                 t,

@@ -20,7 +20,9 @@ pub struct ShardPlan {
     pub index: usize,
     pub shards: usize,
     pub cpu: Option<usize>,
-    pub addr: SocketAddr,
+    /// Every address the target's host resolved to (of the local addresses' family when
+    /// `local_ips` is set): connections rotate over them.
+    pub addrs: Vec<SocketAddr>,
     pub timeout: Duration,
     pub connect_timeout: Duration,
     pub driver: DriverChoice,
@@ -38,6 +40,13 @@ pub struct ShardPlan {
 }
 
 impl ShardPlan {
+    /// The address connect number `n` of this shard goes to: shards interleave, so across the
+    /// run every address gets an equal share of the connections.
+    pub fn target_addr(&self, n: usize) -> SocketAddr {
+        let k = n.wrapping_mul(self.shards).wrapping_add(self.index);
+        self.addrs[k % self.addrs.len().max(1)]
+    }
+
     pub fn connections(&self) -> u32 {
         // Saturating: a wrapped total would slip under the fd check.
         self.groups
@@ -88,7 +97,7 @@ impl Plan {
                     index: i,
                     shards: n,
                     cpu: self.cpus.get(i).copied().flatten(),
-                    addr: self.target.addrs[0],
+                    addrs: reachable_addrs(&self.target.addrs, &self.local_ips),
                     timeout: self.timeout,
                     connect_timeout: self.connect_timeout,
                     driver: self.driver,
@@ -131,5 +140,23 @@ fn share_of_work(model: &LoadModel, i: usize, n: usize) -> LoadModel {
             schedule: schedule.clone(),
             max_queue: (*max_queue / n).max(1),
         },
+    }
+}
+
+/// The addresses a connection can reach from `local_ips` (same family), all of them without
+/// local addresses; if none matches, all (each connect then fails and is counted).
+fn reachable_addrs(addrs: &[SocketAddr], local_ips: &[IpAddr]) -> Vec<SocketAddr> {
+    let Some(local) = local_ips.first() else {
+        return addrs.to_vec();
+    };
+    let same: Vec<SocketAddr> = addrs
+        .iter()
+        .copied()
+        .filter(|a| a.is_ipv4() == local.is_ipv4())
+        .collect();
+    if same.is_empty() {
+        addrs.to_vec()
+    } else {
+        same
     }
 }

@@ -28,13 +28,15 @@ pub async fn connect(shard: &ShardState) -> Result<Stream, ErrorKind> {
 
 async fn open(shard: &ShardState) -> Result<Stream, ErrorKind> {
     let plan = shard.plan();
+    // Rotate over the shard's connects: every target address gets its share of the
+    // connections, every local address its share of the ports.
+    let n = shard.next_connect();
+    let to = plan.target_addr(n);
     let tcp = if plan.local_ips.is_empty() {
-        TcpStream::connect_addr(plan.addr).await
+        TcpStream::connect_addr(to).await
     } else {
-        // Rotate over the shard's connects: every address gets its share of the ports.
-        let n = shard.next_connect();
         let from = plan.local_ips[(n * plan.shards + plan.index) % plan.local_ips.len()];
-        crate::net::source::connect_from(from, plan.addr).await
+        crate::net::source::connect_from(from, to).await
     }
     .map_err(|_| ErrorKind::Connect)?;
     // Without NODELAY a small request can sit in Nagle's buffer for tens of ms.
