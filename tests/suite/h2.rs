@@ -20,6 +20,15 @@ fn count(v: &Value, pointer: &str) -> u64 {
         .unwrap_or_else(|| panic!("{pointer} is not an unsigned integer in {v}"))
 }
 
+/// Step `name` of `r` made `requests` requests without an error and failed `checks_failed`
+/// checks.
+fn assert_step(r: &Value, name: &str, requests: u64, checks_failed: u64) {
+    let s = step(r, name);
+    assert_eq!(s["requests"], requests, "{name}: {s}");
+    assert_eq!(s["errors_total"], 0, "{name}: {s}");
+    assert_eq!(s["checks_failed"], checks_failed, "{name}: {s}");
+}
+
 fn run(url: &str, args: &[&str], driver: Option<&str>) -> Value {
     let mut argv = vec!["run", url, "--http2"];
     argv.extend_from_slice(args);
@@ -152,24 +161,13 @@ check = {{ body_contains = "http", body_not_contains = "https" }}
     let (code, r, stderr) = run_file(&file, &[]);
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(r["iterations"], 40, "{r}");
-    let upload = step(&r, "upload");
-    assert_eq!(upload["requests"], 40, "{upload}");
-    assert_eq!(upload["errors_total"], 0, "{upload}");
-    assert_eq!(upload["checks_failed"], 0, "{upload}");
+    assert_step(&r, "upload", 40, 0);
     // What the server got is what was captured: /size/70000 worked with either capture.
-    let download = step(&r, "download");
-    assert_eq!(download["requests"], 40, "{download}");
-    assert_eq!(download["errors_total"], 0, "{download}");
     // The body is 'x's: body_contains "yyy" fails every time — the checks really read it.
-    assert_eq!(download["checks_failed"], 40, "{download}");
-    let echo = step(&r, "echo");
-    assert_eq!(echo["errors_total"], 0, "{echo}");
-    assert_eq!(echo["checks_failed"], 0, "{echo}");
-    assert_eq!(
-        step(&r, "scheme")["checks_failed"],
-        0,
-        "h2c sends :scheme http"
-    );
+    assert_step(&r, "download", 40, 40);
+    assert_step(&r, "echo", 40, 0);
+    // h2c sends `:scheme: http`.
+    assert_step(&r, "scheme", 40, 0);
     assert!(count(&r, "/bytes_in") >= 80 * 70_000, "{r}");
 }
 
@@ -201,9 +199,7 @@ timeout = "100ms"
     );
     let (code, r, stderr) = run_file(&file, &[]);
     assert_eq!(code, Some(0), "{stderr}");
-    let fast = step(&r, "fast");
-    assert_eq!(fast["requests"], 20, "{fast}");
-    assert_eq!(fast["errors_total"], 0, "{fast}");
+    assert_step(&r, "fast", 20, 0);
     let stall = step(&r, "stall");
     assert_eq!(stall["errors"]["timeout"], 20, "{stall}");
 }
@@ -322,13 +318,8 @@ check = {{ body_contains = "received 10485760" }}
     );
     let (code, r, stderr) = run_file(&file, &[]);
     assert_eq!(code, Some(0), "{stderr}");
-    let upload = step(&r, "upload");
-    assert_eq!(upload["requests"], 4, "{upload}");
-    assert_eq!(upload["errors_total"], 0, "{upload}");
-    assert_eq!(
-        upload["checks_failed"], 0,
-        "the server did not get every byte: {upload}"
-    );
+    // Its check passes only if the server counted every byte.
+    assert_step(&r, "upload", 4, 0);
     assert!(count(&r, "/bytes_out") >= 4 * (10 << 20), "{r}");
 }
 
@@ -408,13 +399,8 @@ expect_status = [404]
     );
     let (code, r, stderr) = run_file(&file, &[]);
     assert_eq!(code, Some(0), "{stderr}");
-    let index = step(&r, "index");
-    assert_eq!(index["requests"], 50, "{index}");
-    assert_eq!(index["errors_total"], 0, "{index}");
-    assert_eq!(index["checks_failed"], 0, "{index}");
-    let missing = step(&r, "missing");
-    assert_eq!(missing["requests"], 50, "{missing}");
-    assert_eq!(missing["errors_total"], 0, "{missing}");
+    assert_step(&r, "index", 50, 0);
+    assert_step(&r, "missing", 50, 0);
     assert_eq!(nginx.requests().expect("requests"), 100);
 }
 
@@ -457,7 +443,8 @@ check = {{ body_contains = "https" }}
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(count(&r, "/requests"), 40, "{r}");
     assert_eq!(count(&r, "/errors_total"), 0, "{}", r["errors"]);
-    assert_eq!(step(&r, "scheme")["checks_failed"], 0, "{}", r["steps"]);
+    assert_step(&r, "big", 20, 0);
+    assert_step(&r, "scheme", 20, 0);
     assert!(count(&r, "/bytes_in") >= 20 << 20, "{r}");
     // A server that completes the handshake without agreeing to h2: never spoken to.
     let plain =
