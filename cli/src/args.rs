@@ -71,6 +71,17 @@ pub struct RunArgs {
     /// is a user of its own, so -c 2 --streams 8 keeps 16 requests in flight.
     #[arg(long, value_parser = positive_count, requires = "http2")]
     pub streams: Option<u64>,
+    /// Follow redirects (like curl's -L): up to 10 hops, or --max-redirs; a step's latency
+    /// covers the whole chain, and a hop off the target's origin is refused (`redirect`).
+    #[arg(short = 'L', long)]
+    pub location: bool,
+    /// With -L: most redirect hops per request (0 to 20).
+    #[arg(long, requires = "location", value_parser = clap::value_parser!(u64).range(0..=20))]
+    pub max_redirs: Option<u64>,
+    /// Ask for a compressed response (like curl's --compressed): Accept-Encoding gzip,
+    /// deflate, br, zstd; checks and captures read the decoded body.
+    #[arg(long)]
+    pub compressed: bool,
     /// Shards (threads), one per CPU by default.
     #[arg(short = 't', long, value_parser = positive_count)]
     pub threads: Option<u64>,

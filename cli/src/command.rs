@@ -190,6 +190,9 @@ fn plan_from(spec: &ScenarioSpec, source: &Source) -> Result<Plan, u8> {
     })
 }
 
+/// Hops `-L` follows without `--max-redirs` (k6's default; curl's is 50).
+const CURL_L_HOPS: u64 = 10;
+
 /// Flags override what a file says.
 fn apply_flags(spec: &mut ScenarioSpec, a: &RunArgs) {
     if let Some(base) = &a.base_url {
@@ -200,6 +203,12 @@ fn apply_flags(spec: &mut ScenarioSpec, a: &RunArgs) {
     }
     if let Some(s) = a.streams {
         spec.target.streams = Some(unspanned(s));
+    }
+    if a.location {
+        spec.request.follow_redirects = Some(unspanned(a.max_redirs.unwrap_or(CURL_L_HOPS)));
+    }
+    if a.compressed {
+        spec.request.compressed = Some(unspanned(true));
     }
     if a.insecure {
         spec.tls

@@ -14,6 +14,7 @@
 mod api;
 mod body;
 mod capacity;
+mod client;
 mod conn;
 mod events;
 mod members;

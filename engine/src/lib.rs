@@ -5,6 +5,7 @@
 //! its connections over the sans-io `proto` codecs and `net`) → `metrics` (what shards measure)
 //! → `results` (merged) → `report` (renderers); `run` orchestrates. See docs/architecture.md.
 
+pub mod client;
 pub mod metrics;
 pub mod net;
 pub mod plan;

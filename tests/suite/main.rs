@@ -9,6 +9,7 @@
 mod addresses;
 mod capacity;
 mod cli_contract;
+mod client;
 mod co;
 mod daemon;
 mod daemon_abuse;

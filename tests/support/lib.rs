@@ -29,7 +29,7 @@ pub use h2_peer::H2Peer;
 pub use loadctl::{run_json, run_loadctl, run_loadctl_timeout, LoadctlRun, DEFAULT_RUN_TIMEOUT};
 pub use nginx::{
     Nginx, NginxConfig, NginxTls, StubStatus, BIG_BYTES as NGINX_BIG_BYTES,
-    INDEX_BODY as NGINX_INDEX_BODY,
+    GZIP_BODY as NGINX_GZIP_BODY, GZIP_REPEAT as NGINX_GZIP_REPEAT, INDEX_BODY as NGINX_INDEX_BODY,
 };
 pub use peak_rss::run_json_peak_rss;
 pub use pki::Pki;

@@ -22,6 +22,9 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 pub const BIG_BYTES: usize = 1 << 20;
 /// Body of `/` (index.html).
 pub const INDEX_BODY: &str = "hello from nginx\n";
+/// `/gzip.txt` is this line `GZIP_REPEAT` times, gzipped when the client offers gzip.
+pub const GZIP_BODY: &str = "compress me, nginx\n";
+pub const GZIP_REPEAT: usize = 500;
 
 /// How to run nginx. `Default` is what the tests use.
 #[derive(Debug, Clone)]
@@ -406,6 +409,7 @@ fn write_tree(
     fs::write(html.join("index.html"), INDEX_BODY)?;
     fs::write(html.join("cacheable.txt"), "cache me\n")?;
     fs::write(html.join("close"), "closing\n")?;
+    fs::write(html.join("gzip.txt"), GZIP_BODY.repeat(GZIP_REPEAT))?;
     let big: Vec<u8> = (0..BIG_BYTES).map(|i| b'a' + (i % 26) as u8).collect();
     fs::write(html.join("big"), big)?;
     // SSI output has no length known in advance, so nginx sends it chunked to HTTP/1.1 clients.
@@ -490,6 +494,24 @@ http {{
         }}
         location = /close {{
             keepalive_timeout 0;
+        }}
+        location = /gzip.txt {{
+            gzip on;
+            gzip_types text/plain;
+            gzip_min_length 1;
+        }}
+        # Cookies and a redirect, for the client's jar and redirect following.
+        location = /set-cookie {{
+            add_header Set-Cookie "ngx=c1; Path=/" always;
+            return 200 "set\n";
+        }}
+        location = /cookie {{
+            default_type text/plain;
+            return 200 "cookie=[$http_cookie]\n";
+        }}
+        location = /moved {{
+            absolute_redirect off;
+            return 302 /cookie;
         }}
         location = /stub_status {{
             stub_status;

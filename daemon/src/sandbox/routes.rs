@@ -18,7 +18,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::body::{FillerBody, Framing, FILLER_LEN};
-use super::{api, capacity, pages, rooms, ws, SandboxState};
+use super::{api, capacity, client, pages, rooms, ws, SandboxState};
 
 /// Largest body `/bytes/{n}` and `/chunked/{n}` will send.
 const MAX_BODY_LEN: usize = 64 << 20;
@@ -43,6 +43,7 @@ pub(super) fn app(state: Arc<SandboxState>) -> Router {
         .route("/ws/rooms/{room}", get(rooms::join))
         .merge(slowable(&state))
         .merge(pages::router())
+        .merge(client::router())
         .layer(middleware::from_fn_with_state(
             Arc::clone(&state),
             count_and_hold,

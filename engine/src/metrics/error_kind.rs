@@ -58,11 +58,20 @@ pub enum ErrorKind {
     H2Goaway,
     /// The server broke HTTP/2 flow control (sent past a window, grew one past 2^31-1).
     H2FlowControl,
+    /// A compressed body a check or capture needed could not be decoded (corrupt, or an
+    /// encoding the client does not know).
+    Decompress,
+    /// A body decoded past the limit (`MAX_DECODED_BODY`): a decompression bomb is refused,
+    /// never buffered.
+    BodyTooLarge,
+    /// A redirect the step would follow points outside the run's target (another origin) or has
+    /// no usable `Location`.
+    Redirect,
 }
 
 impl ErrorKind {
     /// Every kind, in index order.
-    pub const ALL: [ErrorKind; 23] = [
+    pub const ALL: [ErrorKind; 26] = [
         ErrorKind::Connect,
         ErrorKind::Reset,
         ErrorKind::Timeout,
@@ -86,6 +95,9 @@ impl ErrorKind {
         ErrorKind::H2StreamReset,
         ErrorKind::H2Goaway,
         ErrorKind::H2FlowControl,
+        ErrorKind::Decompress,
+        ErrorKind::BodyTooLarge,
+        ErrorKind::Redirect,
     ];
     /// Number of kinds: the length of every per-kind counter array.
     pub const COUNT: usize = Self::ALL.len();
@@ -116,6 +128,9 @@ impl ErrorKind {
             ErrorKind::H2StreamReset => "h2_stream_reset",
             ErrorKind::H2Goaway => "h2_goaway",
             ErrorKind::H2FlowControl => "h2_flow_control",
+            ErrorKind::Decompress => "decompress",
+            ErrorKind::BodyTooLarge => "body_too_large",
+            ErrorKind::Redirect => "redirect",
         }
     }
 

@@ -72,6 +72,11 @@ pub struct Stats {
     pub dropped: u64,
     /// TCP connections opened.
     pub connects: u64,
+    /// Bytes of compressed bodies after decoding (only bodies a check or capture read).
+    pub bytes_decoded: u64,
+    /// Redirect hops followed (each a request on the wire, not in `requests`: the step's
+    /// response is the chain's last).
+    pub redirects: u64,
     pub checks_passed: u64,
     pub checks_failed: u64,
     /// Failed checks by kind.
@@ -98,6 +103,8 @@ impl Stats {
             late: 0,
             dropped: 0,
             connects: 0,
+            bytes_decoded: 0,
+            redirects: 0,
             checks_passed: 0,
             checks_failed: 0,
             check_failures: [0; CheckKind::COUNT],
@@ -117,6 +124,8 @@ impl Stats {
         self.late = 0;
         self.dropped = 0;
         self.connects = 0;
+        self.bytes_decoded = 0;
+        self.redirects = 0;
         self.checks_passed = 0;
         self.checks_failed = 0;
         self.check_failures = [0; CheckKind::COUNT];
@@ -140,6 +149,8 @@ impl Stats {
         self.late += other.late;
         self.dropped += other.dropped;
         self.connects += other.connects;
+        self.bytes_decoded += other.bytes_decoded;
+        self.redirects += other.redirects;
         self.checks_passed += other.checks_passed;
         self.checks_failed += other.checks_failed;
         for (a, b) in self.check_failures.iter_mut().zip(other.check_failures) {
@@ -221,6 +232,7 @@ impl Stats {
             && self.connects == 0
             && self.bytes_in == 0
             && self.bytes_out == 0
+            && self.redirects == 0
             && self.checks_passed + self.checks_failed == 0
     }
 

@@ -57,6 +57,10 @@ struct WireStats {
     late: u64,
     dropped: u64,
     connects: u64,
+    #[serde(default)]
+    bytes_decoded: u64,
+    #[serde(default)]
+    redirects: u64,
     checks_passed: u64,
     checks_failed: u64,
     #[serde(default)]
@@ -107,6 +111,8 @@ pub fn encode(set: &StatsSet) -> serde_json::Value {
                 late: s.late,
                 dropped: s.dropped,
                 connects: s.connects,
+                bytes_decoded: s.bytes_decoded,
+                redirects: s.redirects,
                 checks_passed: s.checks_passed,
                 checks_failed: s.checks_failed,
                 check_failures: CheckKind::ALL
@@ -179,6 +185,8 @@ pub fn decode(value: &serde_json::Value) -> Result<StatsSet, WireError> {
         s.late = w.late;
         s.dropped = w.dropped;
         s.connects = w.connects;
+        s.bytes_decoded = w.bytes_decoded;
+        s.redirects = w.redirects;
         s.checks_passed = w.checks_passed;
         s.checks_failed = w.checks_failed;
         for (name, n) in &w.check_failures {

@@ -4,7 +4,7 @@
 
 use crate::plan::checker::Checker;
 use crate::plan::journey::phase::{compile_setup, compile_teardown};
-use crate::plan::journey::{Phases, RequestBase, RunScope};
+use crate::plan::journey::{ClientDefaults, Phases, RequestBase, RunScope};
 use crate::plan::scenarios::ScenarioPlan;
 use crate::plan::target::CheckedTarget;
 use crate::scenario::ScenarioSpec;
@@ -22,6 +22,8 @@ fn base<'a>(
         host_header: &target.host_header,
         default_headers: headers,
         run,
+        // Setup and teardown go over the blocking phase client, which follows no redirects.
+        client: ClientDefaults::default(),
     }
 }
 

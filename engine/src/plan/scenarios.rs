@@ -10,8 +10,11 @@ use std::time::Duration;
 
 use toml::Spanned;
 
+use crate::client::decode::ACCEPT_ENCODING;
 use crate::plan::checker::Checker;
-use crate::plan::journey::{self, Journey, RequestBase, RunScope, StepPlan};
+use crate::plan::journey::{
+    self, compile_follow_redirects, ClientDefaults, Journey, RequestBase, RunScope, StepPlan,
+};
 use crate::plan::model::{check_connections, check_model, LoadModel};
 use crate::plan::target::CheckedTarget;
 use crate::plan::websocket::{check_websocket, ws_journey, WsPlan};
@@ -239,7 +242,20 @@ fn check_scenario(
     };
     let journey = match &websocket {
         Some(ws) => ws_journey(ws),
-        None => http_journey(c, spec, target, headers, run),
+        None => {
+            let client = client_defaults(c, spec);
+            let mut journey = http_journey(c, spec, target, headers, run, client);
+            let steps = !(spec.steps.is_empty() && spec.tasks.is_empty());
+            journey.cookies = spec
+                .request
+                .cookies
+                .as_ref()
+                .map_or(steps, |b| *b.get_ref());
+            journey.origin = url::Url::parse(&target.target.url)
+                .and_then(|u| u.join("/"))
+                .ok();
+            journey
+        }
     };
     Some(ScenarioPlan {
         name: view.name.clone(),
@@ -261,6 +277,7 @@ fn http_journey(
     target: &CheckedTarget,
     headers: &[(String, String)],
     run: &RunScope,
+    client: ClientDefaults,
 ) -> Journey {
     let source = c.source();
     if spec.steps.is_empty() && spec.tasks.is_empty() {
@@ -276,7 +293,7 @@ fn http_journey(
                 "[vars] apply to [[steps]]: add steps or drop [vars]",
             );
         }
-        return single_request(c, spec, source, target, headers);
+        return single_request(c, spec, source, target, headers, client);
     }
     for (field, span) in [
         ("method", spec.request.method.as_ref().map(Spanned::span)),
@@ -303,8 +320,26 @@ fn http_journey(
             host_header: &target.host_header,
             default_headers: headers,
             run,
+            client,
         },
     )
+}
+
+/// `[request]`'s `follow_redirects` and `compressed`.
+fn client_defaults(c: &mut Checker<'_>, spec: &ScenarioSpec) -> ClientDefaults {
+    ClientDefaults {
+        follow_redirects: spec
+            .request
+            .follow_redirects
+            .as_ref()
+            .and_then(|n| compile_follow_redirects(c, n))
+            .unwrap_or(0),
+        compressed: spec
+            .request
+            .compressed
+            .as_ref()
+            .is_some_and(|b| *b.get_ref()),
+    }
 }
 
 /// The one-request journey of a file without `[[steps]]` (and of `loadctl run URL`).
@@ -314,8 +349,17 @@ fn single_request(
     source: &Source,
     target: &CheckedTarget,
     headers: &[(String, String)],
+    client: ClientDefaults,
 ) -> Journey {
     let (path_and_query, host_header) = (target.path_and_query.as_str(), &target.host_header);
+    let mut headers = headers.to_vec();
+    if client.compressed
+        && !headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("accept-encoding"))
+    {
+        headers.push(("Accept-Encoding".into(), ACCEPT_ENCODING.into()));
+    }
     let method = spec
         .request
         .method
@@ -328,16 +372,18 @@ fn single_request(
             method: &method,
             path_and_query,
             host_header,
-            headers,
+            headers: &headers,
             body: &body,
         },
         &mut request,
     );
-    Journey::single(vec![StepPlan::fixed(
+    let mut step = StepPlan::fixed(
         format!("{method} {path_and_query}"),
         method == "HEAD",
         request,
-    )])
+    );
+    step.follow_redirects = client.follow_redirects;
+    Journey::single(vec![step])
 }
 
 fn check_body(c: &mut Checker<'_>, spec: &ScenarioSpec, source: &Source) -> Vec<u8> {

@@ -117,6 +117,22 @@ fn run(o: &mut String, r: &Results) {
         format_bytes(r.bytes_in),
         format_bytes(r.bytes_out)
     );
+    if r.redirects > 0 || r.bytes_decoded > 0 {
+        let mut parts = Vec::new();
+        if r.redirects > 0 {
+            parts.push(format!(
+                "{} redirects followed (each step's latency covers its chain)",
+                r.redirects
+            ));
+        }
+        if r.bytes_decoded > 0 {
+            parts.push(format!(
+                "{} decoded from compressed bodies",
+                format_bytes(r.bytes_decoded)
+            ));
+        }
+        let _ = writeln!(o, "Client     {}", parts.join("; "));
+    }
     if journey && r.websocket.is_none() {
         let rate = r.iterations_per_s;
         let requested = r

@@ -59,6 +59,13 @@ pub struct Results {
     pub status: serde_json::Map<String, serde_json::Value>,
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// Bytes of compressed bodies after decoding (bodies a check or capture read); `bytes_in`
+    /// counts them as they came over the wire.
+    #[serde(default)]
+    pub bytes_decoded: u64,
+    /// Redirect hops followed (`follow_redirects`): requests on the wire, not in `requests`.
+    #[serde(default)]
+    pub redirects: u64,
     /// Responses by the HTTP version they came over (`"1.1"`, `"2"`); empty for WebSocket
     /// runs. One version per run for now: `http = "auto"` would mix them.
     #[serde(default)]
@@ -188,6 +195,8 @@ impl Results {
             status: status_map(totals),
             bytes_in: totals.bytes_in,
             bytes_out: totals.bytes_out,
+            bytes_decoded: totals.bytes_decoded,
+            redirects: totals.redirects,
             http_version,
             latency_basis: if facts.open { "intended" } else { "sent" }.into(),
             latency_us: LatencySummary::of(&totals.latency),

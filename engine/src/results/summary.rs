@@ -132,6 +132,9 @@ pub struct StepResult {
     /// Corrected latency at p95 (the per-step table shows it; `LatencySummary` has no p95).
     #[serde(default)]
     pub latency_p95_us: u64,
+    /// Redirect hops this step followed (its latency covers each whole chain).
+    #[serde(default)]
+    pub redirects: u64,
 }
 
 /// One scenario's figures (a file without `[scenarios]` has one, "default").
@@ -265,6 +268,7 @@ impl StepResult {
             service_time_us: LatencySummary::of(&s.service),
             scenario: String::new(),
             latency_p95_us: crate::metrics::histogram::quantile_us(&s.latency, 0.95),
+            redirects: s.redirects,
         }
     }
 }

@@ -220,6 +220,11 @@ pub struct StepSpec {
     pub each: Option<Spanned<u64>>,
     /// Setup and teardown: how many of `each`'s iterations run at once (default 1).
     pub parallel: Option<Spanned<u64>>,
+    /// Redirect hops to follow (0 to 20), instead of `[request] follow_redirects`.
+    pub follow_redirects: Option<Spanned<u64>>,
+    /// Ask for a compressed response (`Accept-Encoding: gzip, deflate, br, zstd`), instead of
+    /// `[request] compressed`; checks and captures read the decoded body.
+    pub compressed: Option<Spanned<bool>>,
 }
 
 /// A generated file upload: one size, or a weighted mix of sizes.
@@ -371,6 +376,12 @@ pub struct RequestSpec {
     /// e.g. "5s"
     pub timeout: Option<Spanned<String>>,
     pub connect_timeout: Option<Spanned<String>>,
+    /// Redirect hops every step follows (0 to 20; default 0: a 3xx is the response).
+    pub follow_redirects: Option<Spanned<u64>>,
+    /// Every step asks for compressed responses (default false).
+    pub compressed: Option<Spanned<bool>>,
+    /// A cookie jar per virtual user for journeys (default true; false to turn it off).
+    pub cookies: Option<Spanned<bool>>,
 }
 
 /// Engine placement. Usually set from flags rather than files.

@@ -35,6 +35,9 @@ pub(crate) struct ShardShared {
     /// Read buffers of connections not waiting for a response: an idle keep-alive connection
     /// holds none, so memory follows requests in flight, not connections open.
     read_buffers: RefCell<Vec<Vec<u8>>>,
+    /// Compressed bodies are decoded here, one at a time (decoding never awaits), so memory
+    /// for decoded bodies is one buffer per shard, not one per connection.
+    decoded: RefCell<Vec<u8>>,
     /// Connects started, for source-address rotation.
     connects: Cell<usize>,
     /// `https://`: this shard's own client config (and session store) and the server name.
@@ -52,6 +55,7 @@ impl ShardShared {
             stats: RefCell::new(Box::new(StatsSet::new(plan.steps, plan.scenarios))),
             active: Cell::new(0),
             read_buffers: RefCell::new(Vec::new()),
+            decoded: RefCell::new(Vec::new()),
             connects: Cell::new(0),
             plan,
         }
@@ -223,6 +227,11 @@ impl ShardState {
         } else if buf.is_empty() && buf.capacity() > size {
             *buf = Vec::new();
         }
+    }
+
+    /// The shard's buffer for decoding a body (held only while one response is inspected).
+    pub fn decode_buffer(&self) -> RefMut<'_, Vec<u8>> {
+        self.shared.decoded.borrow_mut()
     }
 
     pub fn record_iteration(&self, start_ns: u64, done_ns: u64, failed: bool) {

@@ -60,6 +60,8 @@ pub(crate) fn compile(c: &mut Checker<'_>, spec: &ScenarioSpec, base: &RequestBa
         task_per_vu,
         prelude: 0..prelude,
         run: Vec::new(),
+        cookies: false,
+        origin: None,
     }
 }
 
@@ -232,7 +234,19 @@ pub(super) fn compile_step(c: &mut Checker<'_>, cx: &StepContext<'_>, s: &StepSp
         },
         |n| n.get_ref().clone(),
     );
-    let request = compile_request(c, cx, s, &method);
+    let compressed = s
+        .compressed
+        .as_ref()
+        .map_or(cx.base.client.compressed, |b| *b.get_ref());
+    let request = compile_request(c, cx, s, &method, compressed);
+    let decompress = compressed || asks_encoding(cx, s);
+    let follow_redirects = s
+        .follow_redirects
+        .as_ref()
+        .map_or(Some(cx.base.client.follow_redirects), |n| {
+            compile_follow_redirects(c, n)
+        })
+        .unwrap_or(0);
     let captures = s
         .capture
         .iter()
@@ -261,6 +275,22 @@ pub(super) fn compile_step(c: &mut Checker<'_>, cx: &StepContext<'_>, s: &StepSp
             }
         }
     }
+    if cx.phase != Phase::Load {
+        for (field, span) in [
+            (
+                "follow_redirects",
+                s.follow_redirects.as_ref().map(Spanned::span),
+            ),
+            ("compressed", s.compressed.as_ref().map(Spanned::span)),
+        ] {
+            if let Some(span) = span {
+                c.error(
+                    &span,
+                    format!("`{field}` is not supported in [[setup]] and [[teardown]] steps yet: they go over a plain HTTP/1.1 client"),
+                );
+            }
+        }
+    }
     let expect_status = compile_expect_status(c, s.expect_status.as_ref());
     if !expect_status.is_empty() {
         checks.push(Check::Status(expect_status.clone()));
@@ -269,12 +299,13 @@ pub(super) fn compile_step(c: &mut Checker<'_>, cx: &StepContext<'_>, s: &StepSp
         .think
         .as_ref()
         .map_or(Think::None, |t| compile_think(c, t));
+    let needs_body = needs_body(&captures, &checks);
     StepPlan {
         name,
         head_request: method == "HEAD",
         request,
-        needs_body: needs_body(&captures, &checks),
-        needs_head: needs_head(&captures, &checks),
+        needs_body,
+        needs_head: needs_head(&captures, &checks) || (decompress && needs_body),
         captures,
         checks,
         think,
@@ -282,7 +313,39 @@ pub(super) fn compile_step(c: &mut Checker<'_>, cx: &StepContext<'_>, s: &StepSp
         expect_status,
         timeout_ns: s.timeout.as_ref().and_then(|t| compile_timeout(c, t)),
         json_templates,
+        follow_redirects,
+        decompress,
     }
+}
+
+/// Most redirect hops a step may follow (curl's default is 50, k6's 10).
+pub(crate) const MAX_REDIRECTS: u64 = 20;
+
+/// `follow_redirects`: 0 to `MAX_REDIRECTS`.
+pub(crate) fn compile_follow_redirects(c: &mut Checker<'_>, n: &Spanned<u64>) -> Option<u8> {
+    let hops = *n.get_ref();
+    if hops > MAX_REDIRECTS {
+        c.error(
+            &n.span(),
+            format!("follow_redirects: at most {MAX_REDIRECTS} hops (e.g. 5), not {hops}"),
+        );
+        return None;
+    }
+    Some(hops as u8)
+}
+
+/// The step or `[request]` writes its own `Accept-Encoding`: it wants compression too.
+fn asks_encoding(cx: &StepContext<'_>, s: &StepSpec) -> bool {
+    let named = |h: &str| {
+        h.split_once(':')
+            .is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case("accept-encoding"))
+    };
+    s.headers.iter().any(|h| named(h.get_ref()))
+        || cx
+            .base
+            .default_headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("accept-encoding"))
 }
 
 /// `check.json` values that are templates (`"{{run.count(answer)}}"`): rendered once the value

@@ -23,7 +23,7 @@ use std::ops::Range;
 
 use crate::plan::template::{RenderContext, RenderError, RunValue, Template};
 
-pub(crate) use compile::compile;
+pub(crate) use compile::{compile, compile_follow_redirects};
 pub mod phase;
 pub use phase::{PhaseStep, Phases};
 pub use scope::{RunName, RunScope};
@@ -50,6 +50,10 @@ pub struct Journey {
     pub prelude: Range<usize>,
     /// Run-wide values, indexed as compiled: empty until `[[setup]]` has run.
     pub run: Vec<RunValue>,
+    /// Each virtual user keeps a cookie jar (`[request] cookies`, on for `[[steps]]`).
+    pub cookies: bool,
+    /// The target's origin (`scheme://host:port/`): where cookies and redirects belong.
+    pub origin: Option<url::Url>,
 }
 
 /// How a feeder's rows are handed out.
@@ -100,6 +104,8 @@ impl Journey {
             task_per_vu: false,
             prelude: 0..0,
             run: Vec::new(),
+            cookies: false,
+            origin: None,
         }
     }
 
@@ -166,6 +172,11 @@ pub struct StepPlan {
     pub timeout_ns: Option<u64>,
     /// Setup and teardown: `check.json` values rendered from run-wide values.
     pub json_templates: Vec<(String, Template)>,
+    /// Redirect hops to follow; the step's response is the chain's last.
+    pub follow_redirects: u8,
+    /// The step asked for compression (`compressed`, or its own `Accept-Encoding`): a body it
+    /// inspects is decoded first (its head is kept for `Content-Encoding`).
+    pub decompress: bool,
 }
 
 impl StepPlan {
@@ -185,7 +196,15 @@ impl StepPlan {
             expect_status: Vec::new(),
             timeout_ns: None,
             json_templates: Vec::new(),
+            follow_redirects: 0,
+            decompress: false,
         }
+    }
+
+    /// The response's head is needed: for checks and captures, for `Content-Encoding`, or for
+    /// the `Location` of a redirect to follow.
+    pub fn keeps_head(&self) -> bool {
+        self.needs_head || self.follow_redirects > 0
     }
 }
 
@@ -373,4 +392,13 @@ pub struct RequestBase<'a> {
     pub default_headers: &'a [(String, String)],
     /// Run-wide values `[[setup]]` captures, and the steps `[[teardown]]` counts.
     pub run: &'a RunScope,
+    /// `[request]`'s `follow_redirects` and `compressed`, each step's default.
+    pub client: ClientDefaults,
+}
+
+/// What `[request]` sets for every step of a journey.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ClientDefaults {
+    pub follow_redirects: u8,
+    pub compressed: bool,
 }

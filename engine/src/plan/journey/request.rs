@@ -20,6 +20,7 @@ pub(super) fn compile_request(
     cx: &StepContext<'_>,
     s: &StepSpec,
     method: &str,
+    compressed: bool,
 ) -> StepRequest {
     let path_text = s.path.get_ref();
     if !path_text.starts_with('/') {
@@ -30,6 +31,21 @@ pub(super) fn compile_request(
     }
     let path = cx.template(c, path_text, s.path.span(), Escape::Path);
     let (mut headers, user_header_names) = compile_headers(c, cx, s);
+    let writes_encoding = user_header_names.iter().any(|n| n == "accept-encoding")
+        || cx
+            .base
+            .default_headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("accept-encoding"));
+    if compressed && !writes_encoding {
+        headers.push(Template::literal(
+            &format!(
+                "Accept-Encoding: {}",
+                crate::client::decode::ACCEPT_ENCODING
+            ),
+            Escape::None,
+        ));
+    }
     let body = compile_body(c, cx, s, &mut headers, &user_header_names);
     let upload = compile_step_upload(c, cx, s, &mut headers, &user_header_names);
     let has = |n: &str| {

@@ -25,6 +25,7 @@ fn compile_with(steps: &str, files: &[(&str, &str)]) -> (Journey, Vec<String>) {
         host_header: "127.0.0.1:9",
         default_headers: &default_headers,
         run: &run,
+        client: ClientDefaults::default(),
     };
     let mut c = Checker::new(&source);
     let journey = compile(&mut c, &spec, &base);

@@ -122,6 +122,8 @@ pub struct ResponseHead {
     pub body: BodyKind,
     /// Bytes of this (final) head, status line to blank line; skipped 1xx heads are not counted.
     pub head_len: usize,
+    /// The head sets a cookie: a client with a cookie jar keeps it.
+    pub set_cookie: bool,
 }
 
 /// How the body of a response is delimited.
@@ -398,6 +400,7 @@ fn parse_head(rest: &[u8], head_request: bool) -> Result<Option<ResponseHead>, D
     // Some(last coding is chunked) once a Transfer-Encoding field is seen.
     let mut te_chunked: Option<bool> = None;
     let mut content_length: Option<Result<u64, ()>> = None;
+    let mut set_cookie = false;
     for header in response.headers.iter() {
         let elements = || header.value.split(|&b| b == b',').map(<[u8]>::trim_ascii);
         if header.name.eq_ignore_ascii_case("connection") {
@@ -419,6 +422,8 @@ fn parse_head(rest: &[u8], head_request: bool) -> Result<Option<ResponseHead>, D
                     _ => Some(parsed),
                 };
             }
+        } else if header.name.eq_ignore_ascii_case("set-cookie") {
+            set_cookie = true;
         }
     }
 
@@ -443,6 +448,7 @@ fn parse_head(rest: &[u8], head_request: bool) -> Result<Option<ResponseHead>, D
         keep_alive,
         body,
         head_len,
+        set_cookie,
     }))
 }
 

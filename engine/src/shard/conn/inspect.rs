@@ -136,6 +136,8 @@ mod tests {
             expect_status: Vec::new(),
             timeout_ns: None,
             json_templates: Vec::new(),
+            follow_redirects: 0,
+            decompress: false,
         }
     }
 

@@ -12,3 +12,11 @@ pub mod http1;
 pub mod inspect;
 pub mod socket;
 pub mod ws;
+
+/// A response to one request, before it is recorded: its status, when the request went out,
+/// when the response ended.
+pub(crate) struct Answer {
+    pub status: u16,
+    pub sent: u64,
+    pub done: u64,
+}

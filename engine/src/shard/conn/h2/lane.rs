@@ -16,6 +16,7 @@ use crate::plan::journey::StepPlan;
 use crate::proto::h2::{Fields, Request, StartError};
 use crate::proto::http1::MAX_HEADERS;
 use crate::shard::conn::deadline::Expiring;
+use crate::shard::conn::Answer;
 use crate::shard::state::ShardState;
 
 /// Sends of one request the server refused before it is counted as `h2_goaway`.
@@ -29,8 +30,8 @@ pub(crate) struct Buffers<'a> {
     pub body: &'a mut Vec<u8>,
 }
 
-/// One request of step `index` on lane `lane`: `(status, latency, done)` or `None` after a
-/// counted failure. `sent_hint` as for HTTP/1.1: a clock reading taken just before.
+/// One request of step `index` on lane `lane`, not yet recorded, or `None` after a counted
+/// failure. `sent_hint` as for HTTP/1.1: a clock reading taken just before.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn exchange(
     h2: &H2Conn,
@@ -42,7 +43,7 @@ pub(crate) async fn exchange(
     intended: Option<u64>,
     sent_hint: Option<u64>,
     mut bufs: Buffers<'_>,
-) -> Option<(u16, u64, u64)> {
+) -> Option<Answer> {
     let sent = sent_hint.unwrap_or_else(|| shard.now_ns());
     if let Some(i) = intended {
         shard.step(0).record_send_lag(i, sent);
@@ -51,7 +52,7 @@ pub(crate) async fn exchange(
     slot.arm(sent + step.timeout_ns.unwrap_or(shard.timeout_ns));
     let mut outcome = Err(ErrorKind::H2Goaway);
     for _ in 0..REFUSED_TRIES {
-        h2.lend(lane, step, bufs.request);
+        h2.lend(lane, step, shard.group.journey.cookies, bufs.request);
         let seen = h2.inner.borrow().connect_failures;
         let start = pin!(poll_fn(|cx| h2.poll_start(lane, seen, cx)));
         let got = match (Expiring { fut: start, slot }).await {
@@ -83,17 +84,11 @@ pub(crate) async fn exchange(
     }
     slot.disarm();
     match outcome {
-        Ok(status) => {
-            let done = shard.now_ns();
-            let latency = shard.step(index).record_response_expecting(
-                status,
-                &step.expect_status,
-                intended,
-                sent,
-                done,
-            );
-            Some((status, latency, done))
-        }
+        Ok(status) => Some(Answer {
+            status,
+            sent,
+            done: shard.now_ns(),
+        }),
         Err(kind) => {
             if !shard.interrupted() {
                 shard.step(index).record_error(kind);
@@ -105,13 +100,14 @@ pub(crate) async fn exchange(
 
 impl H2Conn {
     /// The lane's request moves in (swapped, not copied) for the exchange.
-    fn lend(&self, lane: usize, step: &StepPlan, request: &mut Vec<u8>) {
+    fn lend(&self, lane: usize, step: &StepPlan, cookies: bool, request: &mut Vec<u8>) {
         let mut inner = self.inner.borrow_mut();
         let l = &mut inner.lanes[lane];
         std::mem::swap(&mut l.request, request);
         l.outcome = None;
         l.status = 0;
-        l.needs_head = step.needs_head;
+        l.needs_head = step.keeps_head();
+        l.cookies = cookies;
         l.needs_body = step.needs_body;
         l.head.clear();
         l.body.clear();

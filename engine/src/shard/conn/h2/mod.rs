@@ -47,6 +47,8 @@ struct LaneState {
     outcome: Option<Outcome>,
     needs_head: bool,
     needs_body: bool,
+    /// The user keeps a cookie jar: a head that sets a cookie is kept too.
+    cookies: bool,
     head: Vec<u8>,
     body: Vec<u8>,
     waker: Option<Waker>,
@@ -208,7 +210,12 @@ fn dispatch(inner: &mut Inner, conn: &Connection, input: &[u8], shard: &ShardSta
                 };
                 let l = &mut lanes[i];
                 l.status = *status;
-                if l.needs_head {
+                let sets_cookie = || {
+                    conn.fields()
+                        .iter(fields.clone())
+                        .any(|(name, _)| name == b"set-cookie")
+                };
+                if l.needs_head || (l.cookies && sets_cookie()) {
                     // In HTTP/1.1 form: the inspector reads heads with httparse.
                     l.head.extend_from_slice(b"HTTP/1.1 ");
                     // The codec takes only 3-digit statuses (RFC 9110 §15).

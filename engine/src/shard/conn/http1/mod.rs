@@ -7,6 +7,8 @@
 //! (nginx does it every 1000 requests): the request is retried once on a fresh connection and
 //! not counted as an error. Every other failure is counted by kind and the loop goes on.
 
+mod client;
+
 use std::ops::Range;
 use std::pin::pin;
 use std::rc::Rc;
@@ -15,6 +17,7 @@ use std::time::Duration;
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 
+use crate::client::cookies::Jar;
 use crate::metrics::ErrorKind;
 use crate::net::tls::Stream;
 use crate::plan::journey::{StepPlan, Think, MAX_INSPECTED_BODY};
@@ -22,8 +25,8 @@ use crate::plan::template::{RenderContext, RenderError};
 use crate::proto::http1::{DecodeError, ResponseDecoder, Step};
 use crate::shard::conn::deadline::{Expiring, Slot};
 use crate::shard::conn::h2::{self, H2Conn};
-use crate::shard::conn::inspect::{inspect, Response};
 use crate::shard::conn::socket::{connect, read_error_kind};
+use crate::shard::conn::Answer;
 use crate::shard::state::{Permit, ShardState};
 
 /// Read buffer of a connection waiting for a response, taken from the shard's pool and given
@@ -67,6 +70,10 @@ struct Conn {
     setup_done: bool,
     /// HTTP/2: the shared connection and this user's lane on it (`stream` is then unused).
     h2: Option<(Rc<H2Conn>, usize)>,
+    /// The user's cookies, from the first `Set-Cookie` on (journeys with `cookies` on).
+    jar: Option<Box<Jar>>,
+    /// The request in `request` carries a `Cookie` header the jar added.
+    jar_added: bool,
 }
 
 /// The connection task: runs until its permits stop. `h2`: the user is lane `.1` of a shared
@@ -94,6 +101,8 @@ pub(crate) async fn run(
         task: None,
         setup_done: false,
         h2,
+        jar: None,
+        jar_added: false,
     };
     while let Permit::Go(intended) = shard.permit(id).await {
         conn.iterate(&shard, id, intended).await;
@@ -169,24 +178,17 @@ impl Conn {
             };
             first = false;
             let outcome = self
-                .exchange(shard, id, i, step, step_intended, sent_hint)
+                .step_exchange(shard, id, i, step, step_intended, sent_hint)
                 .await;
             last_done = outcome.map(|(_, _, done_ns)| done_ns);
             let Some((status, latency_ns, _)) = outcome else {
                 failed = true;
                 break;
             };
-            if !(step.captures.is_empty() && step.checks.is_empty()) {
-                let seen = Response {
-                    status,
-                    head: &self.head,
-                    body: &self.body,
-                    latency_ns,
-                };
-                if !inspect(step, &seen, &mut self.vars, &mut shard.step(i)) {
-                    failed = true;
-                    break;
-                }
+            let inspects = !(step.captures.is_empty() && step.checks.is_empty());
+            if inspects && !self.inspect_response(shard, i, step, status, latency_ns) {
+                failed = true;
+                break;
             }
             if last_once == Some(i) {
                 self.setup_done = true;
@@ -265,7 +267,8 @@ impl Conn {
     /// Puts step `i`'s request in `request`. A static request already there is sent as is;
     /// only templated ones are rendered (and only they may need the wall clock).
     fn encode(&mut self, shard: &ShardState, i: usize, step: &StepPlan) -> Result<(), RenderError> {
-        if step.request.is_static() && self.encoded == Some(i) {
+        // A user with cookies gets them added to a fresh copy every time.
+        if step.request.is_static() && self.encoded == Some(i) && self.jar.is_none() {
             return Ok(());
         }
         let now_ms = if step.request.is_static() {
@@ -288,6 +291,9 @@ impl Conn {
         );
         // A failed render leaves part of a request: never reuse it.
         self.encoded = (encoded.is_ok() && step.request.is_static()).then_some(i);
+        if encoded.is_ok() {
+            self.add_cookies();
+        }
         encoded
     }
 
@@ -301,9 +307,9 @@ impl Conn {
         slot.disarm();
     }
 
-    /// One request of step `index`: `(status, latency, done)` or `None` after a counted failure.
-    /// `sent_hint`: a clock reading taken just before, used as the send time unless a connect
-    /// comes first.
+    /// One request of step `index`, not yet recorded (a redirect hop is not the step's
+    /// response), or `None` after a counted failure. `sent_hint`: a clock reading taken just
+    /// before, used as the send time unless a connect comes first.
     async fn exchange(
         &mut self,
         shard: &ShardState,
@@ -312,7 +318,7 @@ impl Conn {
         step: &StepPlan,
         intended: Option<u64>,
         mut sent_hint: Option<u64>,
-    ) -> Option<(u16, u64, u64)> {
+    ) -> Option<Answer> {
         if let Some((conn, lane)) = &self.h2 {
             let bufs = h2::Buffers {
                 request: &mut self.request,
@@ -359,18 +365,11 @@ impl Conn {
             match outcome {
                 Ok((status, keep_alive)) => {
                     let done = shard.now_ns();
-                    let latency_ns = shard.step(index).record_response_expecting(
-                        status,
-                        &step.expect_status,
-                        intended,
-                        sent,
-                        done,
-                    );
                     self.fresh = false;
                     if !keep_alive {
                         self.close(shard);
                     }
-                    return Some((status, latency_ns, done));
+                    return Some(Answer { status, sent, done });
                 }
                 Err(Failure::Stale) => {
                     self.close(shard);
@@ -460,9 +459,10 @@ impl Conn {
             return Err(Failure::Kind(ErrorKind::Connect));
         };
         decoder.reset(step.head_request);
+        let cookies = shard.group.journey.cookies;
         loop {
             if !buf.is_empty() {
-                match decode(step, decoder, buf, head, body) {
+                match decode(step, cookies, decoder, buf, head, body) {
                     Ok(Step::Complete { consumed, .. }) => {
                         buf.drain(..consumed);
                         shard.give_read_buffer(buf, READ_BUF);
@@ -525,9 +525,10 @@ fn stale_or(reused: bool, kind: ErrorKind) -> Failure {
 }
 
 /// Decodes what `buf` holds, keeping the head and (up to `MAX_INSPECTED_BODY`) the body for a
-/// step that inspects them.
+/// step that inspects them; the head also for a cookie jar when it sets a cookie.
 fn decode(
     step: &StepPlan,
+    cookies: bool,
     decoder: &mut ResponseDecoder,
     buf: &[u8],
     head: &mut Vec<u8>,
@@ -535,8 +536,11 @@ fn decode(
 ) -> Result<Step, DecodeError> {
     let had_head = decoder.head().is_some();
     let decoded = decoder.decode(buf);
-    if step.needs_head && !had_head {
-        if let Some(h) = decoder.head() {
+    if !had_head {
+        if let Some(h) = decoder
+            .head()
+            .filter(|h| step.keeps_head() || (cookies && h.set_cookie))
+        {
             head.extend_from_slice(&buf[..h.head_len.min(buf.len())]);
         }
     }
