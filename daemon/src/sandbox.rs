@@ -208,6 +208,8 @@ struct SandboxState {
     ws: WsStats,
     rooms: Rooms,
     capacity: Capacity,
+    /// Tenants and their tokens: the API's, also read by the token-checked rooms.
+    api: Arc<api::caller::Api>,
 }
 
 impl SandboxState {
@@ -219,6 +221,7 @@ impl SandboxState {
             ws: WsStats::default(),
             rooms: Rooms::default(),
             capacity: Capacity::new(capacity),
+            api: Arc::default(),
         }
     }
 

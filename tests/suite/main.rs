@@ -30,3 +30,4 @@ mod robustness;
 mod scenarios;
 mod schema;
 mod websocket;
+mod ws_journeys;

@@ -102,6 +102,19 @@ fn websocket_tls_and_h2_runs_match_the_schema() {
     let ws = run(&[&ws_url, "-c", "4", "-R", "100", "-d", "1s"]);
     assert!(ws["websocket"].is_object(), "{ws}");
     assert_conforms("ws:// run", &ws);
+    let journey = testbed::scenario_file(
+        "schema",
+        "ws_steps.toml",
+        &format!(
+            "[target]\nurl = \"http://{}\"\n[load]\nmodel = \"closed\"\nconnections = 2\niterations = 10\n\
+             [[steps]]\nws_connect = \"/ws/echo\"\n[[steps]]\nws_send = {{ text = \"hi\" }}\n\
+             [[steps]]\nws_expect = {{ text_contains = \"hi\" }}\n",
+            sandbox.addr()
+        ),
+    );
+    let steps = run(&[&journey.display().to_string()]);
+    assert_eq!(steps["ws_messages"]["sent"], 10, "{steps}");
+    assert_conforms("journey with WebSocket steps", &steps);
 
     let pki = Pki::generate().unwrap();
     let nginx = Nginx::start_tls(

@@ -26,7 +26,7 @@ use super::{events, members, quiz, tenants, uploads, webhooks};
 /// Largest body of any API request but an upload, in bytes.
 const MAX_JSON_BODY_LEN: usize = 1 << 20;
 
-pub(super) fn router<S>() -> Router<S>
+pub(super) fn router<S>(api: Arc<Api>) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
@@ -66,7 +66,7 @@ where
             "/api/t/{t}/uploads",
             post(uploads::upload).layer(DefaultBodyLimit::disable()),
         )
-        .with_state(Arc::new(Api::default()))
+        .with_state(api)
 }
 
 /// Reads the whole body before routing. hyper closes a connection whose request body was left

@@ -18,8 +18,10 @@ use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 
+use super::api::caller::Caller;
 use super::ws::{self, Socket};
 use super::SandboxState;
+use axum::extract::FromRequestParts as _;
 
 /// Messages a room keeps for its slowest member before that member is disconnected.
 const ROOM_BACKLOG: usize = 1024;
@@ -113,12 +115,49 @@ pub(super) async fn join(
         return (StatusCode::SERVICE_UNAVAILABLE, "too many rooms\n").into_response();
     };
     ws::accept(request, &state, move |socket| {
-        run_member(socket, membership)
+        run_member(socket, membership, None)
     })
 }
 
-async fn run_member(mut socket: Socket, mut membership: Membership) {
+/// `/ws/t/{t}/rooms/{room}`: a room of tenant `t` that only its users join, with the bearer
+/// token the API's login gave (401 without a known one, 403 for another tenant's), before the
+/// upgrade. The member's first message is `{"type":"joined","room":…,"user":…}`.
+pub(super) async fn join_with_token(
+    State(state): State<Arc<SandboxState>>,
+    request: Request,
+) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let caller = match Caller::from_request_parts(&mut parts, &state.api).await {
+        Ok(caller) => caller,
+        Err(e) => return e.into_response(),
+    };
+    let Some(room) = parts.uri.path().rsplit('/').next().map(str::to_owned) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    if room.len() > MAX_ROOM_NAME_LEN {
+        let message = format!("room names are at most {MAX_ROOM_NAME_LEN} bytes\n");
+        return (StatusCode::BAD_REQUEST, message).into_response();
+    }
+    let ack = serde_json::json!({"type": "joined", "room": room, "user": &*caller.username});
+    let name = format!("{}/{room}", caller.tenant.name());
+    let Some(membership) = Membership::join(&state, name) else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "too many rooms\n").into_response();
+    };
+    let request = Request::from_parts(parts, body);
+    ws::accept(request, &state, move |socket| {
+        run_member(socket, membership, Some(ack.to_string()))
+    })
+}
+
+/// Serves a member until it leaves; `ack` is sent to it first.
+async fn run_member(mut socket: Socket, mut membership: Membership, ack: Option<String>) {
     let state = Arc::clone(&membership.state);
+    if let Some(ack) = ack {
+        if socket.send(Message::text(ack)).await.is_err() {
+            return;
+        }
+        state.ws.count_out(1);
+    }
     let ending = serve_member(&mut socket, &state, &mut membership).await;
     // Out of the room before the close handshake, which may take a while.
     drop(membership);

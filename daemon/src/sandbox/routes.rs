@@ -41,6 +41,7 @@ pub(super) fn app(state: Arc<SandboxState>) -> Router {
         .route("/control/slow", post(capacity::slow))
         .route("/ws/echo", get(ws::echo))
         .route("/ws/rooms/{room}", get(rooms::join))
+        .route("/ws/t/{t}/rooms/{room}", get(rooms::join_with_token))
         .merge(slowable(&state))
         .merge(pages::router())
         .merge(client::router())
@@ -56,7 +57,7 @@ pub(super) fn app(state: Arc<SandboxState>) -> Router {
 fn slowable(state: &Arc<SandboxState>) -> Router<Arc<SandboxState>> {
     Router::new()
         .route("/capacity/work", get(capacity::work))
-        .merge(api::router())
+        .merge(api::router(Arc::clone(&state.api)))
         .layer(middleware::from_fn_with_state(
             Arc::clone(state),
             capacity::slow_down,

@@ -20,6 +20,7 @@ fn base<'a>(
         source,
         base_path: target.path_and_query.split('?').next().unwrap_or(""),
         host_header: &target.host_header,
+        tls: target.target.tls,
         default_headers: headers,
         run,
         // Setup and teardown go over the blocking phase client, which follows no redirects.

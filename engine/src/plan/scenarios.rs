@@ -166,7 +166,7 @@ pub(crate) fn check_total_connections(
 fn refuse_top_level_journey(c: &mut Checker<'_>, spec: &ScenarioSpec) {
     let misplaced = [
         ("[load]", spec.load.first_span()),
-        ("[[steps]]", spec.steps.first().map(|s| s.path.span())),
+        ("[[steps]]", spec.steps.first().map(|s| s.span())),
         ("[[tasks]]", spec.tasks.first().map(|t| t.name.span())),
         ("task_choice", spec.task_choice.as_ref().map(Spanned::span)),
         ("[vars]", spec.vars.values().next().map(Spanned::span)),
@@ -318,6 +318,7 @@ fn http_journey(
             source,
             base_path,
             host_header: &target.host_header,
+            tls: target.target.tls,
             default_headers: headers,
             run,
             client,
@@ -339,6 +340,11 @@ fn client_defaults(c: &mut Checker<'_>, spec: &ScenarioSpec) -> ClientDefaults {
             .compressed
             .as_ref()
             .is_some_and(|b| *b.get_ref()),
+        http2: spec
+            .target
+            .http
+            .as_ref()
+            .is_some_and(|h| h.get_ref() == "2"),
     }
 }
 

@@ -133,6 +133,13 @@ fn run(o: &mut String, r: &Results) {
         }
         let _ = writeln!(o, "Client     {}", parts.join("; "));
     }
+    if let Some(m) = &r.ws_messages {
+        let _ = writeln!(
+            o,
+            "WebSocket  {} messages sent, {} received (matched or not), {} sockets closed cleanly",
+            m.sent, m.received, m.closed_cleanly
+        );
+    }
     if journey && r.websocket.is_none() {
         let rate = r.iterations_per_s;
         let requested = r

@@ -123,6 +123,9 @@ pub struct Results {
     /// `ws://`/`wss://`: connections, messages and round trips.
     #[serde(default)]
     pub websocket: Option<WsSummary>,
+    /// Journeys with WebSocket steps: what their sockets sent and received.
+    #[serde(default)]
+    pub ws_messages: Option<WsMessages>,
     pub intervals: Vec<IntervalSummary>,
     /// Where and with what the run was made (empty in results written before it existed).
     #[serde(default)]
@@ -130,6 +133,16 @@ pub struct Results {
     /// Corrected and uncorrected latency at log-spaced percentiles, for the percentile plot.
     #[serde(default)]
     pub latency_distribution: Vec<PercentilePoint>,
+}
+
+/// The messages of a journey's WebSocket steps (each step's own row has its timings).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WsMessages {
+    pub sent: u64,
+    /// Every data message received, those no `ws_expect` matched included.
+    pub received: u64,
+    /// Closing handshakes the server answered (`ws_close`, and at each iteration's end).
+    pub closed_cleanly: u64,
 }
 
 /// Every response of an HTTP run came over the one version its plan speaks.
@@ -225,6 +238,11 @@ impl Results {
             websocket: facts.websocket.then(|| {
                 let ranges = facts.scenarios.iter().map(|sc| &sc.steps);
                 WsSummary::of(set, ranges, facts.rate_basis_s)
+            }),
+            ws_messages: (!facts.websocket && set.ws != Default::default()).then_some(WsMessages {
+                sent: set.ws.sent,
+                received: set.ws.received,
+                closed_cleanly: set.ws.closed_cleanly,
             }),
             tls: facts.tls.map(|insecure| TlsSummary {
                 handshakes: set.handshake.len(),

@@ -186,7 +186,9 @@ pub struct StepSpec {
     /// Groups results: `/sessions/{{id}}` aggregates under one name.
     pub name: Option<Spanned<String>>,
     pub method: Option<Spanned<String>>,
-    /// Path (and query) on the target, templated: `/api/t/{{tenant}}/login`.
+    /// Path (and query) on the target, templated: `/api/t/{{tenant}}/login`. Empty (and
+    /// spanning nothing) in a WebSocket step.
+    #[serde(default = "no_path")]
     pub path: Spanned<String>,
     #[serde(default)]
     pub headers: Vec<Spanned<String>>,
@@ -225,6 +227,46 @@ pub struct StepSpec {
     /// Ask for a compressed response (`Accept-Encoding: gzip, deflate, br, zstd`), instead of
     /// `[request] compressed`; checks and captures read the decoded body.
     pub compressed: Option<Spanned<bool>>,
+    /// Open a WebSocket on the target (`"/ws/rooms/{{room}}"`, or a `ws://`/`wss://` URL of the
+    /// same host): the upgrade is the step's response.
+    pub ws_connect: Option<Spanned<String>>,
+    /// `ws_connect`: subprotocols to offer.
+    pub subprotocols: Option<Spanned<Vec<String>>>,
+    /// Send one message on the user's open socket.
+    pub ws_send: Option<Spanned<crate::scenario::WsSendSpec>>,
+    /// Wait for a message that matches.
+    pub ws_expect: Option<Spanned<crate::scenario::WsExpectSpec>>,
+    /// Close the user's socket (the closing handshake is the step's response).
+    pub ws_close: Option<Spanned<crate::scenario::WsCloseSpec>>,
+}
+
+fn no_path() -> Spanned<String> {
+    Spanned::new(0..0, String::new())
+}
+
+impl StepSpec {
+    /// Where the step is in the file: its path, or its WebSocket action, or its name.
+    pub fn span(&self) -> Range<usize> {
+        if !self.path.get_ref().is_empty() || self.path.span() != (0..0) {
+            return self.path.span();
+        }
+        let ws = [
+            self.ws_connect.as_ref().map(Spanned::span),
+            self.ws_send.as_ref().map(Spanned::span),
+            self.ws_expect.as_ref().map(Spanned::span),
+            self.ws_close.as_ref().map(Spanned::span),
+            self.name.as_ref().map(Spanned::span),
+        ];
+        ws.into_iter().flatten().next().unwrap_or(0..0)
+    }
+
+    /// The step is a WebSocket action rather than an HTTP request.
+    pub fn is_ws(&self) -> bool {
+        self.ws_connect.is_some()
+            || self.ws_send.is_some()
+            || self.ws_expect.is_some()
+            || self.ws_close.is_some()
+    }
 }
 
 /// A generated file upload: one size, or a weighted mix of sizes.

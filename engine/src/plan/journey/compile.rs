@@ -51,6 +51,7 @@ pub(crate) fn compile(c: &mut Checker<'_>, spec: &ScenarioSpec, base: &RequestBa
         })
         .collect();
     check_unique_names(c, &specs, &steps);
+    super::ws::check_socket_order(c, &specs);
     Journey {
         steps,
         vars: vars.names,
@@ -85,7 +86,7 @@ fn flatten_tasks<'s>(
     }
     for s in spec.steps.iter().filter(|s| !s.once) {
         c.error(
-            &s.path.span(),
+            &s.span(),
             "beside [[tasks]], [[steps]] holds only `once = true` steps (a login every task reads): move this step into a task",
         );
     }
@@ -201,7 +202,7 @@ fn bind_captures(c: &mut Checker<'_>, specs: &[(usize, &StepSpec)], vars: &mut V
 fn check_unique_names(c: &mut Checker<'_>, specs: &[(usize, &StepSpec)], steps: &[StepPlan]) {
     for (i, (_, s)) in specs.iter().enumerate() {
         if steps[..i].iter().any(|p| p.name == steps[i].name) {
-            let span = s.name.as_ref().map_or_else(|| s.path.span(), Spanned::span);
+            let span = s.name.as_ref().map_or_else(|| s.span(), Spanned::span);
             c.error(
                 &span,
                 format!(
@@ -215,6 +216,15 @@ fn check_unique_names(c: &mut Checker<'_>, specs: &[(usize, &StepSpec)], steps: 
 
 /// One step: its request, what it reads from the response, and its pause.
 pub(super) fn compile_step(c: &mut Checker<'_>, cx: &StepContext<'_>, s: &StepSpec) -> StepPlan {
+    if s.is_ws() {
+        return super::ws::compile_ws_step(c, cx, s);
+    }
+    if s.path.get_ref().is_empty() {
+        c.error(
+            &s.span(),
+            "a step needs a `path` (an HTTP request) or one of ws_connect, ws_send, ws_expect, ws_close",
+        );
+    }
     let method = s
         .method
         .as_ref()
@@ -315,6 +325,7 @@ pub(super) fn compile_step(c: &mut Checker<'_>, cx: &StepContext<'_>, s: &StepSp
         json_templates,
         follow_redirects,
         decompress,
+        ws: None,
     }
 }
 
@@ -378,7 +389,7 @@ fn compile_json_templates(
 }
 
 /// A step's `timeout`: a positive duration.
-fn compile_timeout(c: &mut Checker<'_>, t: &Spanned<String>) -> Option<u64> {
+pub(super) fn compile_timeout(c: &mut Checker<'_>, t: &Spanned<String>) -> Option<u64> {
     match units::parse_duration(t.get_ref()) {
         Ok(d) if !d.is_zero() => Some(d.as_nanos() as u64),
         Ok(_) => {
@@ -395,7 +406,7 @@ fn compile_timeout(c: &mut Checker<'_>, t: &Spanned<String>) -> Option<u64> {
     }
 }
 
-fn compile_think(c: &mut Checker<'_>, t: &Spanned<ThinkSpec>) -> Think {
+pub(super) fn compile_think(c: &mut Checker<'_>, t: &Spanned<ThinkSpec>) -> Think {
     let mut d = |text: &str| match units::parse_duration(text) {
         Ok(d) => Some(d.as_nanos() as u64),
         Err(e) => {

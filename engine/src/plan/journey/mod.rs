@@ -17,6 +17,7 @@ mod response;
 mod scope;
 #[cfg(test)]
 mod tests;
+mod ws;
 
 use std::io::Write as _;
 use std::ops::Range;
@@ -27,6 +28,7 @@ pub(crate) use compile::{compile, compile_follow_redirects};
 pub mod phase;
 pub use phase::{PhaseStep, Phases};
 pub use scope::{RunName, RunScope};
+pub use ws::{WsAction, WsConnect, WsExpect};
 
 /// Most body bytes kept for captures and checks; the rest is counted, not kept.
 pub const MAX_INSPECTED_BODY: usize = 1 << 20;
@@ -177,6 +179,8 @@ pub struct StepPlan {
     /// The step asked for compression (`compressed`, or its own `Accept-Encoding`): a body it
     /// inspects is decoded first (its head is kept for `Content-Encoding`).
     pub decompress: bool,
+    /// A WebSocket step: what it does instead of an HTTP request.
+    pub ws: Option<Box<WsAction>>,
 }
 
 impl StepPlan {
@@ -198,6 +202,7 @@ impl StepPlan {
             json_templates: Vec::new(),
             follow_redirects: 0,
             decompress: false,
+            ws: None,
         }
     }
 
@@ -389,6 +394,8 @@ pub struct RequestBase<'a> {
     pub source: &'a crate::scenario::Source,
     pub base_path: &'a str,
     pub host_header: &'a str,
+    /// The target is https:// (its sockets are wss://).
+    pub tls: bool,
     pub default_headers: &'a [(String, String)],
     /// Run-wide values `[[setup]]` captures, and the steps `[[teardown]]` counts.
     pub run: &'a RunScope,
@@ -401,4 +408,6 @@ pub struct RequestBase<'a> {
 pub struct ClientDefaults {
     pub follow_redirects: u8,
     pub compressed: bool,
+    /// The target speaks HTTP/2 (WebSocket steps need HTTP/1.1).
+    pub http2: bool,
 }

@@ -141,10 +141,16 @@ fn compile_phase_step(
     for (field, on) in [("once", s.once), ("think", s.think.is_some())] {
         if on {
             c.error(
-                &s.path.span(),
+                &s.span(),
                 format!("`{field}` does not apply to setup and teardown steps, which run once"),
             );
         }
+    }
+    if s.is_ws() {
+        c.error(
+            &s.span(),
+            "WebSocket steps belong to the load's [[steps]], not to setup or teardown",
+        );
     }
     let step = compile_step(c, &cx, s);
     let each = s

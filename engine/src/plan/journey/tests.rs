@@ -23,6 +23,7 @@ fn compile_with(steps: &str, files: &[(&str, &str)]) -> (Journey, Vec<String>) {
         source: &source,
         base_path: "/api",
         host_header: "127.0.0.1:9",
+        tls: false,
         default_headers: &default_headers,
         run: &run,
         client: ClientDefaults::default(),

@@ -138,6 +138,7 @@ mod tests {
             json_templates: Vec::new(),
             follow_redirects: 0,
             decompress: false,
+            ws: None,
         }
     }
 

@@ -12,6 +12,7 @@ pub mod http1;
 pub mod inspect;
 pub mod socket;
 pub mod ws;
+pub mod ws_steps;
 
 /// A response to one request, before it is recorded: its status, when the request went out,
 /// when the response ended.

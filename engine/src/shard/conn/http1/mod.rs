@@ -26,6 +26,7 @@ use crate::proto::http1::{DecodeError, ResponseDecoder, Step};
 use crate::shard::conn::deadline::{Expiring, Slot};
 use crate::shard::conn::h2::{self, H2Conn};
 use crate::shard::conn::socket::{connect, read_error_kind};
+use crate::shard::conn::ws_steps::{Socket, User};
 use crate::shard::conn::Answer;
 use crate::shard::state::{Permit, ShardState};
 
@@ -74,6 +75,8 @@ struct Conn {
     jar: Option<Box<Jar>>,
     /// The request in `request` carries a `Cookie` header the jar added.
     jar_added: bool,
+    /// The user's WebSocket, from its first `ws_connect` step on.
+    ws: Option<Box<Socket>>,
 }
 
 /// The connection task: runs until its permits stop. `h2`: the user is lane `.1` of a shared
@@ -103,6 +106,7 @@ pub(crate) async fn run(
         h2,
         jar: None,
         jar_added: false,
+        ws: None,
     };
     while let Permit::Go(intended) = shard.permit(id).await {
         conn.iterate(&shard, id, intended).await;
@@ -116,6 +120,9 @@ pub(crate) async fn run(
 
 impl Conn {
     fn close(&mut self, shard: &ShardState) {
+        if let Some(ws) = self.ws.as_mut() {
+            ws.drop_stream(shard);
+        }
         if self.stream.take().is_some() {
             shard.conn_closed();
         }
@@ -164,11 +171,6 @@ impl Conn {
             if step.once && self.setup_done {
                 continue;
             }
-            if self.encode(shard, i, step).is_err() {
-                shard.step(i).record_error(ErrorKind::Template);
-                failed = true;
-                break;
-            }
             // Only the first step has a scheduled start; later ones start when the user gets there.
             // Its send time is the iteration's start (taken above), not another clock read.
             let (step_intended, sent_hint) = if first {
@@ -177,18 +179,40 @@ impl Conn {
                 (None, None)
             };
             first = false;
-            let outcome = self
-                .step_exchange(shard, id, i, step, step_intended, sent_hint)
-                .await;
-            last_done = outcome.map(|(_, _, done_ns)| done_ns);
-            let Some((status, latency_ns, _)) = outcome else {
-                failed = true;
-                break;
-            };
-            let inspects = !(step.captures.is_empty() && step.checks.is_empty());
-            if inspects && !self.inspect_response(shard, i, step, status, latency_ns) {
-                failed = true;
-                break;
+            if let Some(action) = step.ws.as_deref() {
+                let user = User {
+                    vu: self.vu,
+                    iteration: self.iteration,
+                    vars: &mut self.vars,
+                    rng: &mut self.rng,
+                };
+                let socket = self.ws.get_or_insert_with(Box::default);
+                last_done = socket
+                    .run_step(shard, id, i, step, action, step_intended, user)
+                    .await;
+                if last_done.is_none() {
+                    failed = true;
+                    break;
+                }
+            } else {
+                if self.encode(shard, i, step).is_err() {
+                    shard.step(i).record_error(ErrorKind::Template);
+                    failed = true;
+                    break;
+                }
+                let outcome = self
+                    .step_exchange(shard, id, i, step, step_intended, sent_hint)
+                    .await;
+                last_done = outcome.map(|(_, _, done_ns)| done_ns);
+                let Some((status, latency_ns, _)) = outcome else {
+                    failed = true;
+                    break;
+                };
+                let inspects = !(step.captures.is_empty() && step.checks.is_empty());
+                if inspects && !self.inspect_response(shard, i, step, status, latency_ns) {
+                    failed = true;
+                    break;
+                }
             }
             if last_once == Some(i) {
                 self.setup_done = true;
@@ -204,11 +228,15 @@ impl Conn {
             }
         }
         self.iteration += 1;
+        let done = last_done.unwrap_or_else(|| shard.now_ns());
+        // A socket lives for one iteration: closed (cleanly) after it, outside its duration.
+        if let Some(ws) = self.ws.as_mut() {
+            ws.finish(shard, id, &mut self.rng).await;
+        }
         if shard.interrupted() {
             shard.record_interrupted();
             return;
         }
-        let done = last_done.unwrap_or_else(|| shard.now_ns());
         shard.record_iteration(start, done, failed);
     }
 
@@ -555,7 +583,7 @@ fn decode(
 }
 
 /// Wall-clock milliseconds, for templates that print the time.
-fn wall_ms() -> u64 {
+pub(crate) fn wall_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)

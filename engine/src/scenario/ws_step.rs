@@ -1,0 +1,41 @@
+//! The WebSocket actions a journey step may take instead of an HTTP request (`ws_connect`,
+//! `ws_send`, `ws_expect`, `ws_close`), as written.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// `ws_send`: exactly one of `text`, `binary` or `json`; each is templated.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WsSendSpec {
+    pub text: Option<String>,
+    /// Sent as a binary message: the rendered template's bytes.
+    pub binary: Option<String>,
+    /// A TOML table sent as JSON text; string values are templated.
+    pub json: Option<toml::Value>,
+}
+
+/// `ws_expect`: what a message must be to match; the others are counted and skipped.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WsExpectSpec {
+    /// JSON pointer → expected value (`{ "/type" = "joined" }`).
+    pub json: Option<BTreeMap<String, toml::Value>>,
+    /// Text the message must contain, templated (`"{{msg_id}}"`).
+    pub text_contains: Option<String>,
+    /// A regex the message must match.
+    pub regex: Option<String>,
+    /// How long to wait for the matches (default: the step's or the run's timeout).
+    pub timeout: Option<String>,
+    /// Matching messages to wait for (default 1); each is one response of the step.
+    pub count: Option<u64>,
+}
+
+/// `ws_close`: the close code (default 1000) and reason to send.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WsCloseSpec {
+    pub code: Option<u16>,
+    pub reason: Option<String>,
+}

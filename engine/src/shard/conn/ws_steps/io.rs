@@ -1,0 +1,79 @@
+//! A journey socket's reads and writes, bounded by the user's deadline slot. A read or write
+//! cut short by the deadline takes its buffer down with it; the socket is then dropped.
+
+use std::pin::pin;
+
+use monoio::buf::IoBufMut;
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+
+use super::Socket;
+use crate::metrics::ErrorKind;
+use crate::shard::conn::deadline::{Expiring, Slot};
+use crate::shard::conn::socket::read_error_kind;
+use crate::shard::state::ShardState;
+
+/// Initial read buffer of a socket; grows only for a frame larger than this.
+const READ_BUF: usize = 4096;
+
+impl Socket {
+    /// Sends `out` (emptied); the buffer comes back for reuse.
+    pub(super) async fn write_out(
+        &mut self,
+        shard: &ShardState,
+        slot: &Slot,
+    ) -> Result<(), ErrorKind> {
+        let Some(stream) = self.stream.as_mut() else {
+            return Err(ErrorKind::WsClosed);
+        };
+        let write = pin!(stream.write_all(std::mem::take(&mut self.out)));
+        let Some((res, mut written)) = (Expiring { fut: write, slot }).await else {
+            return Err(ErrorKind::Timeout);
+        };
+        written.clear();
+        self.out = written;
+        match res {
+            Ok(n) => {
+                shard.step(0).bytes_out += n as u64;
+                Ok(())
+            }
+            Err(e) => Err(match read_error_kind(&e) {
+                ErrorKind::Reset => ErrorKind::WsClosed,
+                _ => ErrorKind::Write,
+            }),
+        }
+    }
+
+    /// Appends what the socket has to `buf`; `Err` on close, failure or the slot's deadline.
+    pub(super) async fn read_more(
+        &mut self,
+        shard: &ShardState,
+        slot: &Slot,
+    ) -> Result<(), ErrorKind> {
+        let Some(stream) = self.stream.as_mut() else {
+            return Err(ErrorKind::WsClosed);
+        };
+        if self.buf.capacity() == 0 {
+            self.buf.reserve(READ_BUF);
+        } else if self.buf.len() == self.buf.capacity() {
+            self.buf.reserve(self.buf.capacity().max(READ_BUF));
+        }
+        let owned = std::mem::take(&mut self.buf);
+        let (len, cap) = (owned.len(), owned.capacity());
+        let read = pin!(stream.read(owned.slice_mut(len..cap)));
+        let Some((res, slice)) = (Expiring { fut: read, slot }).await else {
+            return Err(ErrorKind::Timeout);
+        };
+        self.buf = slice.into_inner();
+        match res {
+            Ok(0) => Err(ErrorKind::WsClosed),
+            Ok(n) => {
+                shard.step(0).bytes_in += n as u64;
+                Ok(())
+            }
+            Err(e) => Err(match read_error_kind(&e) {
+                ErrorKind::Reset => ErrorKind::WsClosed,
+                other => other,
+            }),
+        }
+    }
+}

@@ -1,0 +1,426 @@
+//! The WebSocket steps of a journey, run by the user's connection task: a socket of the user's
+//! own beside its HTTP connection, opened by `ws_connect`, used by `ws_send` and `ws_expect`,
+//! closed by `ws_close` or when the iteration ends.
+//!
+//! Timing: the upgrade counts from the step's (intended) start; a send from its start to the
+//! write's end; each message a `ws_expect` matches from the last send (or the upgrade, if
+//! nothing was sent since), so a reply's latency includes any lateness of the send it answers.
+//! Messages that do not match are counted as received and skipped; pings are answered. A
+//! server close, a dropped socket, a protocol error or a timed-out wait is a counted error of
+//! the step and ends the socket and the iteration.
+
+mod io;
+
+use crate::metrics::ErrorKind;
+use crate::net::tls::Stream;
+use crate::plan::journey::{StepPlan, WsAction, WsConnect, WsExpect};
+use crate::plan::template::{RenderContext, RunValue};
+use crate::proto::ws::{self, Decoded, Event, MessageDecoder, MessageKind};
+use crate::shard::conn::deadline::Slot;
+use crate::shard::conn::inspect::{inspect, Response};
+use crate::shard::conn::socket::connect;
+use crate::shard::state::ShardState;
+
+/// How long the closing handshake at the end of an iteration may take.
+const CLOSE_WAIT_NS: u64 = 2_000_000_000;
+
+/// What a WebSocket step reads of its user.
+pub(crate) struct User<'a> {
+    pub vu: u64,
+    pub iteration: u64,
+    pub vars: &'a mut [Vec<u8>],
+    pub rng: &'a mut fastrand::Rng,
+}
+
+impl User<'_> {
+    fn cx<'c>(&'c mut self, run: &'c [RunValue]) -> RenderContext<'c> {
+        RenderContext {
+            vu: self.vu,
+            iteration: self.iteration,
+            vars: self.vars,
+            rng: self.rng,
+            now_ms: super::http1::wall_ms(),
+            run,
+            body: &[],
+        }
+    }
+}
+
+/// A user's socket and its buffers, kept from one connect to the next.
+#[derive(Default)]
+pub(crate) struct Socket {
+    stream: Option<Stream>,
+    buf: Vec<u8>,
+    out: Vec<u8>,
+    /// A `ws_expect`'s `text_contains`, rendered.
+    needle: Vec<u8>,
+    decoder: MessageDecoder,
+    /// When the message that later expects answer was sent (or the socket opened).
+    anchor: u64,
+}
+
+/// Where a scan of the buffered frames stopped.
+enum Seen {
+    NeedMore,
+    /// A ping: its pong is in `out`.
+    Ping,
+    Closed,
+    /// The last match came; its captures and checks passed (`true`) or a capture failed.
+    Done(bool),
+}
+
+impl Socket {
+    /// Runs one WebSocket step; `Some(done)` when it succeeded (counted either way).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn run_step(
+        &mut self,
+        shard: &ShardState,
+        id: usize,
+        index: usize,
+        step: &StepPlan,
+        action: &WsAction,
+        intended: Option<u64>,
+        mut user: User<'_>,
+    ) -> Option<u64> {
+        let began = shard.now_ns();
+        if let Some(i) = intended {
+            shard.step(0).record_send_lag(i, began);
+        }
+        let start = intended.map_or(began, |i| i.min(began));
+        let slot = shard.slot(id);
+        let deadline = began + step.timeout_ns.unwrap_or(shard.timeout_ns);
+        let run = &shard.group.journey.run;
+        let result = match action {
+            WsAction::Connect(c) => self.connect(shard, slot, c, deadline, &mut user).await,
+            WsAction::Send { binary, message } => {
+                self.out.clear();
+                let mut scratch = std::mem::take(&mut self.needle);
+                scratch.clear();
+                let rendered = message.render(&mut user.cx(run), &mut scratch);
+                let kind = if *binary {
+                    MessageKind::Binary
+                } else {
+                    MessageKind::Text
+                };
+                ws::encode_message(kind, &scratch, 0, user.rng, &mut self.out);
+                self.needle = scratch;
+                match rendered {
+                    Err(_) => Err(ErrorKind::Template),
+                    Ok(()) => self.send(shard, slot, deadline, start).await,
+                }
+            }
+            WsAction::Expect(e) => {
+                let deadline = e.timeout_ns.map_or(deadline, |t| began + t);
+                return self
+                    .expect(shard, slot, index, step, e, deadline, user)
+                    .await;
+            }
+            WsAction::Close { code, reason } => {
+                let closed = self
+                    .closing_handshake(shard, slot, deadline, *code, reason, user.rng)
+                    .await;
+                self.drop_stream(shard);
+                closed
+            }
+        };
+        match result {
+            Ok(()) => {
+                let done = shard.now_ns();
+                shard.step(index).record_reply(intended, began, done);
+                Some(done)
+            }
+            Err(kind) => self.failed(shard, index, kind),
+        }
+    }
+
+    /// Counts a failed step; the socket goes too unless only a template failed.
+    fn failed(&mut self, shard: &ShardState, index: usize, kind: ErrorKind) -> Option<u64> {
+        if !shard.interrupted() {
+            shard.step(index).record_error(kind);
+        }
+        if kind != ErrorKind::Template {
+            self.drop_stream(shard);
+        }
+        None
+    }
+
+    /// The end of an iteration (or of the run): close what is still open, cleanly if the run
+    /// goes on.
+    pub(crate) async fn finish(&mut self, shard: &ShardState, id: usize, rng: &mut fastrand::Rng) {
+        if self.stream.is_none() {
+            return;
+        }
+        if !shard.interrupted() {
+            let slot = shard.slot(id);
+            let deadline = shard.now_ns() + CLOSE_WAIT_NS.min(shard.timeout_ns);
+            let _ = self
+                .closing_handshake(shard, slot, deadline, 1000, "", rng)
+                .await;
+        }
+        self.drop_stream(shard);
+    }
+
+    pub(crate) fn drop_stream(&mut self, shard: &ShardState) {
+        if self.stream.take().is_some() {
+            shard.conn_closed();
+        }
+        self.buf.clear();
+    }
+
+    /// TCP (+ TLS) and the upgrade; an open socket is closed first.
+    async fn connect(
+        &mut self,
+        shard: &ShardState,
+        slot: &Slot,
+        c: &WsConnect,
+        deadline: u64,
+        user: &mut User<'_>,
+    ) -> Result<(), ErrorKind> {
+        if self.stream.is_some() {
+            let closing = shard.now_ns() + CLOSE_WAIT_NS.min(shard.timeout_ns);
+            let _ = self
+                .closing_handshake(shard, slot, closing, 1000, "", user.rng)
+                .await;
+            self.drop_stream(shard);
+        }
+        // The request first: a template that fails opens nothing.
+        let key = ws::Key::generate(user.rng);
+        self.out.clear();
+        self.out.extend_from_slice(&c.start);
+        let run = &shard.group.journey.run;
+        let mut cx = user.cx(run);
+        c.path
+            .render(&mut cx, &mut self.out)
+            .map_err(|_| ErrorKind::Template)?;
+        self.out.extend_from_slice(&c.after_path);
+        self.out.extend_from_slice(b"Sec-WebSocket-Key: ");
+        self.out.extend_from_slice(key.as_str().as_bytes());
+        self.out.extend_from_slice(b"\r\n");
+        for h in &c.headers {
+            h.render(&mut cx, &mut self.out)
+                .map_err(|_| ErrorKind::Template)?;
+            self.out.extend_from_slice(b"\r\n");
+        }
+        self.out.extend_from_slice(b"\r\n");
+        // Boxed: a TLS handshake's state is large (as for HTTP connections).
+        self.stream = Some(Box::pin(connect(shard)).await?);
+        self.buf.clear();
+        self.decoder.reset();
+        slot.arm(deadline);
+        let upgraded = self
+            .upgrade(shard, slot, key.as_str(), &c.subprotocols)
+            .await;
+        slot.disarm();
+        upgraded?;
+        self.anchor = shard.now_ns();
+        Ok(())
+    }
+
+    async fn upgrade(
+        &mut self,
+        shard: &ShardState,
+        slot: &Slot,
+        key: &str,
+        subprotocols: &[String],
+    ) -> Result<(), ErrorKind> {
+        self.write_out(shard, slot).await?;
+        loop {
+            match ws::check_handshake_response(&self.buf, key, subprotocols) {
+                Ok(ws::Handshake::Accepted { head_len, .. }) => {
+                    // What follows the head is already frames.
+                    self.buf.drain(..head_len);
+                    return Ok(());
+                }
+                Ok(ws::Handshake::Partial) => self.read_more(shard, slot).await?,
+                Err(_) => return Err(ErrorKind::WsHandshake),
+            }
+        }
+    }
+
+    /// Writes the message in `out`; later expects count from `start`.
+    async fn send(
+        &mut self,
+        shard: &ShardState,
+        slot: &Slot,
+        deadline: u64,
+        start: u64,
+    ) -> Result<(), ErrorKind> {
+        if self.stream.is_none() {
+            return Err(ErrorKind::WsClosed);
+        }
+        slot.arm(deadline);
+        let written = self.write_out(shard, slot).await;
+        slot.disarm();
+        written?;
+        shard.stats().ws.sent += 1;
+        self.anchor = start;
+        Ok(())
+    }
+
+    /// Waits for `e.count` matching messages, each one response of the step.
+    #[allow(clippy::too_many_arguments)]
+    async fn expect(
+        &mut self,
+        shard: &ShardState,
+        slot: &Slot,
+        index: usize,
+        step: &StepPlan,
+        e: &WsExpect,
+        deadline: u64,
+        mut user: User<'_>,
+    ) -> Option<u64> {
+        self.needle.clear();
+        if let Some(t) = &e.text_contains {
+            let run = &shard.group.journey.run;
+            if t.render(&mut user.cx(run), &mut self.needle).is_err() {
+                return self.failed(shard, index, ErrorKind::Template);
+            }
+        }
+        if self.stream.is_none() {
+            return self.failed(shard, index, ErrorKind::WsClosed);
+        }
+        slot.arm(deadline);
+        let mut matched = 0;
+        let outcome = loop {
+            let seen = self.scan(shard, index, step, e, &mut user, &mut matched);
+            let next = match seen {
+                Err(kind) => Err(kind),
+                Ok(Seen::Done(ok)) => break Ok(ok),
+                Ok(Seen::Closed) => {
+                    // Answer the close, then count the drop.
+                    self.out.clear();
+                    let _ = ws::encode_close(Some((1000, "")), user.rng, &mut self.out);
+                    let _ = self.write_out(shard, slot).await;
+                    Err(ErrorKind::WsClosed)
+                }
+                Ok(Seen::Ping) => self.write_out(shard, slot).await,
+                Ok(Seen::NeedMore) => self.read_more(shard, slot).await,
+            };
+            if let Err(kind) = next {
+                break Err(kind);
+            }
+        };
+        slot.disarm();
+        match outcome {
+            Ok(true) => Some(shard.now_ns()),
+            // A capture found nothing: counted by `inspect`; the socket stays for the close.
+            Ok(false) => None,
+            Err(kind) => self.failed(shard, index, kind),
+        }
+    }
+
+    /// Handles the whole frames buffered, up to the first that needs an answer or ends the wait.
+    fn scan(
+        &mut self,
+        shard: &ShardState,
+        index: usize,
+        step: &StepPlan,
+        e: &WsExpect,
+        user: &mut User<'_>,
+        matched: &mut u32,
+    ) -> Result<Seen, ErrorKind> {
+        let Socket {
+            buf,
+            out,
+            needle,
+            decoder,
+            anchor,
+            ..
+        } = self;
+        loop {
+            let decoded = decoder.decode(buf).map_err(|_| ErrorKind::WsProtocol)?;
+            let (consumed, event) = match decoded {
+                Decoded::Partial {
+                    consumed,
+                    next_frame_len,
+                } => {
+                    buf.drain(..consumed);
+                    if let Some(n) = next_frame_len {
+                        buf.reserve(n.saturating_sub(buf.len()));
+                    }
+                    return Ok(Seen::NeedMore);
+                }
+                Decoded::Event { consumed, event } => (consumed, event),
+            };
+            let seen = match event {
+                Event::Message { payload, .. } => {
+                    shard.stats().ws.received += 1;
+                    if e.matches(payload, needle) {
+                        *matched += 1;
+                        let done = shard.now_ns();
+                        let mut stats = shard.step(index);
+                        stats.record_reply(None, *anchor, done);
+                        (*matched >= e.count).then(|| {
+                            let r = Response {
+                                status: 101,
+                                head: &[],
+                                body: payload,
+                                latency_ns: done.saturating_sub(*anchor),
+                            };
+                            Seen::Done(inspect(step, &r, user.vars, &mut stats))
+                        })
+                    } else {
+                        None
+                    }
+                }
+                Event::Ping(payload) => {
+                    out.clear();
+                    let _ = ws::encode_pong(payload, user.rng, out);
+                    Some(Seen::Ping)
+                }
+                Event::Pong(_) => None,
+                Event::Close { .. } => Some(Seen::Closed),
+            };
+            buf.drain(..consumed);
+            if let Some(seen) = seen {
+                return Ok(seen);
+            }
+        }
+    }
+
+    /// Sends a close and reads until the server's (other messages are dropped); `Ok` when it
+    /// came, counted as a clean close.
+    async fn closing_handshake(
+        &mut self,
+        shard: &ShardState,
+        slot: &Slot,
+        deadline: u64,
+        code: u16,
+        reason: &str,
+        rng: &mut fastrand::Rng,
+    ) -> Result<(), ErrorKind> {
+        if self.stream.is_none() {
+            return Err(ErrorKind::WsClosed);
+        }
+        self.out.clear();
+        ws::encode_close(Some((code, reason)), rng, &mut self.out)
+            .map_err(|_| ErrorKind::WsProtocol)?;
+        slot.arm(deadline);
+        let closed = self.await_close(shard, slot).await;
+        slot.disarm();
+        if closed.is_ok() {
+            shard.stats().ws.closed_cleanly += 1;
+        }
+        closed
+    }
+
+    async fn await_close(&mut self, shard: &ShardState, slot: &Slot) -> Result<(), ErrorKind> {
+        self.write_out(shard, slot).await?;
+        loop {
+            match self.decoder.decode(&self.buf) {
+                Ok(Decoded::Event {
+                    event: Event::Close { .. },
+                    ..
+                }) => return Ok(()),
+                Ok(Decoded::Event { consumed, .. }) => {
+                    self.buf.drain(..consumed);
+                }
+                Ok(Decoded::Partial { consumed, .. }) => {
+                    self.buf.drain(..consumed);
+                    self.read_more(shard, slot).await?;
+                }
+                Err(_) => return Err(ErrorKind::WsProtocol),
+            }
+        }
+    }
+}

@@ -1,0 +1,356 @@
+//! WebSocket steps inside HTTP journeys: an HTTP login whose token opens a socket, messages
+//! sent and expected, captures from messages, closes; against the sandbox (token-checked
+//! rooms) and an independent peer (Python `websockets`: pings, server closes). Counts are
+//! checked on both sides where the protocol makes them exact.
+
+use serde_json::Value;
+use testbed::{assert_located, step, Sandbox, WsPeer};
+
+fn write(name: &str, text: &str) -> std::path::PathBuf {
+    testbed::scenario_file("wsj", name, text)
+}
+
+fn n(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
+}
+
+/// Register once over HTTP, then per iteration: join the tenant's room with the token, wait
+/// for the join's acknowledgement, send a message and find it coming back through the room.
+const ROOM_JOURNEY: &str = r#"
+[[steps]]
+name = "register"
+once = true
+method = "POST"
+path = "/api/t/chat/register"
+json = { username = "u-{{vu}}-{{uuid}}", password = "pw" }
+capture = { token = { json = "/token" } }
+check = { status = [201] }
+
+[[steps]]
+name = "join"
+ws_connect = "/ws/t/chat/rooms/lobby"
+headers = ["Authorization: Bearer {{token}}"]
+
+[[steps]]
+name = "joined"
+ws_expect = { json = { "/type" = "joined" }, timeout = "2s" }
+capture = { me = { json = "/user" } }
+check = { body_contains = "lobby" }
+
+[[steps]]
+name = "say"
+ws_send = { json = { from = "{{me}}", id = "{{msg_id}}" } }
+
+[[steps]]
+name = "heard"
+ws_expect = { text_contains = "{{msg_id}}", timeout = "2s" }
+think = "20ms"
+
+[[steps]]
+name = "leave"
+ws_close = { code = 1000 }
+"#;
+
+fn sandbox_stats(sandbox: &Sandbox) -> Value {
+    let r = testbed::raw_request(sandbox.addr(), "GET", "/control/stats", &[], b"").expect("stats");
+    serde_json::from_slice(&r.body).expect("stats json")
+}
+
+#[test]
+fn login_then_room_journey_with_ramping_users_counts_exactly() {
+    let _guard = testbed::serial();
+    let sandbox = Sandbox::start().expect("sandbox");
+    let file = write(
+        "room.toml",
+        &format!(
+            "[target]\nurl = \"{}\"\n[load]\nmodel = \"closed\"\nstart_vus = 2\nstages = [{{ duration = \"1s\", target = 8 }}, {{ duration = \"1s\", target = 8 }}]\n{ROOM_JOURNEY}",
+            sandbox.url("")
+        ),
+    );
+    let (code, r, stderr) = testbed::run_file(&file, &[]);
+    assert_eq!(code, Some(0), "{stderr}\n{r}");
+    assert_eq!(n(&r["errors_total"]), 0, "{}", r["errors"]);
+    let iterations = n(&r["iterations"]);
+    assert!(iterations >= 40, "8 users for ~2 s at ~25 ms each: {r}");
+    assert_eq!(n(&r["iterations_failed"]), 0);
+    // Every user registered once; every iteration did each socket step exactly once.
+    assert_eq!(n(&step(&r, "register")["requests"]), 8, "ramped to 8 users");
+    for name in ["join", "joined", "say", "heard", "leave"] {
+        assert_eq!(
+            n(&step(&r, name)["requests"]),
+            iterations,
+            "{name}: {}",
+            step(&r, name)
+        );
+    }
+    // The capture from the acknowledgement fed the message, and the check read the message.
+    assert_eq!(n(&step(&r, "joined")["checks_passed"]), iterations);
+    let m = &r["ws_messages"];
+    assert_eq!(n(&m["sent"]), iterations, "{m}");
+    assert_eq!(n(&m["closed_cleanly"]), iterations, "{m}");
+    // Each member hears at least its acknowledgement and its own message.
+    assert!(n(&m["received"]) >= 2 * iterations, "{m}");
+    // The server's side: every message sent arrived, and nobody is left in the room.
+    let stats = sandbox_stats(&sandbox);
+    assert_eq!(n(&stats["ws_messages_in"]), iterations, "{stats}");
+    assert_eq!(n(&stats["ws_connections"]), 0, "{stats}");
+    assert_eq!(stats["rooms"], serde_json::json!({}), "{stats}");
+    // The heard step is timed from the send: a real, positive round trip.
+    assert!(n(&step(&r, "heard")["latency_us"]["max"]) > 0);
+}
+
+#[test]
+fn open_arrivals_of_socket_journeys_and_a_refused_token() {
+    let _guard = testbed::serial();
+    let sandbox = Sandbox::start().expect("sandbox");
+    // Open model: 40 journeys/s for 1 s; one task in four joins without a token (refused
+    // before the upgrade: 401, counted as ws_handshake while the run goes on).
+    let text = format!(
+        r#"[target]
+url = "{}"
+[load]
+model = "open"
+rate = 40
+duration = "1s"
+connections = 20
+
+[[steps]]
+name = "register"
+once = true
+method = "POST"
+path = "/api/t/chat/register"
+json = {{ username = "o-{{{{vu}}}}-{{{{uuid}}}}", password = "pw" }}
+capture = {{ token = {{ json = "/token" }} }}
+
+[[tasks]]
+name = "member"
+weight = 3
+[[tasks.steps]]
+name = "join"
+ws_connect = "/ws/t/chat/rooms/open"
+headers = ["Authorization: Bearer {{{{token}}}}"]
+[[tasks.steps]]
+name = "joined"
+ws_expect = {{ json = {{ "/type" = "joined" }} }}
+
+[[tasks]]
+name = "intruder"
+weight = 1
+[[tasks.steps]]
+name = "sneak in"
+ws_connect = "/ws/t/chat/rooms/open"
+"#,
+        sandbox.url("")
+    );
+    let file = write("open.toml", &text);
+    let (code, r, stderr) = testbed::run_file(&file, &[]);
+    assert_eq!(code, Some(0), "{stderr}\n{r}");
+    assert_eq!(r["model"]["kind"], "open", "{}", r["model"]);
+    let joined = n(&step(&r, "joined")["requests"]);
+    let refused = n(&step(&r, "sneak in")["errors"]["ws_handshake"]);
+    assert_eq!(n(&step(&r, "join")["requests"]), joined);
+    assert_eq!(n(&step(&r, "sneak in")["requests"]), 0);
+    assert!(
+        refused > 0 && joined > refused,
+        "3:1 mix: {joined} / {refused}"
+    );
+    assert_eq!(joined + refused, n(&r["iterations"]), "every arrival ran");
+    assert_eq!(n(&r["errors_total"]), refused, "{}", r["errors"]);
+    assert_eq!(n(&r["ws_messages"]["closed_cleanly"]), joined);
+}
+
+#[test]
+fn an_independent_peer_pings_and_closes_under_a_journey() {
+    let peer = WsPeer::start(None).expect("python websockets peer");
+    let http = peer.url(false, "").replacen("ws://", "http://", 1);
+    // Against /ping the server pings every 100 ms while we wait (answered, or it would not
+    // matter to the peer, but a pong it did not ask for would be a protocol error); against
+    // /close-after/1 the second expect finds the socket closed: ws_closed, and the run goes on.
+    let text = format!(
+        r#"[target]
+url = "{http}"
+[load]
+model = "closed"
+connections = 2
+iterations = 6
+
+[[steps]]
+name = "open"
+ws_connect = "/ping"
+[[steps]]
+name = "send 1"
+ws_send = {{ text = "one {{{{msg_id}}}}" }}
+[[steps]]
+name = "echo 1"
+ws_expect = {{ text_contains = "one {{{{msg_id}}}}" }}
+capture = {{ word = {{ regex = "^(\\w+) " }} }}
+think = "250ms"
+[[steps]]
+name = "send 2"
+ws_send = {{ binary = "{{{{word}}}} again" }}
+[[steps]]
+name = "echo 2"
+ws_expect = {{ regex = "^one again$" }}
+[[steps]]
+name = "short"
+ws_connect = "ws://{authority}/close-after/1"
+[[steps]]
+name = "send 3"
+ws_send = {{ text = "x" }}
+[[steps]]
+name = "echo 3"
+ws_expect = {{ text_contains = "x" }}
+[[steps]]
+name = "send 4"
+ws_send = {{ text = "y" }}
+[[steps]]
+name = "echo 4"
+ws_expect = {{ text_contains = "y", timeout = "2s" }}
+"#,
+        authority = http.trim_start_matches("http://").trim_end_matches('/'),
+    );
+    let file = write("peer.toml", &text);
+    let (code, r, stderr) = testbed::run_file(&file, &[]);
+    assert_eq!(code, Some(0), "{stderr}\n{r}");
+    assert_eq!(n(&r["iterations"]), 6, "{r}");
+    for name in [
+        "open", "send 1", "echo 1", "send 2", "echo 2", "short", "echo 3",
+    ] {
+        assert_eq!(
+            n(&step(&r, name)["requests"]),
+            6,
+            "{name}: {}",
+            step(&r, name)
+        );
+        assert_eq!(n(&step(&r, name)["errors_total"]), 0, "{name}");
+    }
+    // The peer closed after one echo: the wait for the second ends in a counted close (or,
+    // if the close came before the send, the send fails on the closed socket).
+    let closed = n(&step(&r, "echo 4")["errors"]["ws_closed"])
+        + n(&step(&r, "send 4")["errors"]["ws_closed"])
+        + n(&step(&r, "send 4")["errors"]["write"]);
+    assert_eq!(closed, 6, "{}\n{}", step(&r, "send 4"), step(&r, "echo 4"));
+    assert_eq!(n(&step(&r, "echo 4")["requests"]), 0);
+    assert_eq!(n(&r["iterations_failed"]), 6);
+    assert_eq!(
+        n(&r["ws_messages"]["sent"]),
+        6 * 4 - n(&step(&r, "send 4")["errors_total"])
+    );
+}
+
+#[test]
+fn an_expect_that_never_matches_times_out_and_the_run_goes_on() {
+    let _guard = testbed::serial();
+    let sandbox = Sandbox::start().expect("sandbox");
+    let text = format!(
+        r#"[target]
+url = "{}"
+[load]
+model = "closed"
+connections = 3
+iterations = 9
+
+[[steps]]
+name = "open"
+ws_connect = "/ws/echo"
+[[steps]]
+name = "send"
+ws_send = {{ text = "hello" }}
+[[steps]]
+name = "never"
+ws_expect = {{ json = {{ "/type" = "nope" }}, timeout = "150ms" }}
+[[steps]]
+name = "after"
+path = "/"
+"#,
+        sandbox.url("")
+    );
+    let file = write("never.toml", &text);
+    let (code, r, stderr) = testbed::run_file(&file, &[]);
+    assert_eq!(code, Some(0), "{stderr}\n{r}");
+    assert_eq!(
+        n(&step(&r, "never")["errors"]["timeout"]),
+        9,
+        "{}",
+        step(&r, "never")
+    );
+    assert_eq!(
+        n(&step(&r, "after")["requests"]),
+        0,
+        "the iteration stopped"
+    );
+    assert_eq!(n(&r["iterations_failed"]), 9);
+    // The echo came back and did not match: received, not an error.
+    assert_eq!(n(&r["ws_messages"]["received"]), 9);
+    // Each timed out after about its timeout, not the run's.
+    let p50 = n(&r["iteration_us"]["p50"]);
+    assert!((150_000..1_000_000).contains(&p50), "{}", r["iteration_us"]);
+}
+
+#[test]
+fn websocket_step_mistakes_are_located() {
+    let file = write(
+        "bad.toml",
+        r#"[target]
+url = "http://127.0.0.1:9"
+
+[[steps]]
+ws_send = { text = "before any socket" }
+
+[[steps]]
+ws_connect = "/ws"
+ws_send = { text = "two actions" }
+
+[[steps]]
+ws_connect = "ws://127.0.0.2:9/ws"
+
+[[steps]]
+ws_connect = "/ws"
+method = "POST"
+
+[[steps]]
+ws_expect = { count = 0 }
+
+[[steps]]
+ws_send = { text = "x", json = { a = 1 } }
+
+[[steps]]
+ws_expect = { regex = "(" }
+
+[[steps]]
+ws_connect = "/ws"
+headers = ["Sec-WebSocket-Key: mine"]
+
+[[steps]]
+ws_close = { code = 1005 }
+
+[[steps]]
+name = "empty"
+"#,
+    );
+    assert_located(
+        &file,
+        &[
+            (5, "no socket is open here"),
+            (9, "one WebSocket action"),
+            (12, "another origin is not supported"),
+            (16, "`method` is for HTTP steps"),
+            (19, "count must be 1 to"),
+            (22, "exactly one of text, binary or json"),
+            (25, "regex"),
+            (29, "set by loadd"),
+            (32, "ws_close"),
+            (35, "needs a `path`"),
+        ],
+    );
+    let h2 = write(
+        "h2.toml",
+        "[target]\nurl = \"http://127.0.0.1:9\"\nhttp = \"2\"\n\n[[steps]]\nws_connect = \"/ws\"\n",
+    );
+    assert_located(&h2, &[(6, "need HTTP/1.1")]);
+    let setup = write(
+        "setup.toml",
+        "[target]\nurl = \"http://127.0.0.1:9\"\n\n[[setup]]\nws_connect = \"/ws\"\n\n[[steps]]\npath = \"/\"\n",
+    );
+    assert_located(&setup, &[(5, "not to setup or teardown")]);
+}
