@@ -20,6 +20,7 @@ mod events;
 mod members;
 mod misbehave;
 mod pages;
+mod push;
 mod quiz;
 mod rooms;
 mod routes;

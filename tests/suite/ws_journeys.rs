@@ -353,4 +353,184 @@ name = "empty"
         "[target]\nurl = \"http://127.0.0.1:9\"\n\n[[setup]]\nws_connect = \"/ws\"\n\n[[steps]]\npath = \"/\"\n",
     );
     assert_located(&setup, &[(5, "not to setup or teardown")]);
+    let listen = write(
+        "listen_bad.toml",
+        r#"[target]
+url = "http://127.0.0.1:9"
+
+[[steps]]
+ws_connect = "/ws"
+
+[[steps]]
+ws_send = { text = "x", every = "1s" }
+
+[[steps]]
+ws_listen = { for = "0s" }
+
+[[steps]]
+ws_listen = { for = "1s", latency_from = { json = "/ts", unit = "minutes" } }
+
+[[steps]]
+ws_listen = { for = "1s", send = { text = "x" } }
+"#,
+    );
+    assert_located(
+        &listen,
+        &[
+            (8, "a paced stream goes in ws_listen"),
+            (11, "more than zero"),
+            (14, "unit `minutes`"),
+            (17, "give `every`"),
+        ],
+    );
+}
+
+/// Log in, open the tenant's push stream with the token, subscribe, then only listen.
+fn push_journey(url: &str, users: u32, rate: u32, listen: &str) -> String {
+    format!(
+        r#"[target]
+url = "{url}"
+[load]
+model = "closed"
+connections = {users}
+iterations_per_vu = 1
+
+[[steps]]
+name = "login"
+method = "POST"
+path = "/api/t/metrics/register"
+json = {{ username = "m-{{{{vu}}}}-{{{{uuid}}}}", password = "pw" }}
+capture = {{ token = {{ json = "/token" }} }}
+
+[[steps]]
+name = "connect"
+ws_connect = "/ws/t/metrics/push?rate={rate}"
+headers = ["Authorization: Bearer {{{{token}}}}"]
+
+[[steps]]
+name = "subscribe"
+ws_send = {{ json = {{ type = "subscribe" }} }}
+
+[[steps]]
+name = "subscribed"
+ws_expect = {{ json = {{ "/type" = "subscribed" }} }}
+
+[[steps]]
+name = "stream"
+ws_listen = {{ for = "{listen}", latency_from = {{ json = "/ts_us", unit = "us" }} }}
+"#
+    )
+}
+
+#[test]
+fn a_listen_only_stream_times_pushes_and_shows_a_server_stall() {
+    let _guard = testbed::serial();
+    let sandbox = Sandbox::start().expect("sandbox");
+    let file = write(
+        "push.toml",
+        &push_journey(&sandbox.url(""), 4, 200, "2500ms"),
+    );
+    let args = [
+        "run".to_string(),
+        file.display().to_string(),
+        "--output".into(),
+        "json".into(),
+    ];
+    let run = testbed::LoadctlRun::start(&args);
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    sandbox.stall(500).expect("stall");
+    let r = run.json(std::time::Duration::from_secs(30));
+    assert_eq!(n(&r["errors_total"]), 0, "{}", r["errors"]);
+    let stream = step(&r, "stream");
+    // 4 sockets × 200/s × ~2.5 s; the ticks held by the stall arrive late, not lost.
+    let pushes = n(&stream["requests"]);
+    assert!((1600..=2100).contains(&pushes), "{stream}");
+    assert_eq!(
+        n(&stream["checks_failed"]),
+        0,
+        "every push carried its timestamp"
+    );
+    // Push latency counts from the server's stamp: the stall is in it, the rest is fast.
+    assert!(n(&stream["latency_us"]["max"]) >= 350_000, "{stream}");
+    assert!(n(&stream["latency_us"]["p50"]) < 50_000, "{stream}");
+    // Both sides agree on every message: all the server pushed (and the subscribed
+    // acknowledgements) arrived, and each subscribe arrived at the server.
+    let stats = sandbox_stats(&sandbox);
+    assert_eq!(
+        n(&stats["ws_messages_out"]),
+        n(&r["ws_messages"]["received"]),
+        "{stats}"
+    );
+    assert_eq!(n(&stats["ws_messages_in"]), 4, "{stats}");
+    assert_eq!(n(&stats["ws_connections"]), 0, "{stats}");
+}
+
+#[test]
+fn a_room_broadcast_is_timed_for_every_member_that_receives_it() {
+    let _guard = testbed::serial();
+    let sandbox = Sandbox::start().expect("sandbox");
+    let text = format!(
+        r#"[target]
+url = "{}"
+[load]
+model = "closed"
+connections = 6
+iterations_per_vu = 1
+
+[[steps]]
+name = "login"
+method = "POST"
+path = "/api/t/rtc/register"
+json = {{ username = "r-{{{{vu}}}}-{{{{uuid}}}}", password = "pw" }}
+capture = {{ token = {{ json = "/token" }} }}
+
+[[steps]]
+name = "join"
+ws_connect = "/ws/t/rtc/rooms/standup"
+headers = ["Authorization: Bearer {{{{token}}}}"]
+
+[[steps]]
+name = "joined"
+ws_expect = {{ json = {{ "/type" = "joined" }} }}
+
+[[steps]]
+name = "room"
+ws_listen = {{ for = "1500ms", latency_from = {{ json = "/sent_us", unit = "us" }}, send = {{ json = {{ from = "{{{{vu}}}}", sent_us = "{{{{now_us}}}}" }}, every = "100ms" }} }}
+"#,
+        sandbox.url("")
+    );
+    let file = write("fanout.toml", &text);
+    let (code, r, stderr) = testbed::run_file(&file, &[]);
+    assert_eq!(code, Some(0), "{stderr}\n{r}");
+    assert_eq!(n(&r["errors_total"]), 0, "{}", r["errors"]);
+    let sent = n(&r["ws_messages"]["sent"]);
+    // 6 members × 15 paced posts (at 0, 100, …, 1400 ms).
+    assert_eq!(sent, 90, "{}", r["ws_messages"]);
+    // One send, up to six receipts: every member in the room when it was sent is timed.
+    let room = step(&r, "room");
+    let timed = n(&room["requests"]);
+    assert!(
+        timed > sent * 4 && timed <= sent * 6,
+        "{timed} of {sent}: {room}"
+    );
+    assert_eq!(n(&room["checks_failed"]), 0);
+    assert!(n(&room["latency_us"]["p50"]) < 50_000, "{room}");
+    // The paced posts went out on their schedule, through a listen that lasted its time.
+    assert!(
+        n(&r["schedule_lag_us"]["p50"]) < 5_000,
+        "{}",
+        r["schedule_lag_us"]
+    );
+    assert!(
+        n(&r["iteration_us"]["p50"]) >= 1_500_000,
+        "{}",
+        r["iteration_us"]
+    );
+    let stats = sandbox_stats(&sandbox);
+    assert_eq!(n(&stats["ws_messages_in"]), sent, "{stats}");
+    assert_eq!(
+        n(&stats["ws_messages_out"]),
+        n(&r["ws_messages"]["received"]),
+        "{stats}"
+    );
 }

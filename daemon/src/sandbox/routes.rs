@@ -18,7 +18,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::body::{FillerBody, Framing, FILLER_LEN};
-use super::{api, capacity, client, pages, rooms, ws, SandboxState};
+use super::{api, capacity, client, pages, push, rooms, ws, SandboxState};
 
 /// Largest body `/bytes/{n}` and `/chunked/{n}` will send.
 const MAX_BODY_LEN: usize = 64 << 20;
@@ -42,6 +42,8 @@ pub(super) fn app(state: Arc<SandboxState>) -> Router {
         .route("/ws/echo", get(ws::echo))
         .route("/ws/rooms/{room}", get(rooms::join))
         .route("/ws/t/{t}/rooms/{room}", get(rooms::join_with_token))
+        .route("/ws/push", get(push::open))
+        .route("/ws/t/{t}/push", get(push::with_token))
         .merge(slowable(&state))
         .merge(pages::router())
         .merge(client::router())

@@ -238,6 +238,8 @@ pub struct StepSpec {
     pub ws_expect: Option<Spanned<crate::scenario::WsExpectSpec>>,
     /// Close the user's socket (the closing handshake is the step's response).
     pub ws_close: Option<Spanned<crate::scenario::WsCloseSpec>>,
+    /// Receive (and maybe send a paced stream) for a while; each message is a response.
+    pub ws_listen: Option<Spanned<crate::scenario::WsListenSpec>>,
 }
 
 fn no_path() -> Spanned<String> {
@@ -255,6 +257,7 @@ impl StepSpec {
             self.ws_send.as_ref().map(Spanned::span),
             self.ws_expect.as_ref().map(Spanned::span),
             self.ws_close.as_ref().map(Spanned::span),
+            self.ws_listen.as_ref().map(Spanned::span),
             self.name.as_ref().map(Spanned::span),
         ];
         ws.into_iter().flatten().next().unwrap_or(0..0)
@@ -266,6 +269,7 @@ impl StepSpec {
             || self.ws_send.is_some()
             || self.ws_expect.is_some()
             || self.ws_close.is_some()
+            || self.ws_listen.is_some()
     }
 }
 

@@ -14,6 +14,30 @@ pub struct WsSendSpec {
     pub binary: Option<String>,
     /// A TOML table sent as JSON text; string values are templated.
     pub json: Option<toml::Value>,
+    /// In `ws_listen`'s `send`: one message every this long (`"12s"`), from the step's start.
+    pub every: Option<String>,
+}
+
+/// `ws_listen`: receive for a while, timing each message; optionally send a paced stream.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WsListenSpec {
+    /// How long to listen (`"30m"`).
+    #[serde(rename = "for")]
+    pub duration: String,
+    /// A server timestamp in each message: its latency is the receive time minus this.
+    pub latency_from: Option<LatencyFromSpec>,
+    /// Messages sent `every` so long while listening (a chat member's posts).
+    pub send: Option<WsSendSpec>,
+}
+
+/// Where a message's timestamp is: a JSON pointer, in `unit` ("ms" by default, "us", "s")
+/// since the Unix epoch.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LatencyFromSpec {
+    pub json: String,
+    pub unit: Option<String>,
 }
 
 /// `ws_expect`: what a message must be to match; the others are counted and skipped.

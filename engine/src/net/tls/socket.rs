@@ -4,7 +4,7 @@
 use std::io;
 
 use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut};
-use monoio::io::{AsyncReadRent, AsyncWriteRent};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, CancelHandle, CancelableAsyncReadRent};
 use monoio::net::TcpStream;
 use monoio::BufResult;
 
@@ -30,6 +30,19 @@ impl Stream {
         matches!(self, Stream::Tls(_))
     }
 
+    /// `read`, cut short when `c` is cancelled (`Err` that `is_cancelled` tells), losing
+    /// nothing: the stream reads on as before. The way to wait for data and a timer at once.
+    pub async fn cancelable_read<T: IoBufMut>(
+        &mut self,
+        buf: T,
+        c: CancelHandle,
+    ) -> BufResult<usize, T> {
+        match self {
+            Stream::Plain(tcp) => tcp.cancelable_read(buf, c).await,
+            Stream::Tls(tls) => tls.cancelable_read(buf, c).await,
+        }
+    }
+
     /// Whether a TLS handshake resumed a session (`false` for plain TCP).
     pub fn resumed(&self) -> bool {
         match self {
@@ -37,6 +50,12 @@ impl Stream {
             Stream::Tls(tls) => tls.resumed(),
         }
     }
+}
+
+/// The error of a read that `cancelable_read`'s handle cancelled.
+pub fn is_cancelled(e: &io::Error) -> bool {
+    // monoio reports ECANCELED, from the kernel (io_uring) or before submitting.
+    e.raw_os_error() == Some(125)
 }
 
 impl From<TcpStream> for Stream {

@@ -18,7 +18,9 @@ use std::mem;
 use std::sync::Arc;
 
 use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut, IoVecWrapperMut};
-use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
+use monoio::io::{
+    AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, CancelHandle, CancelableAsyncReadRent,
+};
 use monoio::net::TcpStream;
 use monoio::BufResult;
 use rustls::client::{ClientConnectionData, UnbufferedClientConnection};
@@ -61,6 +63,8 @@ pub struct TlsStream {
     peer_closed: bool,
     /// An operation failed or was dropped mid-way: the TLS state no longer matches the wire.
     poisoned: bool,
+    /// Set during `cancelable_read`: socket reads stop (without losing a byte) when cancelled.
+    cancel: Option<CancelHandle>,
 }
 
 /// Ciphertext to send. `buf` is zero-filled up to its length once; `len` bytes are pending.
@@ -205,6 +209,7 @@ pub async fn connect(
         plain_pos: 0,
         peer_closed: false,
         poisoned: false,
+        cancel: None,
     };
     stream.handshake().await?;
     stream.trim();
@@ -261,6 +266,19 @@ impl TlsStream {
             self.out.buf.truncate(OUTGOING_IDLE);
             self.out.buf.shrink_to_fit();
         }
+    }
+
+    /// `read`, cut short when `c` is cancelled: then `Err` (see `is_cancelled`) with nothing
+    /// lost, and the stream usable as before.
+    pub async fn cancelable_read<T: IoBufMut>(
+        &mut self,
+        buf: T,
+        c: CancelHandle,
+    ) -> BufResult<usize, T> {
+        self.cancel = Some(c);
+        let read = self.read_plain(buf).await;
+        self.cancel = None;
+        read
     }
 
     async fn read_plain<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
@@ -380,6 +398,10 @@ impl TlsStream {
                         return (Ok(Done::Eof), buf);
                     }
                     Ok(false) => Err(TlsError::HandshakeEof),
+                    // A cancelled read took no ciphertext: the state still matches the wire.
+                    Err(TlsError::Io(e)) if super::socket::is_cancelled(&e) => {
+                        return (Err(TlsError::Io(e)), buf)
+                    }
                     Err(e) => Err(e),
                 },
                 Ok(Next::PeerClosed) => {
@@ -421,7 +443,10 @@ impl TlsStream {
         let (len, cap) = (buf.len(), buf.capacity());
         // Stays set if this future is dropped while the socket holds the buffer.
         self.poisoned = true;
-        let (res, slice) = self.tcp.read(buf.slice_mut(len..cap)).await;
+        let (res, slice) = match self.cancel.clone() {
+            Some(c) => self.tcp.cancelable_read(buf.slice_mut(len..cap), c).await,
+            None => self.tcp.read(buf.slice_mut(len..cap)).await,
+        };
         self.incoming = slice.into_inner();
         self.poisoned = false;
         match res {

@@ -28,6 +28,9 @@ impl Expr {
             Expr::Vu => cx.vu as i64,
             Expr::Iteration => cx.iteration as i64,
             Expr::NowMs => cx.now_ms as i64,
+            Expr::NowUs => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros() as i64),
             Expr::NowS => (cx.now_ms / 1000) as i64,
             Expr::Random(lo, hi) => cx.rng.i64(*lo..=*hi),
             Expr::RunLen(slot) => match cx.run.get(*slot) {

@@ -91,6 +91,8 @@ pub(super) enum Expr {
     Vu,
     Iteration,
     NowMs,
+    /// Microseconds since the Unix epoch, read when rendered (a message's send time).
+    NowUs,
     NowS,
     NowIso,
     Uuid,
@@ -116,6 +118,7 @@ impl Expr {
             | Expr::Vu
             | Expr::Iteration
             | Expr::NowMs
+            | Expr::NowUs
             | Expr::NowS
             | Expr::Random(..)
             | Expr::Arith(..)
@@ -154,12 +157,13 @@ impl Expr {
 }
 
 /// Names that read the virtual user or the clock.
-const PLAIN_BUILTINS: [(&str, Expr); 8] = [
+const PLAIN_BUILTINS: [(&str, Expr); 9] = [
     ("vu", Expr::Vu),
     ("iteration", Expr::Iteration),
     ("uuid", Expr::Uuid),
     ("msg_id", Expr::MsgId),
     ("now_ms", Expr::NowMs),
+    ("now_us", Expr::NowUs),
     ("now_s", Expr::NowS),
     ("now_iso", Expr::NowIso),
     ("body", Expr::Body),
@@ -441,10 +445,12 @@ impl Parser<'_, '_> {
                 Ok([n]) if n.ty() == Ty::Int => Ok(Expr::RandomString(Box::new(n))),
                 _ => Err("random_string(n) takes one integer, e.g. random_string(16)".into()),
             },
-            "now_ms" | "now_s" | "now_iso" | "uuid" if args.is_empty() => Ok(PLAIN_BUILTINS
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map_or(Expr::Uuid, |(_, e)| e.clone())),
+            "now_ms" | "now_us" | "now_s" | "now_iso" | "uuid" if args.is_empty() => {
+                Ok(PLAIN_BUILTINS
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map_or(Expr::Uuid, |(_, e)| e.clone()))
+            }
             other => {
                 let hint = crate::plan::checker::did_you_mean(other, super::FUNCTIONS);
                 Err(format!("`{other}(…)` is not a function{hint}"))

@@ -17,11 +17,12 @@ pub use self::expr::RenderError;
 use self::expr::{Expr, Ty};
 
 /// Built-in names, for messages and for refusing them as capture names.
-pub const BUILTINS: [&str; 10] = [
+pub const BUILTINS: [&str; 11] = [
     "vu",
     "iteration",
     "uuid",
     "now_ms",
+    "now_us",
     "now_s",
     "now_iso",
     "random",

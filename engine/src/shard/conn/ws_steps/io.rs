@@ -2,12 +2,14 @@
 //! cut short by the deadline takes its buffer down with it; the socket is then dropped.
 
 use std::pin::pin;
+use std::time::Duration;
 
 use monoio::buf::IoBufMut;
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt, Canceller};
 
 use super::Socket;
 use crate::metrics::ErrorKind;
+use crate::net::tls::is_cancelled;
 use crate::shard::conn::deadline::{Expiring, Slot};
 use crate::shard::conn::socket::read_error_kind;
 use crate::shard::state::ShardState;
@@ -70,6 +72,63 @@ impl Socket {
                 shard.step(0).bytes_in += n as u64;
                 Ok(())
             }
+            Err(e) => Err(match read_error_kind(&e) {
+                ErrorKind::Reset => ErrorKind::WsClosed,
+                other => other,
+            }),
+        }
+    }
+}
+
+impl Socket {
+    /// `read_more`, or `Ok(false)` at `wake_at` (run clock) with nothing read and nothing
+    /// lost: the socket is read while a paced send or the end of a listen is waited for.
+    pub(super) async fn read_or_wake(
+        &mut self,
+        shard: &ShardState,
+        slot: &Slot,
+        wake_at: u64,
+    ) -> Result<bool, ErrorKind> {
+        let Some(stream) = self.stream.as_mut() else {
+            return Err(ErrorKind::WsClosed);
+        };
+        if self.buf.capacity() == 0 {
+            self.buf.reserve(READ_BUF);
+        } else if self.buf.len() == self.buf.capacity() {
+            self.buf.reserve(self.buf.capacity().max(READ_BUF));
+        }
+        let owned = std::mem::take(&mut self.buf);
+        let (len, cap) = (owned.len(), owned.capacity());
+        let canceller = Canceller::new();
+        let wait = Duration::from_nanos(wake_at.saturating_sub(shard.now_ns()));
+        let outcome = Expiring {
+            fut: pin!(async {
+                let mut read =
+                    pin!(stream.cancelable_read(owned.slice_mut(len..cap), canceller.handle()));
+                let sleep = monoio::time::sleep(wait);
+                monoio::select! {
+                    done = &mut read => done,
+                    () = sleep => {
+                        // Cancelled, the read still hands its buffer back (with any bytes it got).
+                        let _ = canceller.cancel();
+                        read.await
+                    }
+                }
+            }),
+            slot,
+        }
+        .await;
+        let Some((res, slice)) = outcome else {
+            return Err(ErrorKind::Timeout);
+        };
+        self.buf = slice.into_inner();
+        match res {
+            Ok(0) => Err(ErrorKind::WsClosed),
+            Ok(n) => {
+                shard.step(0).bytes_in += n as u64;
+                Ok(true)
+            }
+            Err(e) if is_cancelled(&e) => Ok(false),
             Err(e) => Err(match read_error_kind(&e) {
                 ErrorKind::Reset => ErrorKind::WsClosed,
                 other => other,

@@ -10,6 +10,7 @@
 //! the step and ends the socket and the iteration.
 
 mod io;
+mod listen;
 
 use crate::metrics::ErrorKind;
 use crate::net::tls::Stream;
@@ -115,6 +116,9 @@ impl Socket {
                     .expect(shard, slot, index, step, e, deadline, user)
                     .await;
             }
+            WsAction::Listen(l) => {
+                return self.listen(shard, slot, index, l, start, began, user).await;
+            }
             WsAction::Close { code, reason } => {
                 let closed = self
                     .closing_handshake(shard, slot, deadline, *code, reason, user.rng)
@@ -134,7 +138,12 @@ impl Socket {
     }
 
     /// Counts a failed step; the socket goes too unless only a template failed.
-    fn failed(&mut self, shard: &ShardState, index: usize, kind: ErrorKind) -> Option<u64> {
+    pub(super) fn failed(
+        &mut self,
+        shard: &ShardState,
+        index: usize,
+        kind: ErrorKind,
+    ) -> Option<u64> {
         if !shard.interrupted() {
             shard.step(index).record_error(kind);
         }
@@ -412,7 +421,11 @@ impl Socket {
                     event: Event::Close { .. },
                     ..
                 }) => return Ok(()),
-                Ok(Decoded::Event { consumed, .. }) => {
+                Ok(Decoded::Event { consumed, event }) => {
+                    // Messages still on their way when we closed were received all the same.
+                    if matches!(event, Event::Message { .. }) {
+                        shard.stats().ws.received += 1;
+                    }
                     self.buf.drain(..consumed);
                 }
                 Ok(Decoded::Partial { consumed, .. }) => {

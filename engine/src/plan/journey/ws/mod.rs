@@ -5,6 +5,9 @@
 //! own: opened by `ws_connect`, used by the steps after it in the same task, and closed by
 //! `ws_close` or at the end of the iteration.
 
+mod connect;
+mod listen;
+
 use toml::Spanned;
 
 use crate::plan::checker::Checker;
@@ -26,6 +29,17 @@ pub enum WsAction {
     Send { binary: bool, message: Template },
     Expect(WsExpect),
     Close { code: u16, reason: String },
+    Listen(WsListen),
+}
+
+/// Receive for `for_ns`; each message is a response of the step, timed from its timestamp
+/// (`latency_from`: pointer, nanoseconds per unit) or, without one, from the message before.
+#[derive(Clone, Debug)]
+pub struct WsListen {
+    pub for_ns: u64,
+    pub latency_from: Option<(String, u64)>,
+    /// (binary, message, every_ns): sent from the step's start, one every `every_ns`.
+    pub send: Option<(bool, Template, u64)>,
 }
 
 /// The upgrade request: `GET` + base path, the templated path, the fixed lines, then the
@@ -100,6 +114,7 @@ pub(super) fn compile_ws_step(c: &mut Checker<'_>, cx: &StepContext<'_>, s: &Ste
         s.ws_send.as_ref().map(Spanned::span),
         s.ws_expect.as_ref().map(Spanned::span),
         s.ws_close.as_ref().map(Spanned::span),
+        s.ws_listen.as_ref().map(Spanned::span),
     ];
     if let Some(second) = actions.iter().flatten().nth(1) {
         c.error(
@@ -128,9 +143,11 @@ pub(super) fn compile_ws_step(c: &mut Checker<'_>, cx: &StepContext<'_>, s: &Ste
         );
     }
     let action = if let Some(url) = &s.ws_connect {
-        compile_connect(c, cx, s, url).map(WsAction::Connect)
+        connect::compile_connect(c, cx, s, url).map(WsAction::Connect)
     } else if let Some(send) = &s.ws_send {
-        compile_send(c, cx, send)
+        compile_send(c, cx, send, false)
+    } else if let Some(listen) = &s.ws_listen {
+        listen::compile_listen(c, cx, listen).map(WsAction::Listen)
     } else if let Some(expect) = &s.ws_expect {
         compile_expect(c, cx, expect).map(WsAction::Expect)
     } else {
@@ -202,6 +219,7 @@ pub(super) fn compile_ws_step(c: &mut Checker<'_>, cx: &StepContext<'_>, s: &Ste
                 (Some(url), _) => format!("ws_connect {}", url.get_ref()),
                 (None, Some(WsAction::Send { .. })) => format!("ws_send {}", cx.index + 1),
                 (None, Some(WsAction::Expect(_))) => format!("ws_expect {}", cx.index + 1),
+                (None, Some(WsAction::Listen(_))) => format!("ws_listen {}", cx.index + 1),
                 _ => format!("ws_close {}", cx.index + 1),
             };
             match cx.task_name {
@@ -249,126 +267,20 @@ fn message_checks(
         .collect()
 }
 
-/// `ws_connect`: a path on the target, or a `ws://`/`wss://` URL of the target's own origin.
-fn compile_connect(
-    c: &mut Checker<'_>,
-    cx: &StepContext<'_>,
-    s: &StepSpec,
-    url: &Spanned<String>,
-) -> Option<WsConnect> {
-    let text = url.get_ref().as_str();
-    let path = match path_of(text, cx.base.host_header, cx.base.tls) {
-        Ok(p) => p,
-        Err(e) => {
-            c.error(&url.span(), e);
-            return None;
-        }
-    };
-    let path = cx.template(c, path, url.span(), Escape::Path)?;
-    let subprotocols = s
-        .subprotocols
-        .as_ref()
-        .map(|p| p.get_ref().clone())
-        .unwrap_or_default();
-    for p in &subprotocols {
-        if let Err(e) = ws::validate_subprotocol(p) {
-            if let Some(sp) = &s.subprotocols {
-                c.error(&sp.span(), format!("subprotocol `{p}`: {e}"));
-            }
-        }
-    }
-    let mut headers = Vec::new();
-    let mut has_host = false;
-    let defaults = cx.base.default_headers.iter().filter(|(n, _)| {
-        // The run's headers go on the upgrade too, but not those about a request body.
-        !["content-type", "content-length", "transfer-encoding"]
-            .iter()
-            .any(|b| n.eq_ignore_ascii_case(b))
-            && ws::validate_handshake_header(n, "").is_ok()
-    });
-    for (n, v) in defaults {
-        has_host |= n.eq_ignore_ascii_case("host");
-        if let Some(t) = cx.template(c, &format!("{n}: {v}"), 0..0, Escape::Header) {
-            headers.push(t);
-        }
-    }
-    for h in &s.headers {
-        let Some((n, _)) = h.get_ref().split_once(':') else {
-            c.error(
-                &h.span(),
-                format!("header `{}` must be written \"Name: value\"", h.get_ref()),
-            );
-            continue;
-        };
-        if let Err(e) = ws::validate_handshake_header(n.trim(), "") {
-            c.error(&h.span(), format!("header `{}`: {e}", n.trim()));
-            continue;
-        }
-        has_host |= n.trim().eq_ignore_ascii_case("host");
-        if let Some(t) = cx.header_template(c, h.get_ref(), h.span()) {
-            headers.push(t);
-        }
-    }
-    let mut after_path = String::from(" HTTP/1.1\r\n");
-    if !has_host {
-        after_path.push_str(&format!("Host: {}\r\n", cx.base.host_header));
-    }
-    after_path
-        .push_str("Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n");
-    if !subprotocols.is_empty() {
-        after_path.push_str(&format!(
-            "Sec-WebSocket-Protocol: {}\r\n",
-            subprotocols.join(", ")
-        ));
-    }
-    Some(WsConnect {
-        start: format!("GET {}", cx.base.base_path.trim_end_matches('/')).into_bytes(),
-        path,
-        after_path: after_path.into_bytes(),
-        headers,
-        subprotocols,
-    })
-}
-
-/// The path (and query) of a `ws_connect`: as written when it starts with `/`, or taken from
-/// a URL whose scheme fits the target (`ws` for http, `wss` for https) and whose host is the
-/// target's.
-fn path_of<'a>(text: &'a str, host_header: &str, tls: bool) -> Result<&'a str, String> {
-    if text.starts_with('/') {
-        return Ok(text);
-    }
-    let (scheme, rest) = text.split_once("://").ok_or_else(|| {
-        format!("ws_connect `{text}`: give a path (\"/ws/rooms/1\") or a ws:// or wss:// URL")
-    })?;
-    let want = if tls { "wss" } else { "ws" };
-    if !scheme.eq_ignore_ascii_case(want) {
-        return Err(format!(
-            "ws_connect `{text}`: the target is {}, so its sockets are {want}://",
-            if tls { "https" } else { "http" }
-        ));
-    }
-    let (authority, path) = rest
-        .find('/')
-        .map_or((rest, "/"), |i| (&rest[..i], &rest[i..]));
-    let default_port = if tls { ":443" } else { ":80" };
-    let same = authority.eq_ignore_ascii_case(host_header)
-        || format!("{authority}{default_port}").eq_ignore_ascii_case(host_header)
-        || authority.eq_ignore_ascii_case(&format!("{host_header}{default_port}"));
-    if !same {
-        return Err(format!(
-            "ws_connect `{text}`: sockets go to the target's host ({host_header}); another origin is not supported"
-        ));
-    }
-    Ok(path)
-}
-
-/// `ws_send`: one of text, binary or json.
+/// `ws_send` (or `ws_listen`'s `send`, `paced`): one of text, binary or json.
 fn compile_send(
     c: &mut Checker<'_>,
     cx: &StepContext<'_>,
     send: &Spanned<WsSendSpec>,
+    paced: bool,
 ) -> Option<WsAction> {
     let k = send.get_ref();
+    if k.every.is_some() && !paced {
+        c.error(
+            &send.span(),
+            "ws_send sends one message: a paced stream goes in ws_listen, which reads the socket while it waits: ws_listen = { for = \"1m\", send = { text = \"…\", every = \"12s\" } }",
+        );
+    }
     let given = [k.text.is_some(), k.binary.is_some(), k.json.is_some()];
     if given.iter().filter(|g| **g).count() != 1 {
         c.error(

@@ -1,0 +1,94 @@
+//! `ws_listen`: how long, where a message's timestamp is, and the paced stream to send.
+
+use toml::Spanned;
+
+use super::{compile_send, WsAction, WsListen};
+use crate::plan::checker::Checker;
+use crate::plan::journey::scope::StepContext;
+use crate::scenario::WsListenSpec;
+use crate::units;
+
+/// Longest listen: a day (an endurance run's socket reconnects in a new iteration).
+const MAX_LISTEN_NS: u64 = 24 * 3600 * 1_000_000_000;
+
+pub(super) fn compile_listen(
+    c: &mut Checker<'_>,
+    cx: &StepContext<'_>,
+    listen: &Spanned<WsListenSpec>,
+) -> Option<WsListen> {
+    let k = listen.get_ref();
+    let span = listen.span();
+    let for_ns = match units::parse_duration(&k.duration) {
+        Ok(d) if !d.is_zero() && d.as_nanos() <= u128::from(MAX_LISTEN_NS) => d.as_nanos() as u64,
+        Ok(_) => {
+            c.error(
+                &span,
+                "ws_listen: `for` must be more than zero and at most 24h",
+            );
+            return None;
+        }
+        Err(e) => {
+            c.error(&span, format!("ws_listen for: {e} (e.g. \"30s\")"));
+            return None;
+        }
+    };
+    let latency_from = match &k.latency_from {
+        None => None,
+        Some(l) => {
+            if !l.json.starts_with('/') {
+                c.error(
+                    &span,
+                    format!(
+                        "latency_from: `{}` is not a JSON pointer: write \"/{}\"",
+                        l.json, l.json
+                    ),
+                );
+            }
+            let unit_ns = match l.unit.as_deref().unwrap_or("ms") {
+                "s" => 1_000_000_000,
+                "ms" => 1_000_000,
+                "us" => 1_000,
+                "ns" => 1,
+                other => {
+                    c.error(
+                        &span,
+                        format!("latency_from unit `{other}`: use \"ms\", \"us\", \"s\" or \"ns\""),
+                    );
+                    1
+                }
+            };
+            Some((l.json.clone(), unit_ns))
+        }
+    };
+    let send = match &k.send {
+        None => None,
+        Some(send) => {
+            let every_ns = match send.every.as_deref().map(units::parse_duration) {
+                Some(Ok(d)) if !d.is_zero() => Some(d.as_nanos() as u64),
+                Some(Ok(_)) | None => {
+                    c.error(
+                        &span,
+                        "ws_listen send: give `every`, more than zero (e.g. every = \"12s\")",
+                    );
+                    None
+                }
+                Some(Err(e)) => {
+                    c.error(&span, format!("ws_listen send every: {e}"));
+                    None
+                }
+            };
+            let message = compile_send(c, cx, &Spanned::new(span.clone(), send.clone()), true);
+            match (message, every_ns) {
+                (Some(WsAction::Send { binary, message }), Some(every)) => {
+                    Some((binary, message, every))
+                }
+                _ => None,
+            }
+        }
+    };
+    Some(WsListen {
+        for_ns,
+        latency_from,
+        send,
+    })
+}

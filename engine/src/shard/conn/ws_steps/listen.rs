@@ -1,0 +1,193 @@
+//! `ws_listen`: receive for a while; each data message is one response of the step, timed
+//! from the server's timestamp in it (`latency_from`; the same host's clock, or one the run
+//! says may differ) or, without one, from the message before it (the gaps, where a stalled
+//! server shows). A paced stream (`send … every`) goes out meanwhile on an open-model
+//! schedule: message k is intended at the step's start + k × every, and its lateness is the
+//! run's schedule lag. The socket is read while the next send or the end is waited for, so
+//! nothing sits unread in the kernel.
+
+use crate::metrics::stats::CheckKind;
+use crate::metrics::ErrorKind;
+use crate::plan::journey::WsListen;
+use crate::proto::ws::{self, Decoded, Event, MessageKind};
+use crate::shard::conn::deadline::Slot;
+use crate::shard::state::ShardState;
+
+use super::{Socket, User};
+
+/// Sends due within this much go now (as the HTTP pacer does).
+const RELEASE_AHEAD_NS: u64 = 2_000_000;
+/// How often a quiet listen looks at the stop flag.
+const IDLE_CHECK_NS: u64 = 50_000_000;
+
+/// What a scan of the buffered frames ended at.
+enum Seen {
+    NeedMore,
+    Ping,
+    Closed,
+}
+
+impl Socket {
+    /// Listens until `l.for_ns` after `began` or the run stops; `Some(done)` unless the socket
+    /// failed (counted).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn listen(
+        &mut self,
+        shard: &ShardState,
+        slot: &Slot,
+        index: usize,
+        l: &WsListen,
+        start: u64,
+        began: u64,
+        mut user: User<'_>,
+    ) -> Option<u64> {
+        if self.stream.is_none() {
+            return self.failed(shard, index, ErrorKind::WsClosed);
+        }
+        let end = began + l.for_ns;
+        // Writes (a send, a pong) must not hang past the end by more than a request timeout.
+        slot.arm(end + shard.timeout_ns);
+        let mut sent = 0u64;
+        let mut last = began;
+        let run = &shard.group.journey.run;
+        let outcome = loop {
+            let next = match self.scan_listen(shard, index, l, &mut last, user.rng) {
+                Err(kind) => Err(kind),
+                Ok(Seen::Closed) => {
+                    self.out.clear();
+                    let _ = ws::encode_close(Some((1000, "")), user.rng, &mut self.out);
+                    let _ = self.write_out(shard, slot).await;
+                    Err(ErrorKind::WsClosed)
+                }
+                Ok(Seen::Ping) => self.write_out(shard, slot).await,
+                Ok(Seen::NeedMore) => Ok(()),
+            };
+            if let Err(kind) = next {
+                break Err(kind);
+            }
+            let now = shard.now_ns();
+            if now >= end || shard.is_stopping() {
+                break Ok(());
+            }
+            let due = l.send.as_ref().map(|(_, _, every)| start + sent * every);
+            if let (Some(at), Some((binary, message, _))) = (due, &l.send) {
+                if now + RELEASE_AHEAD_NS >= at && at < end {
+                    let mut text = std::mem::take(&mut self.needle);
+                    text.clear();
+                    let rendered = message.render(&mut user.cx(run), &mut text);
+                    let kind = if *binary {
+                        MessageKind::Binary
+                    } else {
+                        MessageKind::Text
+                    };
+                    self.out.clear();
+                    ws::encode_message(kind, &text, 0, user.rng, &mut self.out);
+                    self.needle = text;
+                    sent += 1;
+                    if rendered.is_err() {
+                        shard.step(index).record_error(ErrorKind::Template);
+                        continue;
+                    }
+                    shard.step(0).record_send_lag(at, now);
+                    if let Err(kind) = self.write_out(shard, slot).await {
+                        break Err(kind);
+                    }
+                    shard.stats().ws.sent += 1;
+                    continue;
+                }
+            }
+            let wake = due.filter(|&d| d < end).map_or(end, |d| d.min(end));
+            let wake = wake.min(now + IDLE_CHECK_NS);
+            if let Err(kind) = self.read_or_wake(shard, slot, wake).await {
+                break Err(kind);
+            }
+        };
+        slot.disarm();
+        match outcome {
+            Ok(()) => Some(shard.now_ns()),
+            Err(kind) => self.failed(shard, index, kind),
+        }
+    }
+
+    /// Records every whole message buffered, up to a ping to answer or a close.
+    fn scan_listen(
+        &mut self,
+        shard: &ShardState,
+        index: usize,
+        l: &WsListen,
+        last: &mut u64,
+        rng: &mut fastrand::Rng,
+    ) -> Result<Seen, ErrorKind> {
+        loop {
+            let decoded = self
+                .decoder
+                .decode(&self.buf)
+                .map_err(|_| ErrorKind::WsProtocol)?;
+            let (consumed, event) = match decoded {
+                Decoded::Partial {
+                    consumed,
+                    next_frame_len,
+                } => {
+                    self.buf.drain(..consumed);
+                    if let Some(n) = next_frame_len {
+                        self.buf.reserve(n.saturating_sub(self.buf.len()));
+                    }
+                    return Ok(Seen::NeedMore);
+                }
+                Decoded::Event { consumed, event } => (consumed, event),
+            };
+            let seen = match event {
+                Event::Message { payload, .. } => {
+                    let done = shard.now_ns();
+                    shard.stats().ws.received += 1;
+                    let mut stats = shard.step(index);
+                    match &l.latency_from {
+                        Some((pointer, unit_ns)) => match stamp_ns(payload, pointer, *unit_ns) {
+                            Some(at) => {
+                                let latency = wall_ns().saturating_sub(at);
+                                stats.record_check(CheckKind::Json, true);
+                                stats.record_reply(None, done.saturating_sub(latency), done);
+                            }
+                            // Counted: a message without the timestamp cannot be timed.
+                            None => stats.record_check(CheckKind::Json, false),
+                        },
+                        None => stats.record_reply(None, *last, done),
+                    }
+                    *last = done;
+                    None
+                }
+                Event::Ping(payload) => {
+                    self.out.clear();
+                    let _ = ws::encode_pong(payload, rng, &mut self.out);
+                    Some(Seen::Ping)
+                }
+                Event::Pong(_) => None,
+                Event::Close { .. } => Some(Seen::Closed),
+            };
+            self.buf.drain(..consumed);
+            if let Some(seen) = seen {
+                return Ok(seen);
+            }
+        }
+    }
+}
+
+/// The timestamp at `pointer` (a number, or a string of digits) in nanoseconds since the
+/// Unix epoch.
+fn stamp_ns(payload: &[u8], pointer: &str, unit_ns: u64) -> Option<u64> {
+    let value: serde_json::Value = serde_json::from_slice(payload).ok()?;
+    let v = value.pointer(pointer)?;
+    let units = match v {
+        serde_json::Value::Number(n) => n.as_f64()?,
+        serde_json::Value::String(s) => s.trim().parse::<f64>().ok()?,
+        _ => return None,
+    };
+    (units >= 0.0).then_some((units * unit_ns as f64) as u64)
+}
+
+/// Now on the wall clock, in nanoseconds since the Unix epoch (what servers stamp).
+fn wall_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
