@@ -534,3 +534,48 @@ ws_listen = {{ for = "1500ms", latency_from = {{ json = "/sent_us", unit = "us" 
         "{stats}"
     );
 }
+
+#[test]
+fn a_wss_listen_keeps_the_tls_stream_whole_across_its_wakeups() {
+    let pki = testbed::Pki::generate().expect("certificates");
+    let peer = WsPeer::start(Some((&pki.server_cert, &pki.server_key))).expect("python peer");
+    let https = peer.url(true, "").replacen("wss://", "https://", 1);
+    // The listen wakes for every paced send and every 50 ms to look at the stop flag, each
+    // time cancelling a TLS read; the peer pings every 100 ms meanwhile. A byte lost to a
+    // cancel would break the TLS records or the frames: the expect after it would fail.
+    let text = format!(
+        r#"[target]
+url = "{https}"
+[tls]
+ca_file = "{ca}"
+[load]
+model = "closed"
+connections = 2
+iterations = 4
+
+[[steps]]
+name = "open"
+ws_connect = "/ping"
+[[steps]]
+name = "listen"
+ws_listen = {{ for = "600ms", send = {{ text = "tick {{{{iteration}}}}", every = "100ms" }} }}
+[[steps]]
+name = "after"
+ws_send = {{ text = "last {{{{msg_id}}}}" }}
+[[steps]]
+name = "echo"
+ws_expect = {{ text_contains = "last {{{{msg_id}}}}" }}
+"#,
+        ca = pki.ca.display()
+    );
+    let file = write("wss_listen.toml", &text);
+    let (code, r, stderr) = testbed::run_file(&file, &[]);
+    assert_eq!(code, Some(0), "{stderr}\n{r}");
+    assert_eq!(n(&r["errors_total"]), 0, "{}", r["errors"]);
+    assert_eq!(n(&step(&r, "echo")["requests"]), 4, "{}", step(&r, "echo"));
+    // Six paced sends per listen, each echoed during it (gaps recorded per message).
+    assert_eq!(n(&r["ws_messages"]["sent"]), 4 * 7, "{}", r["ws_messages"]);
+    let heard = n(&step(&r, "listen")["requests"]);
+    assert!((4 * 5..=4 * 6).contains(&heard), "{}", step(&r, "listen"));
+    assert_eq!(n(&r["tls"]["handshakes"]), 4, "{}", r["tls"]);
+}

@@ -199,12 +199,19 @@ async fn shard_main(
 async fn open_up_front(states: &[Rc<ShardState>]) -> Vec<Vec<Option<Stream>>> {
     let mut streams = Vec::with_capacity(states.len());
     for state in states {
-        // WebSocket users connect at their own time within the ramp.
-        let n = if state.group.websocket.is_some() {
-            0
-        } else {
-            h2_connections(state)
-        };
+        // WebSocket users connect at their own time within the ramp; a journey of WebSocket
+        // steps only has no use for an HTTP connection.
+        let sockets_only = state.group.journey.steps.iter().all(|s| s.ws.is_some());
+        if state.group.websocket.is_some() {
+            streams.push(Vec::new());
+            continue;
+        }
+        let n = h2_connections(state);
+        if sockets_only {
+            // Each user still runs, with a socket of its own opened by its steps.
+            streams.push((0..n).map(|_| None).collect());
+            continue;
+        }
         let connecting: Vec<_> = (0..n)
             .map(|_| {
                 let s = state.clone();
