@@ -209,3 +209,42 @@ path = "/x"
         ],
     );
 }
+
+#[test]
+fn a_paced_ws_run_is_judged_against_its_requested_message_rate() {
+    let _guard = testbed::serial();
+    let sandbox = Sandbox::start().expect("sandbox");
+    let url = sandbox.url("/ws/echo").replacen("http://", "ws://", 1);
+    let flags = |u: &str| {
+        testbed::run_json([
+            "run", u, "-c", "10", "-R", "100", "-d", "2s", "--output", "json",
+        ])
+    };
+    let r = flags(&url);
+    assert_eq!(r["model"]["kind"], "open", "{}", r["model"]);
+    assert_eq!(r["model"]["rate_per_s"], 100.0, "{}", r["model"]);
+    assert_eq!(r["latency_basis"], "intended");
+    // 10 sockets started over a 1 s ramp, 10 messages/s each, for 2 s: what was planned.
+    let requested = r["requested_rate_per_s"].as_f64().expect("requested rate");
+    assert!((70.0..=80.0).contains(&requested), "{requested}");
+    let planned = (requested * 2.0).round() as u64;
+    let ws = &r["websocket"];
+    let offered = n(&ws["messages_sent"]) + n(&r["dropped"]);
+    assert!(
+        offered.abs_diff(planned) <= 10,
+        "{offered} of {planned}: {ws}"
+    );
+    assert_eq!(r["trustworthy"], true, "{}", r["warnings"]);
+
+    // Echoes that take 300 ms hold each socket's next message: sends fall behind, and what
+    // was never sent by the end is dropped. The run says it did not offer the rate.
+    let slow = flags(&format!("{url}?delay_ms=300"));
+    assert!(n(&slow["dropped"]) > 0, "{}", slow["websocket"]);
+    assert!(n(&slow["late"]) > 0);
+    assert_eq!(slow["trustworthy"], false);
+    assert!(
+        slow["warnings"].to_string().contains("never sent"),
+        "{}",
+        slow["warnings"]
+    );
+}

@@ -396,6 +396,7 @@ mod tests {
                     requests: None,
                     rate_per_s: None,
                     h2_streams: None,
+                    ramp_s: None,
                 },
                 open: false,
                 elapsed_s: 1.0,

@@ -277,6 +277,20 @@ impl Plan {
     pub fn requested_rate_per_s(&self) -> Option<f64> {
         let mut sum = 0.0;
         for s in &self.scenarios {
+            // ws:// with a message rate: messages per second, averaged as planned (the ramp
+            // included).
+            if let (
+                Some(ws),
+                LoadModel::Closed {
+                    duration: Some(d), ..
+                },
+            ) = (&s.websocket, &s.model)
+            {
+                if ws.rate_per_conn > 0.0 && !d.is_zero() {
+                    sum += ws.planned_messages(s.connections, *d) as f64 / d.as_secs_f64();
+                    continue;
+                }
+            }
             let LoadModel::Open { schedule, .. } = &s.model else {
                 return None;
             };

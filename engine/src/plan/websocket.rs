@@ -35,6 +35,25 @@ pub struct WsPlan {
     pub backoff: Duration,
 }
 
+impl WsPlan {
+    /// Messages `sockets` sockets are asked to send in `d`, each starting at its place in the
+    /// ramp and sending message k at its start + k / rate (what `conn::ws` does).
+    pub fn planned_messages(&self, sockets: u32, d: Duration) -> u64 {
+        if self.rate_per_conn <= 0.0 || sockets == 0 {
+            return 0;
+        }
+        let period_ns = (1e9 / self.rate_per_conn) as u64;
+        let (ramp, total, end) = (
+            self.ramp.as_nanos() as u64,
+            u64::from(sockets),
+            d.as_nanos() as u64,
+        );
+        (0..total)
+            .map(|i| end.saturating_sub(ramp * i / total) / period_ns.max(1))
+            .sum()
+    }
+}
+
 /// Step indices of a WebSocket scenario's two pseudo-steps.
 pub const WS_CONNECT_STEP: usize = 0;
 pub const WS_MESSAGE_STEP: usize = 1;

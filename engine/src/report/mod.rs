@@ -298,6 +298,7 @@ pub(crate) mod fixture {
                     requests: None,
                     rate_per_s: Some(200.0),
                     h2_streams: None,
+                    ramp_s: None,
                 },
                 open: true,
                 elapsed_s: 3.0,

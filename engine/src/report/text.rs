@@ -77,6 +77,15 @@ fn phases(o: &mut String, r: &Results) {
 fn run(o: &mut String, r: &Results) {
     let m = &r.model;
     let model = match (m.kind.as_str(), m.rate_per_s) {
+        ("open", Some(q)) if r.websocket.is_some() => match m.ramp_s.filter(|s| *s > 0.0) {
+            // The requested rate builds up while the sockets start.
+            Some(ramp) => format!(
+                "open model per socket, {} messages/s once all have started over the {}s ramp",
+                trim_float(q),
+                trim_float(ramp)
+            ),
+            None => format!("open model per socket, {} messages/s", trim_float(q)),
+        },
         ("open", Some(q)) => format!("open model, {} req/s", trim_float(q)),
         ("scenarios", _) => format!("{} scenarios", r.scenarios.len()),
         _ => "closed model".to_string(),

@@ -186,7 +186,8 @@ impl Results {
     /// beyond the stats; thresholds are the caller's to judge (`thresholds` starts empty).
     pub fn build(set: &StatsSet, intervals: Vec<IntervalSummary>, mut facts: RunFacts) -> Self {
         let totals = &set.total();
-        let warnings = generator_warnings(totals, std::mem::take(&mut facts.warnings));
+        let warnings =
+            generator_warnings(totals, std::mem::take(&mut facts.warnings), facts.websocket);
         let rate_per_s = per_second(totals.requests, facts.rate_basis_s);
         let steps = step_results(set, &facts);
         let scenarios = scenario_results(set, &facts);
@@ -260,8 +261,13 @@ impl Results {
 
 /// The caller's warnings, plus the generator's own: dropped arrivals, or more than 1% of
 /// requests sent late. Any warning makes the run untrustworthy.
-fn generator_warnings(totals: &Stats, mut warnings: Vec<String>) -> Vec<String> {
-    if totals.dropped > 0 {
+fn generator_warnings(totals: &Stats, mut warnings: Vec<String>, websocket: bool) -> Vec<String> {
+    if totals.dropped > 0 && websocket {
+        warnings.push(format!(
+            "{} scheduled messages were never sent: their sockets were still waiting for a reply (or reconnecting) when the run ended. The offered rate fell short of the requested one.",
+            totals.dropped
+        ));
+    } else if totals.dropped > 0 {
         warnings.push(format!(
             "{} scheduled requests were dropped: every connection was busy and the queue was full. Percentiles are lower bounds; raise --connections.",
             totals.dropped
@@ -359,6 +365,7 @@ mod tests {
                 requests: None,
                 rate_per_s: open.then_some(100.0),
                 h2_streams: None,
+                ramp_s: None,
             },
             open,
             elapsed_s: 1.0,

@@ -26,6 +26,10 @@ pub struct ModelSummary {
     /// HTTP/2: concurrent streams per connection (each a user); absent over HTTP/1.1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub h2_streams: Option<u32>,
+    /// ws:// with a message rate: sockets start spread over this many seconds, so the
+    /// requested rate builds up over it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ramp_s: Option<f64>,
 }
 
 /// One second of a run, merged across shards.

@@ -32,6 +32,8 @@ pub(crate) fn assemble(
         scenarios,
     } = plan_facts(plan);
     let elapsed_s = measured.elapsed_s;
+    // A paced ws:// run counts each message from its intended send time too.
+    let open = plan.is_open() || (plan.target.websocket && model.kind == "open");
     // Rates are over the planned duration when the run lasted it (the drain of in-flight
     // requests after the end is not load time); over the real time otherwise.
     let rate_basis_s = match planned_s {
@@ -46,7 +48,7 @@ pub(crate) fn assemble(
             driver: measured.driver,
             cpus: measured.cpus,
             model,
-            open: plan.is_open(),
+            open,
             elapsed_s,
             rate_basis_s,
             warnings: measured.warnings,
@@ -105,6 +107,7 @@ pub fn plan_facts(plan: &Plan) -> PlanFacts {
                     requests: None,
                     rate_per_s: None,
                     h2_streams: None,
+                    ramp_s: None,
                 },
                 end,
             )
@@ -120,6 +123,24 @@ pub fn plan_facts(plan: &Plan) -> PlanFacts {
 
 /// A scenario's model for the report, and its planned load time.
 pub fn model_summary(s: &ScenarioPlan) -> (ModelSummary, Option<f64>) {
+    if let (Some(ws), LoadModel::Closed { duration, .. }) = (&s.websocket, &s.model) {
+        // Messages go out on each socket's schedule, whatever the replies do: an open model.
+        if ws.rate_per_conn > 0.0 {
+            let d = duration.map(|d| d.as_secs_f64());
+            return (
+                ModelSummary {
+                    kind: "open".into(),
+                    connections: s.connections,
+                    duration_s: d,
+                    requests: None,
+                    rate_per_s: Some(ws.rate_per_conn * f64::from(s.connections)),
+                    h2_streams: None,
+                    ramp_s: Some(ws.ramp.as_secs_f64()),
+                },
+                d,
+            );
+        }
+    }
     match &s.model {
         LoadModel::Closed {
             duration, requests, ..
@@ -131,6 +152,7 @@ pub fn model_summary(s: &ScenarioPlan) -> (ModelSummary, Option<f64>) {
                 requests: *requests,
                 rate_per_s: None,
                 h2_streams: None,
+                ramp_s: None,
             },
             duration.map(|d| d.as_secs_f64()),
         ),
@@ -144,6 +166,7 @@ pub fn model_summary(s: &ScenarioPlan) -> (ModelSummary, Option<f64>) {
                     requests: None,
                     rate_per_s: Some(schedule.peak_rate_per_s()),
                     h2_streams: None,
+                    ramp_s: None,
                 },
                 Some(d),
             )

@@ -84,6 +84,8 @@ pub(crate) struct ShardState {
     /// Closed model with iterations per user: iterations each connection's user started.
     vu_started: Vec<Cell<u64>>,
     stopping: Cell<bool>,
+    /// When `stop` came (scenario clock, ns).
+    stopped_at: Cell<u64>,
     /// The graceful stop ran out: iterations still running are cut short.
     interrupted: Cell<bool>,
     /// Next row of each feeder for this shard.
@@ -118,6 +120,7 @@ impl ShardState {
                 .map(|_| Cell::new(0))
                 .collect(),
             stopping: Cell::new(false),
+            stopped_at: Cell::new(0),
             interrupted: Cell::new(false),
             feed_next: group
                 .journey
@@ -261,6 +264,11 @@ impl ShardState {
         self.stopping.get()
     }
 
+    /// When the load stopped (scenario clock), once `is_stopping`.
+    pub fn stopped_at_ns(&self) -> u64 {
+        self.stopped_at.get()
+    }
+
     /// Running iterations are being cut short: what fails now is not the target's doing.
     #[inline]
     pub fn interrupted(&self) -> bool {
@@ -368,6 +376,7 @@ impl ShardState {
         if self.stopping.replace(true) {
             return;
         }
+        self.stopped_at.set(self.now_ns());
         if let Some(d) = &self.dispatch {
             let dropped = d.clear_queue();
             self.step(0).dropped += dropped;

@@ -18,6 +18,7 @@ use std::time::Duration;
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 
+use crate::metrics::stats::LATE_NS;
 use crate::metrics::ErrorKind;
 use crate::net::tls::Stream;
 use crate::plan::template::{RenderContext, RunValue};
@@ -93,7 +94,11 @@ async fn user(shard: &ShardState, id: usize, ws: &WsPlan) {
     let mut opened_before = false;
     while !shard.is_stopping() {
         let Some(mut stream) = c.open(shard, ws, slot).await else {
-            if !ws.reconnect || !sleep_for(shard, ws.backoff).await {
+            if !ws.reconnect {
+                return;
+            }
+            if !sleep_for(shard, ws.backoff).await {
+                c.count_unsent(shard, start_ns, period_ns);
                 return;
             }
             continue;
@@ -107,18 +112,24 @@ async fn user(shard: &ShardState, id: usize, ws: &WsPlan) {
             .await
         {
             End::Stopped => {
+                c.count_unsent(shard, start_ns, period_ns);
                 c.close(shard, slot, &mut stream).await;
                 shard.conn_closed();
                 return;
             }
             End::Dropped => {
                 shard.conn_closed();
-                if !ws.reconnect || !sleep_for(shard, ws.backoff).await {
+                if !ws.reconnect {
+                    return;
+                }
+                if !sleep_for(shard, ws.backoff).await {
+                    c.count_unsent(shard, start_ns, period_ns);
                     return;
                 }
             }
         }
     }
+    c.count_unsent(shard, start_ns, period_ns);
 }
 
 /// Sleeps until `at_ns` on the scenario's clock; false if the scenario stopped meanwhile.
@@ -142,6 +153,18 @@ async fn sleep_for(shard: &ShardState, d: Duration) -> bool {
 }
 
 impl WsConn {
+    /// Messages whose time had come (by more than the lateness allowed) but that were never
+    /// sent when the load stopped — the socket was waiting for a reply or reconnecting — are
+    /// dropped, as open-model arrivals are: the run did not offer what it was asked to.
+    fn count_unsent(&self, shard: &ShardState, start_ns: u64, period_ns: u64) {
+        if period_ns == 0 {
+            return;
+        }
+        let by = shard.stopped_at_ns().saturating_sub(LATE_NS);
+        let due = by.saturating_sub(start_ns) / period_ns;
+        shard.step(WS_MESSAGE_STEP).dropped += due.saturating_sub(self.seq);
+    }
+
     /// TCP (+ TLS), then the upgrade; its time is the "ws connect" step's latency.
     async fn open(&mut self, shard: &ShardState, ws: &WsPlan, slot: &Slot) -> Option<Stream> {
         let began = shard.now_ns();
