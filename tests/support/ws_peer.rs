@@ -17,7 +17,18 @@ pub struct WsPeer {
 impl WsPeer {
     /// Plain `ws://`; with `tls = Some((cert, key))`, `wss://`.
     pub fn start(tls: Option<(&Path, &Path)>) -> Result<Self> {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/ws_peer.py");
+        Self::start_script("ws_peer.py", tls)
+    }
+
+    /// `ws_hostile.py`: a server that breaks the protocol on purpose (see the script).
+    pub fn start_hostile() -> Result<Self> {
+        Self::start_script("ws_hostile.py", None)
+    }
+
+    fn start_script(name: &str, tls: Option<(&Path, &Path)>) -> Result<Self> {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/support")
+            .join(name);
         let port = crate::free_port();
         let mut cmd = Command::new("python3");
         cmd.arg(&script).arg(port.to_string());
@@ -25,11 +36,11 @@ impl WsPeer {
             cmd.arg("--cert").arg(cert).arg("--key").arg(key);
         }
         let (mut child, line) = spawn_with_banner(&mut cmd, Duration::from_secs(15))
-            .context("start python3 ws_peer.py (scripts/test.sh installs `websockets`)")?;
+            .with_context(|| format!("start python3 {name} (scripts/test.sh installs `websockets`)"))?;
         if line.trim() != "ready" {
             let _ = child.kill();
             let _ = child.wait();
-            bail!("ws_peer.py did not start: {line:?} (is the `websockets` package installed?)");
+            bail!("{name} did not start: {line:?} (is the `websockets` package installed?)");
         }
         Ok(Self { child, port })
     }
