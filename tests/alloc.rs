@@ -127,3 +127,84 @@ fn requests_do_not_allocate_in_steady_state() {
     let url = format!("http://{}/size/2000", peer.addr());
     assert_flat("h2c", 0.01, |n| h2_allocations_for(&url, n));
 }
+
+/// A journey of WebSocket steps, one iteration per user, listening for `secs`: `push`, to the
+/// sandbox's stamped stream at 2000 pushes/s per socket, each timed from its `ts_us`; else in
+/// a room, posting every 2 ms, each receipt timed from the `sent_us` stamp in it. Returns the
+/// allocations, the messages received and those sent.
+fn ws_allocations(base: &str, secs: f64, push: bool) -> (u64, u64, u64) {
+    let steps = if push {
+        format!(
+            r#"[[steps]]
+ws_connect = "/ws/push?rate=2000"
+[[steps]]
+ws_send = {{ text = "subscribe" }}
+[[steps]]
+ws_listen = {{ for = "{secs}s", latency_from = {{ json = "/ts_us", unit = "us" }} }}
+"#
+        )
+    } else {
+        format!(
+            r#"[[steps]]
+ws_connect = "/ws/rooms/alloc"
+[[steps]]
+ws_listen = {{ for = "{secs}s", latency_from = {{ json = "/sent_us", unit = "us" }}, send = {{ json = {{ sent_us = "{{{{now_us}}}}", n = "{{{{vu}}}}" }}, every = "2ms" }} }}
+"#
+        )
+    };
+    let text = format!(
+        "[target]\nurl = \"{base}\"\n[load]\nmodel = \"closed\"\nconnections = 4\niterations_per_vu = 1\n[engine]\nthreads = 1\n{steps}"
+    );
+    let source = Source::in_memory("alloc_ws.toml", text, scenario::Files::Disk);
+    let spec = scenario::parse(&source).expect("valid spec");
+    let plan = Plan::from_spec(&spec, &source).expect("valid plan");
+    let before = dhat::HeapStats::get().total_blocks;
+    let finished = engine::start(&plan)
+        .expect("run starts")
+        .wait()
+        .expect("run finishes");
+    let after = dhat::HeapStats::get().total_blocks;
+    let r = &finished.results;
+    assert_eq!(r.errors_total, 0, "{:?}", r.errors);
+    let m = r.ws_messages.as_ref().expect("ws_messages");
+    (after - before, m.received, m.sent)
+}
+
+#[test]
+fn websocket_messages_do_not_allocate_in_steady_state() {
+    let _profiler = dhat::Profiler::builder().testing().build();
+    let sandbox = Sandbox::start().expect("sandbox starts");
+    let base = sandbox.url("");
+    for push in [true, false] {
+        ws_allocations(&base, 0.2, push);
+        let (small, small_in, small_out) = ws_allocations(&base, 0.4, push);
+        let (large, large_in, large_out) = ws_allocations(&base, 2.0, push);
+        assert!(
+            large_in > small_in * 3,
+            "{small_in} then {large_in} messages"
+        );
+        let extra = large.saturating_sub(small) as f64;
+        let per_received = extra / large_in.saturating_sub(small_in).max(1) as f64;
+        let per_sent = extra / large_out.saturating_sub(small_out).max(1) as f64;
+        let what = format!("{small} allocations for {small_in} in / {small_out} out, {large} for {large_in} / {large_out}");
+        if push {
+            // Receiving, finding the stamp and timing it: nothing.
+            assert!(
+                per_received <= 0.01,
+                "push: {what} ({per_received:.3} per message)"
+            );
+        } else {
+            // A paced send that comes due while a read is pending cuts the read short, and
+            // monoio's canceller is renewed then (one allocation); the sends themselves and
+            // the four receipts of each allocate nothing.
+            assert!(
+                per_sent <= 1.0,
+                "room: {what} ({per_sent:.3} per paced send)"
+            );
+            assert!(
+                per_received <= 0.3,
+                "room: {what} ({per_received:.3} per receipt)"
+            );
+        }
+    }
+}

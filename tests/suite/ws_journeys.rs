@@ -587,10 +587,10 @@ fn a_hostile_server_costs_bounded_memory_and_counted_errors() {
     let http = peer.url(false, "").replacen("ws://", "http://", 1);
     // (path, the one error kind it must produce)
     for (path, kind) in [
-        ("/big", "ws_protocol"),       // a 100 MiB frame announced: refused at its header
+        ("/big", "ws_protocol"), // a 100 MiB frame announced: refused at its header
         ("/fragments", "ws_protocol"), // a message that never ends: refused at 16 MiB
-        ("/pings", "timeout"),         // answered, but no message ever comes
-        ("/slowloris", "timeout"),     // a frame trickled a byte at a time
+        ("/pings", "timeout"),   // answered, but no message ever comes
+        ("/slowloris", "timeout"), // a frame trickled a byte at a time
     ] {
         let file = write(
             &format!("hostile{}.toml", path.replace('/', "_")),
@@ -611,18 +611,18 @@ ws_expect = {{ text_contains = "never comes", timeout = "300ms" }}
 "#
             ),
         );
-        let args = [
-            "run",
-            file.to_str().expect("path"),
-            "--output",
-            "json",
-        ];
+        let args = ["run", file.to_str().expect("path"), "--output", "json"];
         let (r, peak_kib) = testbed::run_json_peak_rss(&args, std::time::Duration::from_secs(30));
         let wait = step(&r, "wait");
         let iterations = n(&r["iterations"]);
         assert!(iterations >= 4, "{path}: the run went on: {r}");
         assert_eq!(n(&r["iterations_failed"]), iterations, "{path}");
-        assert_eq!(n(&wait["errors"][kind]), iterations, "{path}: {}", wait["errors"]);
+        assert_eq!(
+            n(&wait["errors"][kind]),
+            iterations,
+            "{path}: {}",
+            wait["errors"]
+        );
         assert_eq!(n(&r["errors_total"]), iterations, "{path}: {}", r["errors"]);
         assert_eq!(n(&step(&r, "open")["requests"]), iterations, "{path}");
         // Four sockets, each holding at most a 16 MiB message: far below what was sent.

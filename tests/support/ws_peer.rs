@@ -35,8 +35,10 @@ impl WsPeer {
         if let Some((cert, key)) = tls {
             cmd.arg("--cert").arg(cert).arg("--key").arg(key);
         }
-        let (mut child, line) = spawn_with_banner(&mut cmd, Duration::from_secs(15))
-            .with_context(|| format!("start python3 {name} (scripts/test.sh installs `websockets`)"))?;
+        let (mut child, line) =
+            spawn_with_banner(&mut cmd, Duration::from_secs(15)).with_context(|| {
+                format!("start python3 {name} (scripts/test.sh installs `websockets`)")
+            })?;
         if line.trim() != "ready" {
             let _ = child.kill();
             let _ = child.wait();

@@ -28,6 +28,7 @@ pub(crate) use compile::{compile, compile_follow_redirects};
 pub mod phase;
 pub use phase::{PhaseStep, Phases};
 pub use scope::{RunName, RunScope};
+pub(crate) use ws::pointer::find as find_json;
 pub use ws::{WsAction, WsConnect, WsExpect, WsListen};
 
 /// Most body bytes kept for captures and checks; the rest is counted, not kept.

@@ -7,6 +7,7 @@
 
 mod connect;
 mod listen;
+pub(crate) mod pointer;
 
 use toml::Spanned;
 
@@ -73,16 +74,25 @@ impl WsExpect {
         if self.regex.as_ref().is_some_and(|re| !re.is_match(payload)) {
             return false;
         }
-        if self.json.is_empty() {
-            return true;
-        }
-        let Ok(value) = serde_json::from_slice::<serde_json::Value>(payload) else {
-            return false;
-        };
-        self.json
-            .iter()
-            .all(|(pointer, expected)| value.pointer(pointer) == Some(expected))
+        // Scalars are found without building the document; a container or an escaped string
+        // is compared on the parsed document.
+        self.json.iter().all(
+            |(pointer, expected)| match pointer::find(payload, pointer) {
+                None => false,
+                Some(pointer::Scalar::Escaped) => parsed_equals(payload, pointer, expected),
+                Some(found) => found
+                    .equals(expected)
+                    .unwrap_or_else(|| parsed_equals(payload, pointer, expected)),
+            },
+        )
     }
+}
+
+/// `expected` at `pointer` in the parsed document (allocates: the rare cases only).
+fn parsed_equals(payload: &[u8], pointer: &str, expected: &serde_json::Value) -> bool {
+    serde_json::from_slice::<serde_json::Value>(payload)
+        .ok()
+        .is_some_and(|v| v.pointer(pointer) == Some(expected))
 }
 
 /// HTTP fields a WebSocket step may not have.

@@ -5,7 +5,7 @@ use std::pin::pin;
 use std::time::Duration;
 
 use monoio::buf::IoBufMut;
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt, Canceller};
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 
 use super::Socket;
 use crate::metrics::ErrorKind;
@@ -99,28 +99,31 @@ impl Socket {
         }
         let owned = std::mem::take(&mut self.buf);
         let (len, cap) = (owned.len(), owned.capacity());
-        let canceller = Canceller::new();
+        // One canceller per socket: a read that completes gives it back unused; only a fired
+        // timer renews it.
+        let canceller = self.canceller.take().unwrap_or_default();
+        let handle = canceller.handle();
         let wait = Duration::from_nanos(wake_at.saturating_sub(shard.now_ns()));
         let outcome = Expiring {
-            fut: pin!(async {
-                let mut read =
-                    pin!(stream.cancelable_read(owned.slice_mut(len..cap), canceller.handle()));
+            fut: pin!(async move {
+                let mut read = pin!(stream.cancelable_read(owned.slice_mut(len..cap), handle));
                 let sleep = monoio::time::sleep(wait);
                 monoio::select! {
-                    done = &mut read => done,
+                    done = &mut read => (done, canceller),
                     () = sleep => {
                         // Cancelled, the read still hands its buffer back (with any bytes it got).
-                        let _ = canceller.cancel();
-                        read.await
+                        let renewed = canceller.cancel();
+                        (read.await, renewed)
                     }
                 }
             }),
             slot,
         }
         .await;
-        let Some((res, slice)) = outcome else {
+        let Some(((res, slice), canceller)) = outcome else {
             return Err(ErrorKind::Timeout);
         };
+        self.canceller = Some(canceller);
         self.buf = slice.into_inner();
         match res {
             Ok(0) => Err(ErrorKind::WsClosed),

@@ -173,15 +173,9 @@ impl Socket {
 }
 
 /// The timestamp at `pointer` (a number, or a string of digits) in nanoseconds since the
-/// Unix epoch.
+/// Unix epoch; found without building the document.
 fn stamp_ns(payload: &[u8], pointer: &str, unit_ns: u64) -> Option<u64> {
-    let value: serde_json::Value = serde_json::from_slice(payload).ok()?;
-    let v = value.pointer(pointer)?;
-    let units = match v {
-        serde_json::Value::Number(n) => n.as_f64()?,
-        serde_json::Value::String(s) => s.trim().parse::<f64>().ok()?,
-        _ => return None,
-    };
+    let units = crate::plan::journey::find_json(payload, pointer)?.as_f64()?;
     (units >= 0.0).then_some((units * unit_ns as f64) as u64)
 }
 

@@ -58,6 +58,8 @@ pub(crate) struct Socket {
     decoder: MessageDecoder,
     /// When the message that later expects answer was sent (or the socket opened).
     anchor: u64,
+    /// Cuts a read short at a timer (`io::read_or_wake`), kept from one read to the next.
+    canceller: Option<monoio::io::Canceller>,
 }
 
 /// Where a scan of the buffered frames stopped.
