@@ -57,6 +57,13 @@ body = "n={{{{vu * 3 + iteration}}}}"
 }
 
 fn allocations_of(text: String, requests: u64) -> u64 {
+    let (allocations, results) = counted_run(text);
+    assert_eq!(results.requests, requests, "{:?}", results.errors);
+    allocations
+}
+
+/// Runs the scenario `text`: the heap allocations the run made, and its results.
+fn counted_run(text: String) -> (u64, engine::results::Results) {
     let source = Source::in_memory("alloc.toml", text, scenario::Files::Disk);
     let spec = scenario::parse(&source).expect("valid spec");
     let plan = Plan::from_spec(&spec, &source).expect("valid plan");
@@ -66,12 +73,7 @@ fn allocations_of(text: String, requests: u64) -> u64 {
         .wait()
         .expect("run finishes");
     let after = dhat::HeapStats::get().total_blocks;
-    assert_eq!(
-        finished.results.requests, requests,
-        "{:?}",
-        finished.results.errors
-    );
-    after - before
+    (after - before, finished.results)
 }
 
 /// Runs `run` at 200 (warm-up, so lazily built runtime state counts against neither size), 500
@@ -155,19 +157,10 @@ ws_listen = {{ for = "{secs}s", latency_from = {{ json = "/sent_us", unit = "us"
     let text = format!(
         "[target]\nurl = \"{base}\"\n[load]\nmodel = \"closed\"\nconnections = 4\niterations_per_vu = 1\n[engine]\nthreads = 1\n{steps}"
     );
-    let source = Source::in_memory("alloc_ws.toml", text, scenario::Files::Disk);
-    let spec = scenario::parse(&source).expect("valid spec");
-    let plan = Plan::from_spec(&spec, &source).expect("valid plan");
-    let before = dhat::HeapStats::get().total_blocks;
-    let finished = engine::start(&plan)
-        .expect("run starts")
-        .wait()
-        .expect("run finishes");
-    let after = dhat::HeapStats::get().total_blocks;
-    let r = &finished.results;
+    let (allocations, r) = counted_run(text);
     assert_eq!(r.errors_total, 0, "{:?}", r.errors);
     let m = r.ws_messages.as_ref().expect("ws_messages");
-    (after - before, m.received, m.sent)
+    (allocations, m.received, m.sent)
 }
 
 #[test]

@@ -388,20 +388,7 @@ ws_listen = { for = "1s", send = { text = "x" } }
 /// Log in, open the tenant's push stream with the token, subscribe, then only listen.
 fn push_journey(url: &str, users: u32, rate: u32, listen: &str) -> String {
     format!(
-        r#"[target]
-url = "{url}"
-[load]
-model = "closed"
-connections = {users}
-iterations_per_vu = 1
-
-[[steps]]
-name = "login"
-method = "POST"
-path = "/api/t/metrics/register"
-json = {{ username = "m-{{{{vu}}}}-{{{{uuid}}}}", password = "pw" }}
-capture = {{ token = {{ json = "/token" }} }}
-
+        r#"{}
 [[steps]]
 name = "connect"
 ws_connect = "/ws/t/metrics/push?rate={rate}"
@@ -418,6 +405,28 @@ ws_expect = {{ json = {{ "/type" = "subscribed" }} }}
 [[steps]]
 name = "stream"
 ws_listen = {{ for = "{listen}", latency_from = {{ json = "/ts_us", unit = "us" }} }}
+"#,
+        one_pass_with_login(url, users, "metrics")
+    )
+}
+
+/// Each of `users` runs the journey once, after registering with tenant `tenant` (the token
+/// is `{{token}}`).
+fn one_pass_with_login(url: &str, users: u32, tenant: &str) -> String {
+    format!(
+        r#"[target]
+url = "{url}"
+[load]
+model = "closed"
+connections = {users}
+iterations_per_vu = 1
+
+[[steps]]
+name = "login"
+method = "POST"
+path = "/api/t/{tenant}/register"
+json = {{ username = "u-{{{{vu}}}}-{{{{uuid}}}}", password = "pw" }}
+capture = {{ token = {{ json = "/token" }} }}
 "#
     )
 }
@@ -470,20 +479,7 @@ fn a_room_broadcast_is_timed_for_every_member_that_receives_it() {
     let _guard = testbed::serial();
     let sandbox = Sandbox::start().expect("sandbox");
     let text = format!(
-        r#"[target]
-url = "{}"
-[load]
-model = "closed"
-connections = 6
-iterations_per_vu = 1
-
-[[steps]]
-name = "login"
-method = "POST"
-path = "/api/t/rtc/register"
-json = {{ username = "r-{{{{vu}}}}-{{{{uuid}}}}", password = "pw" }}
-capture = {{ token = {{ json = "/token" }} }}
-
+        r#"{}
 [[steps]]
 name = "join"
 ws_connect = "/ws/t/rtc/rooms/standup"
@@ -497,7 +493,7 @@ ws_expect = {{ json = {{ "/type" = "joined" }} }}
 name = "room"
 ws_listen = {{ for = "1500ms", latency_from = {{ json = "/sent_us", unit = "us" }}, send = {{ json = {{ from = "{{{{vu}}}}", sent_us = "{{{{now_us}}}}" }}, every = "100ms" }} }}
 "#,
-        sandbox.url("")
+        one_pass_with_login(&sandbox.url(""), 6, "rtc")
     );
     let file = write("fanout.toml", &text);
     let (code, r, stderr) = testbed::run_file(&file, &[]);

@@ -8,8 +8,11 @@
 //! ships its stats, and the watchdog (`shard::watchdog`) stops and interrupts it.
 
 use std::cell::{Cell, RefCell, RefMut};
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::metrics::stats::{Stats, StatsSet};
@@ -23,6 +26,30 @@ pub(crate) use crate::shard::dispatch::Permit;
 
 /// How often an inactive ramping user checks whether it is wanted.
 const VU_RECHECK: Duration = Duration::from_millis(50);
+
+/// `ShardState::until_stopping`: keeps the latest waker in the user's slot (no allocation
+/// once the slots exist).
+pub(crate) struct UntilStopping<'a> {
+    shard: &'a ShardState,
+    id: usize,
+}
+
+impl Future for UntilStopping<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.shard.stopping.get() {
+            return Poll::Ready(());
+        }
+        if let Some(slot) = self.shard.stop_wakers.borrow_mut().get_mut(self.id) {
+            match slot {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                _ => *slot = Some(cx.waker().clone()),
+            }
+        }
+        Poll::Pending
+    }
+}
 
 /// What every scenario group of a shard shares (single-threaded: `Rc`, `Cell`, `RefCell`).
 pub(crate) struct ShardShared {
@@ -86,6 +113,8 @@ pub(crate) struct ShardState {
     stopping: Cell<bool>,
     /// When `stop` came (scenario clock, ns).
     stopped_at: Cell<u64>,
+    /// Users waiting for the load to stop (a `ws_listen`), by user id: woken by `stop`.
+    stop_wakers: RefCell<Vec<Option<Waker>>>,
     /// The graceful stop ran out: iterations still running are cut short.
     interrupted: Cell<bool>,
     /// Next row of each feeder for this shard.
@@ -121,6 +150,7 @@ impl ShardState {
                 .collect(),
             stopping: Cell::new(false),
             stopped_at: Cell::new(0),
+            stop_wakers: RefCell::new(vec![None; n]),
             interrupted: Cell::new(false),
             feed_next: group
                 .journey
@@ -264,6 +294,11 @@ impl ShardState {
         self.stopping.get()
     }
 
+    /// Resolves once the load stops (`is_stopping`): what a long wait of user `id` races.
+    pub fn until_stopping(&self, id: usize) -> UntilStopping<'_> {
+        UntilStopping { shard: self, id }
+    }
+
     /// When the load stopped (scenario clock), once `is_stopping`.
     pub fn stopped_at_ns(&self) -> u64 {
         self.stopped_at.get()
@@ -377,6 +412,11 @@ impl ShardState {
             return;
         }
         self.stopped_at.set(self.now_ns());
+        for waker in self.stop_wakers.borrow_mut().iter_mut() {
+            if let Some(w) = waker.take() {
+                w.wake();
+            }
+        }
         if let Some(d) = &self.dispatch {
             let dropped = d.clear_queue();
             self.step(0).dropped += dropped;

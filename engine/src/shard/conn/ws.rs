@@ -421,10 +421,11 @@ impl WsConn {
                         consumed,
                         next_frame_len,
                     } => {
-                        self.buf.drain(..consumed);
-                        if let Some(n) = next_frame_len {
-                            self.buf.reserve(n.saturating_sub(self.buf.len()));
-                        }
+                        super::ws_steps::io::consumed_partial(
+                            &mut self.buf,
+                            consumed,
+                            next_frame_len,
+                        );
                         break;
                     }
                     Decoded::Event { consumed, event } => {

@@ -17,8 +17,6 @@ use super::{Socket, User};
 
 /// Sends due within this much go now (as the HTTP pacer does).
 const RELEASE_AHEAD_NS: u64 = 2_000_000;
-/// How often a quiet listen looks at the stop flag.
-const IDLE_CHECK_NS: u64 = 50_000_000;
 
 /// What a scan of the buffered frames ended at.
 enum Seen {
@@ -34,6 +32,7 @@ impl Socket {
     pub(super) async fn listen(
         &mut self,
         shard: &ShardState,
+        id: usize,
         slot: &Slot,
         index: usize,
         l: &WsListen,
@@ -53,12 +52,7 @@ impl Socket {
         let outcome = loop {
             let next = match self.scan_listen(shard, index, l, &mut last, user.rng) {
                 Err(kind) => Err(kind),
-                Ok(Seen::Closed) => {
-                    self.out.clear();
-                    let _ = ws::encode_close(Some((1000, "")), user.rng, &mut self.out);
-                    let _ = self.write_out(shard, slot).await;
-                    Err(ErrorKind::WsClosed)
-                }
+                Ok(Seen::Closed) => Err(self.answer_close(shard, slot, user.rng).await),
                 Ok(Seen::Ping) => self.write_out(shard, slot).await,
                 Ok(Seen::NeedMore) => Ok(()),
             };
@@ -97,8 +91,7 @@ impl Socket {
                 }
             }
             let wake = due.filter(|&d| d < end).map_or(end, |d| d.min(end));
-            let wake = wake.min(now + IDLE_CHECK_NS);
-            if let Err(kind) = self.read_or_wake(shard, slot, wake).await {
+            if let Err(kind) = self.read_or_wake(shard, id, slot, wake).await {
                 break Err(kind);
             }
         };
@@ -128,10 +121,7 @@ impl Socket {
                     consumed,
                     next_frame_len,
                 } => {
-                    self.buf.drain(..consumed);
-                    if let Some(n) = next_frame_len {
-                        self.buf.reserve(n.saturating_sub(self.buf.len()));
-                    }
+                    super::io::consumed_partial(&mut self.buf, consumed, next_frame_len);
                     return Ok(Seen::NeedMore);
                 }
                 Decoded::Event { consumed, event } => (consumed, event),

@@ -9,7 +9,7 @@
 //! server close, a dropped socket, a protocol error or a timed-out wait is a counted error of
 //! the step and ends the socket and the iteration.
 
-mod io;
+pub(crate) mod io;
 mod listen;
 
 use crate::metrics::ErrorKind;
@@ -119,7 +119,9 @@ impl Socket {
                     .await;
             }
             WsAction::Listen(l) => {
-                return self.listen(shard, slot, index, l, start, began, user).await;
+                return self
+                    .listen(shard, id, slot, index, l, start, began, user)
+                    .await;
             }
             WsAction::Close { code, reason } => {
                 let closed = self
@@ -297,13 +299,7 @@ impl Socket {
             let next = match seen {
                 Err(kind) => Err(kind),
                 Ok(Seen::Done(ok)) => break Ok(ok),
-                Ok(Seen::Closed) => {
-                    // Answer the close, then count the drop.
-                    self.out.clear();
-                    let _ = ws::encode_close(Some((1000, "")), user.rng, &mut self.out);
-                    let _ = self.write_out(shard, slot).await;
-                    Err(ErrorKind::WsClosed)
-                }
+                Ok(Seen::Closed) => Err(self.answer_close(shard, slot, user.rng).await),
                 Ok(Seen::Ping) => self.write_out(shard, slot).await,
                 Ok(Seen::NeedMore) => self.read_more(shard, slot).await,
             };
@@ -345,10 +341,7 @@ impl Socket {
                     consumed,
                     next_frame_len,
                 } => {
-                    buf.drain(..consumed);
-                    if let Some(n) = next_frame_len {
-                        buf.reserve(n.saturating_sub(buf.len()));
-                    }
+                    io::consumed_partial(buf, consumed, next_frame_len);
                     return Ok(Seen::NeedMore);
                 }
                 Decoded::Event { consumed, event } => (consumed, event),
