@@ -91,7 +91,7 @@ pub(crate) async fn run(
         stream,
         fresh: false,
         buf: Vec::new(),
-        request: Vec::with_capacity(512),
+        request: Vec::new(),
         encoded: None,
         scratch: Vec::new(),
         decoder: ResponseDecoder::new(),
