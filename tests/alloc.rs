@@ -101,6 +101,7 @@ fn requests_do_not_allocate_in_steady_state() {
     // Templates with expressions and functions render into reused buffers too.
     let url = sandbox.url("");
     assert_flat("computed", 0.01, |n| computed_allocations_for(&url, n));
+    websocket_messages_do_not_allocate_in_steady_state(&sandbox);
 
     // HTTP/2 over TLS (ALPN h2), against nginx with no per-connection request limit in reach.
     // rustls 0.23 allocates one buffer per record it seals and per record it opens (as for
@@ -163,10 +164,8 @@ ws_listen = {{ for = "{secs}s", latency_from = {{ json = "/sent_us", unit = "us"
     (allocations, m.received, m.sent)
 }
 
-#[test]
-fn websocket_messages_do_not_allocate_in_steady_state() {
-    let _profiler = dhat::Profiler::builder().testing().build();
-    let sandbox = Sandbox::start().expect("sandbox starts");
+/// WebSocket journeys (part of the one test: dhat allows one profiler at a time).
+fn websocket_messages_do_not_allocate_in_steady_state(sandbox: &Sandbox) {
     let base = sandbox.url("");
     for push in [true, false] {
         ws_allocations(&base, 0.2, push);

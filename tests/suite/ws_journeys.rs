@@ -372,6 +372,9 @@ ws_listen = { for = "1s", latency_from = { json = "/ts", unit = "minutes" } }
 
 [[steps]]
 ws_listen = { for = "1s", send = { text = "x" } }
+
+[[steps]]
+ws_listen = { for = "1s", reconnect = { after = "100ms", jitter = "1s" } }
 "#,
     );
     assert_located(
@@ -381,6 +384,7 @@ ws_listen = { for = "1s", send = { text = "x" } }
             (11, "more than zero"),
             (14, "unit `minutes`"),
             (17, "give `every`"),
+            (20, "more than `jitter`"),
         ],
     );
 }
@@ -624,4 +628,52 @@ ws_expect = {{ text_contains = "never comes", timeout = "300ms" }}
         // Four sockets, each holding at most a 16 MiB message: far below what was sent.
         assert!(peak_kib < 160 * 1024, "{path}: peak RSS {peak_kib} KiB");
     }
+}
+
+#[test]
+fn a_listen_reconnects_on_purpose_and_times_each_reconnect() {
+    let _guard = testbed::serial();
+    let sandbox = Sandbox::start().expect("sandbox");
+    let text = format!(
+        r#"[target]
+url = "{}"
+[load]
+model = "closed"
+connections = 3
+iterations_per_vu = 1
+
+[[steps]]
+name = "connect"
+ws_connect = "/ws/push?rate=100&start=connect"
+[[steps]]
+name = "stream"
+ws_listen = {{ for = "2s", latency_from = {{ json = "/ts_us", unit = "us" }}, reconnect = {{ after = "400ms", jitter = "100ms" }} }}
+"#,
+        sandbox.url("")
+    );
+    let file = write("reconnect.toml", &text);
+    let (code, r, stderr) = testbed::run_file(&file, &[]);
+    assert_eq!(code, Some(0), "{stderr}\n{r}");
+    assert_eq!(n(&r["errors_total"]), 0, "{}", r["errors"]);
+    let reconnects = n(&r["ws_messages"]["reconnects"]);
+    // Every 300–500 ms of a 2 s listen: 3 to 6 each.
+    assert!((9..=18).contains(&reconnects), "{}", r["ws_messages"]);
+    // Each reconnect is one more upgrade in the connect step's row, timed.
+    let connect = step(&r, "connect");
+    assert_eq!(n(&connect["requests"]), 3 + reconnects, "{connect}");
+    assert!(n(&connect["latency_us"]["max"]) > 0);
+    // Each socket closed cleanly before the next opened, and the pushes kept coming.
+    assert_eq!(n(&r["ws_messages"]["closed_cleanly"]), 3 + reconnects);
+    assert!(
+        n(&step(&r, "stream")["requests"]) > 3 * 100,
+        "{}",
+        step(&r, "stream")
+    );
+    let stats = sandbox_stats(&sandbox);
+    assert_eq!(n(&stats["ws_connections"]), 0, "{stats}");
+    assert_eq!(
+        n(&stats["ws_messages_out"]),
+        n(&r["ws_messages"]["received"]),
+        "{stats}"
+    );
 }

@@ -26,6 +26,8 @@ const MAX_RATE: u32 = 100_000;
 pub(super) struct PushParams {
     /// Messages per second (default 10).
     rate: Option<u32>,
+    /// `connect`: push from the upgrade on, without waiting for a subscribe.
+    start: Option<String>,
 }
 
 /// Anyone may listen.
@@ -57,25 +59,43 @@ fn start(state: Arc<SandboxState>, params: PushParams, request: Request) -> Resp
         return (StatusCode::BAD_REQUEST, message).into_response();
     }
     let pushing = Arc::clone(&state);
-    ws::accept(request, &state, move |socket| push(socket, pushing, rate))
+    let subscribe = params.start.as_deref() != Some("connect");
+    ws::accept(request, &state, move |socket| {
+        push(socket, pushing, rate, subscribe)
+    })
 }
 
-async fn push(mut socket: Socket, state: Arc<SandboxState>, rate: u32) {
-    // Nothing until the subscribe.
+async fn push(mut socket: Socket, state: Arc<SandboxState>, rate: u32, subscribe: bool) {
+    if subscribe && !subscribed(&mut socket, &state).await {
+        return;
+    }
+    stream(socket, state, rate).await;
+}
+
+/// Waits for the client's first message and answers it; `false` when the client went first.
+async fn subscribed(socket: &mut Socket, state: &SandboxState) -> bool {
     loop {
         match socket.next().await {
             Some(Ok(Message::Text(_) | Message::Binary(_))) => break,
-            Some(Ok(Message::Close(_))) => return ws::finish(&mut socket).await,
+            Some(Ok(Message::Close(_))) => {
+                ws::finish(socket).await;
+                return false;
+            }
             Some(Ok(_)) => {}
-            None | Some(Err(_)) => return,
+            None | Some(Err(_)) => return false,
         }
     }
     state.ws.count_in();
     let subscribed = Message::text(r#"{"type":"subscribed"}"#);
     if socket.send(subscribed).await.is_err() {
-        return;
+        return false;
     }
     state.ws.count_out(1);
+    true
+}
+
+/// Pushes stamped ticks until the client leaves.
+async fn stream(mut socket: Socket, state: Arc<SandboxState>, rate: u32) {
     let period = Duration::from_secs_f64(1.0 / f64::from(rate));
     let mut ticks = tokio::time::interval_at(Instant::now() + period, period);
     // A stalled stream catches up in a burst, as a backlog drains.

@@ -143,6 +143,9 @@ pub struct WsMessages {
     pub received: u64,
     /// Closing handshakes the server answered (`ws_close`, and at each iteration's end).
     pub closed_cleanly: u64,
+    /// Sockets a `ws_listen` closed and opened again (`reconnect`).
+    #[serde(default)]
+    pub reconnects: u64,
 }
 
 /// Every response of an HTTP run came over the one version its plan speaks.
@@ -244,6 +247,7 @@ impl Results {
                 sent: set.ws.sent,
                 received: set.ws.received,
                 closed_cleanly: set.ws.closed_cleanly,
+                reconnects: set.ws.reconnects,
             }),
             tls: facts.tls.map(|insecure| TlsSummary {
                 handshakes: set.handshake.len(),

@@ -16,7 +16,9 @@ mod ws_step;
 pub use load::{load, parse, Files, LoadError, Source};
 pub use span::{line_col, locate};
 pub use spec::*;
-pub use ws_step::{LatencyFromSpec, WsCloseSpec, WsExpectSpec, WsListenSpec, WsSendSpec};
+pub use ws_step::{
+    LatencyFromSpec, ReconnectSpec, WsCloseSpec, WsExpectSpec, WsListenSpec, WsSendSpec,
+};
 
 /// Puts `url`'s path and query on another origin: `rebase("http://a:1/x?q", "http://b:2")`
 /// is `http://b:2/x?q`. A base with a path of its own keeps it as a prefix. A `ws://` target

@@ -29,6 +29,16 @@ pub struct WsListenSpec {
     pub latency_from: Option<LatencyFromSpec>,
     /// Messages sent `every` so long while listening (a chat member's posts).
     pub send: Option<WsSendSpec>,
+    /// Deliberate churn: close and reopen the socket `after` this long (± `jitter`), again
+    /// and again while the listen lasts.
+    pub reconnect: Option<ReconnectSpec>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconnectSpec {
+    pub after: String,
+    pub jitter: Option<String>,
 }
 
 /// Where a message's timestamp is: a JSON pointer, in `unit` ("ms" by default, "us", "s")

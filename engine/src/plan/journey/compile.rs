@@ -52,6 +52,8 @@ pub(crate) fn compile(c: &mut Checker<'_>, spec: &ScenarioSpec, base: &RequestBa
         .collect();
     check_unique_names(c, &specs, &steps);
     super::ws::check_socket_order(c, &specs);
+    let mut steps = steps;
+    super::ws::keep_reconnected_upgrades(&mut steps, &tasks);
     Journey {
         steps,
         vars: vars.names,

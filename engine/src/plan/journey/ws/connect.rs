@@ -87,6 +87,7 @@ pub(super) fn compile_connect(
         after_path: after_path.into_bytes(),
         headers,
         subprotocols,
+        kept: false,
     })
 }
 

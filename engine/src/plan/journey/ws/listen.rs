@@ -86,9 +86,25 @@ pub(super) fn compile_listen(
             }
         }
     };
+    let reconnect = k.reconnect.as_ref().and_then(|r| {
+        let after = units::parse_duration(&r.after);
+        let jitter = r.jitter.as_deref().map_or(Ok(std::time::Duration::ZERO), units::parse_duration);
+        match (after, jitter) {
+            (Ok(a), Ok(j)) if !a.is_zero() && j < a => Some((a.as_nanos() as u64, j.as_nanos() as u64)),
+            (Ok(_), Ok(_)) => {
+                c.error(&span, "ws_listen reconnect: `after` must be more than zero and more than `jitter`, e.g. { after = \"5m\", jitter = \"30s\" }");
+                None
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                c.error(&span, format!("ws_listen reconnect: {e}"));
+                None
+            }
+        }
+    });
     Some(WsListen {
         for_ns,
         latency_from,
         send,
+        reconnect,
     })
 }

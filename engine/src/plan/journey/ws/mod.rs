@@ -41,6 +41,9 @@ pub struct WsListen {
     pub latency_from: Option<(String, u64)>,
     /// (binary, message, every_ns): sent from the step's start, one every `every_ns`.
     pub send: Option<(bool, Template, u64)>,
+    /// (after_ns, jitter_ns): close and reopen the socket after `after` ± `jitter`, again and
+    /// again.
+    pub reconnect: Option<(u64, u64)>,
 }
 
 /// The upgrade request: `GET` + base path, the templated path, the fixed lines, then the
@@ -53,6 +56,8 @@ pub struct WsConnect {
     pub after_path: Vec<u8>,
     pub headers: Vec<Template>,
     pub subprotocols: Vec<String>,
+    /// A later `ws_listen` reconnects: the user keeps the rendered upgrade to send again.
+    pub kept: bool,
 }
 
 /// What a message must be to match; every given condition must hold.
@@ -370,6 +375,26 @@ fn compile_expect(
         timeout_ns,
         count: count as u32,
     })
+}
+
+/// A `ws_connect` whose socket a later `ws_listen` of its task reconnects keeps its upgrade.
+pub(super) fn keep_reconnected_upgrades(steps: &mut [super::StepPlan], tasks: &[super::TaskPlan]) {
+    for task in tasks {
+        let mut connect = None;
+        for i in task.steps.clone() {
+            match steps[i].ws.as_deref() {
+                Some(WsAction::Connect(_)) => connect = Some(i),
+                Some(WsAction::Listen(l)) if l.reconnect.is_some() => {
+                    if let Some(WsAction::Connect(c)) =
+                        connect.and_then(|c| steps[c].ws.as_deref_mut())
+                    {
+                        c.kept = true;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
 }
 
 /// Every `ws_send`, `ws_expect` and `ws_close` has a `ws_connect` before it in its task.

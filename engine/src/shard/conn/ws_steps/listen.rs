@@ -48,6 +48,11 @@ impl Socket {
         slot.arm(end + shard.timeout_ns);
         let mut sent = 0u64;
         let mut last = began;
+        let churn = |from: u64, rng: &mut fastrand::Rng| {
+            l.reconnect
+                .map(|(after, jitter)| from + after - jitter + rng.u64(0..=2 * jitter))
+        };
+        let mut reconnect_at = churn(began, user.rng);
         let run = &shard.group.journey.run;
         let outcome = loop {
             let next = match self.scan_listen(shard, index, l, &mut last, user.rng) {
@@ -62,6 +67,15 @@ impl Socket {
             let now = shard.now_ns();
             if now >= end || shard.is_stopping() {
                 break Ok(());
+            }
+            if reconnect_at.is_some_and(|at| now >= at && at < end) {
+                if let Err(kind) = self.reconnect(shard, slot, user.rng).await {
+                    break Err(kind);
+                }
+                // The reconnect armed the slot for itself.
+                slot.arm(end + shard.timeout_ns);
+                reconnect_at = churn(shard.now_ns(), user.rng);
+                continue;
             }
             let due = l.send.as_ref().map(|(_, _, every)| start + sent * every);
             if let (Some(at), Some((binary, message, _))) = (due, &l.send) {
@@ -91,6 +105,7 @@ impl Socket {
                 }
             }
             let wake = due.filter(|&d| d < end).map_or(end, |d| d.min(end));
+            let wake = reconnect_at.map_or(wake, |r| r.min(wake));
             if let Err(kind) = self.read_or_wake(shard, id, slot, wake).await {
                 break Err(kind);
             }

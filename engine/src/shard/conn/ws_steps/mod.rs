@@ -11,6 +11,7 @@
 
 pub(crate) mod io;
 mod listen;
+mod reconnect;
 
 use crate::metrics::ErrorKind;
 use crate::net::tls::Stream;
@@ -60,6 +61,8 @@ pub(crate) struct Socket {
     anchor: u64,
     /// Cuts a read short at a timer (`io::read_or_wake`), kept from one read to the next.
     canceller: Option<monoio::io::Canceller>,
+    /// The last upgrade, kept when a later `ws_listen` reconnects (`reconnect.rs`).
+    again: Option<Box<reconnect::Again>>,
 }
 
 /// Where a scan of the buffered frames stopped.
@@ -94,7 +97,10 @@ impl Socket {
         let deadline = began + step.timeout_ns.unwrap_or(shard.timeout_ns);
         let run = &shard.group.journey.run;
         let result = match action {
-            WsAction::Connect(c) => self.connect(shard, slot, c, deadline, &mut user).await,
+            WsAction::Connect(c) => {
+                self.connect(shard, slot, index, c, deadline, &mut user)
+                    .await
+            }
             WsAction::Send { binary, message } => {
                 self.out.clear();
                 let mut scratch = std::mem::take(&mut self.needle);
@@ -185,6 +191,7 @@ impl Socket {
         &mut self,
         shard: &ShardState,
         slot: &Slot,
+        index: usize,
         c: &WsConnect,
         deadline: u64,
         user: &mut User<'_>,
@@ -207,6 +214,7 @@ impl Socket {
             .map_err(|_| ErrorKind::Template)?;
         self.out.extend_from_slice(&c.after_path);
         self.out.extend_from_slice(b"Sec-WebSocket-Key: ");
+        let key_at = self.out.len();
         self.out.extend_from_slice(key.as_str().as_bytes());
         self.out.extend_from_slice(b"\r\n");
         for h in &c.headers {
@@ -215,14 +223,33 @@ impl Socket {
             self.out.extend_from_slice(b"\r\n");
         }
         self.out.extend_from_slice(b"\r\n");
+        if c.kept {
+            self.again = Some(Box::new(reconnect::Again {
+                request: self.out.clone(),
+                key_at,
+                step: index,
+                subprotocols: c.subprotocols.clone(),
+            }));
+        }
+        self.open(shard, slot, key.as_str(), &c.subprotocols, deadline)
+            .await
+    }
+
+    /// TCP (+ TLS), then the upgrade request in `out`, answered for `key`.
+    async fn open(
+        &mut self,
+        shard: &ShardState,
+        slot: &Slot,
+        key: &str,
+        subprotocols: &[String],
+        deadline: u64,
+    ) -> Result<(), ErrorKind> {
         // Boxed: a TLS handshake's state is large (as for HTTP connections).
         self.stream = Some(Box::pin(connect(shard)).await?);
         self.buf.clear();
         self.decoder.reset();
         slot.arm(deadline);
-        let upgraded = self
-            .upgrade(shard, slot, key.as_str(), &c.subprotocols)
-            .await;
+        let upgraded = self.upgrade(shard, slot, key, subprotocols).await;
         slot.disarm();
         upgraded?;
         self.anchor = shard.now_ns();
