@@ -230,6 +230,13 @@ ws_expect = {{ text_contains = "y", timeout = "2s" }}
         + n(&step(&r, "send 4")["errors"]["ws_closed"])
         + n(&step(&r, "send 4")["errors"]["write"]);
     assert_eq!(closed, 6, "{}\n{}", step(&r, "send 4"), step(&r, "echo 4"));
+    // The peer's closes are counted by their code (1000, "enough").
+    assert_eq!(
+        n(&r["ws_messages"]["server_closes"]["1000"]),
+        n(&step(&r, "echo 4")["errors"]["ws_closed"]),
+        "{}",
+        r["ws_messages"]
+    );
     assert_eq!(n(&step(&r, "echo 4")["requests"]), 0);
     assert_eq!(n(&r["iterations_failed"]), 6);
     assert_eq!(
@@ -676,4 +683,93 @@ ws_listen = {{ for = "2s", latency_from = {{ json = "/ts_us", unit = "us" }}, re
         n(&r["ws_messages"]["received"]),
         "{stats}"
     );
+}
+
+#[test]
+fn permessage_deflate_with_an_independent_peer_and_against_bombs() {
+    let peer = WsPeer::start_deflate().expect("python websockets with deflate");
+    let http = peer.url(false, "").replacen("ws://", "http://", 1);
+    // A 20 KB repetitive message echoed ten times: compressed by the server when agreed.
+    let journey = |compression: bool| {
+        format!(
+            r#"[target]
+url = "{http}"
+[load]
+model = "closed"
+connections = 2
+iterations = 10
+
+[[steps]]
+name = "open"
+ws_connect = "/echo"
+compression = {compression}
+[[steps]]
+name = "send"
+ws_send = {{ text = "{filler}{{{{msg_id}}}}" }}
+[[steps]]
+name = "echo"
+ws_expect = {{ text_contains = "tock {{{{msg_id}}}}" }}
+"#,
+            filler = "tick tock ".repeat(2000)
+        )
+    };
+    let mut wire_in = Vec::new();
+    for compression in [true, false] {
+        let file = write(
+            &format!("deflate_{compression}.toml"),
+            &journey(compression),
+        );
+        let (code, r, stderr) = testbed::run_file(&file, &[]);
+        assert_eq!(code, Some(0), "{stderr}\n{r}");
+        assert_eq!(n(&r["errors_total"]), 0, "{compression}: {}", r["errors"]);
+        assert_eq!(n(&step(&r, "echo")["requests"]), 10, "{compression}");
+        wire_in.push((n(&r["bytes_in"]), n(&r["bytes_out"])));
+    }
+    let ((deflated_in, out), (plain_in, _)) = (wire_in[0], wire_in[1]);
+    // Our sends go uncompressed (20 KB each); the echoes came back deflated, and matched.
+    assert!(out > 10 * 20_000, "{out}");
+    assert!(
+        deflated_in * 10 < plain_in,
+        "{deflated_in} vs {plain_in} on the wire"
+    );
+
+    let hostile = WsPeer::start_hostile().expect("hostile peer");
+    let http = hostile.url(false, "").replacen("ws://", "http://", 1);
+    for (path, kind) in [
+        ("/deflate-bomb", "body_too_large"),
+        ("/deflate-garbage", "decompress"),
+    ] {
+        let file = write(
+            &format!("hostile{}.toml", path.replace('/', "_")),
+            &format!(
+                r#"[target]
+url = "{http}"
+[load]
+model = "closed"
+connections = 4
+duration = "2s"
+
+[[steps]]
+name = "open"
+ws_connect = "{path}"
+compression = true
+[[steps]]
+name = "wait"
+ws_expect = {{ text_contains = "never comes", timeout = "1s" }}
+"#
+            ),
+        );
+        let args = ["run", file.to_str().expect("path"), "--output", "json"];
+        let (r, peak_kib) = testbed::run_json_peak_rss(&args, std::time::Duration::from_secs(30));
+        let iterations = n(&r["iterations"]);
+        assert!(iterations >= 4, "{path}: {r}");
+        assert_eq!(
+            n(&step(&r, "wait")["errors"][kind]),
+            iterations,
+            "{path}: {}",
+            r["errors"]
+        );
+        // 64 MiB inflated per message, refused at the 16 MiB message limit.
+        assert!(peak_kib < 160 * 1024, "{path}: peak RSS {peak_kib} KiB");
+    }
 }

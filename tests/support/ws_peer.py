@@ -1,6 +1,7 @@
 """An independent WebSocket peer for loadd's tests (Python `websockets`), on 127.0.0.1.
 
-usage: ws_peer.py PORT [--cert CERT --key KEY]
+usage: ws_peer.py PORT [--cert CERT --key KEY] [--deflate]
+  --deflate: agree to permessage-deflate when a client offers it (websockets' own extension)
 Paths:
   /echo              echo every message (same type)
   /fragmented        echo every message as fragments of 3 bytes
@@ -54,7 +55,8 @@ async def main():
         context.load_cert_chain(sys.argv[sys.argv.index("--cert") + 1],
                                 sys.argv[sys.argv.index("--key") + 1])
     async with serve(handler, "127.0.0.1", port, ssl=context, ping_interval=None,
-                     max_size=1 << 20, compression=None):
+                     max_size=1 << 20,
+                     compression="deflate" if "--deflate" in sys.argv else None):
         print("ready", flush=True)
         await asyncio.Future()
 

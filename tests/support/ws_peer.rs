@@ -20,12 +20,21 @@ impl WsPeer {
         Self::start_script("ws_peer.py", tls)
     }
 
+    /// Plain `ws://`, agreeing to permessage-deflate when a client offers it.
+    pub fn start_deflate() -> Result<Self> {
+        Self::start_args("ws_peer.py", None, &["--deflate"])
+    }
+
     /// `ws_hostile.py`: a server that breaks the protocol on purpose (see the script).
     pub fn start_hostile() -> Result<Self> {
         Self::start_script("ws_hostile.py", None)
     }
 
     fn start_script(name: &str, tls: Option<(&Path, &Path)>) -> Result<Self> {
+        Self::start_args(name, tls, &[])
+    }
+
+    fn start_args(name: &str, tls: Option<(&Path, &Path)>, extra: &[&str]) -> Result<Self> {
         let script = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/support")
             .join(name);
@@ -35,6 +44,7 @@ impl WsPeer {
         if let Some((cert, key)) = tls {
             cmd.arg("--cert").arg(cert).arg("--key").arg(key);
         }
+        cmd.args(extra);
         let (mut child, line) =
             spawn_with_banner(&mut cmd, Duration::from_secs(15)).with_context(|| {
                 format!("start python3 {name} (scripts/test.sh installs `websockets`)")

@@ -324,6 +324,9 @@ pub struct WsCounters {
     pub reconnects: u64,
     /// Closing handshakes completed at the end of the run.
     pub closed_cleanly: u64,
+    /// Closes the server started, by code: 1000, 1001, 1008 (policy: a lagged member), other
+    /// (none included).
+    pub server_closes: [u64; 4],
 }
 
 impl WsCounters {
@@ -332,8 +335,25 @@ impl WsCounters {
         self.received += o.received;
         self.reconnects += o.reconnects;
         self.closed_cleanly += o.closed_cleanly;
+        for (a, b) in self.server_closes.iter_mut().zip(o.server_closes) {
+            *a += b;
+        }
+    }
+
+    /// A close frame the server sent first, with its code.
+    pub fn record_server_close(&mut self, code: Option<u16>) {
+        let i = match code {
+            Some(1000) => 0,
+            Some(1001) => 1,
+            Some(1008) => 2,
+            _ => 3,
+        };
+        self.server_closes[i] += 1;
     }
 }
+
+/// The names `WsCounters::server_closes` is reported under.
+pub const SERVER_CLOSE_NAMES: [&str; 4] = ["1000", "1001", "1008", "other"];
 
 impl StatsSet {
     pub fn new(steps: usize, scenarios: usize) -> Self {

@@ -40,6 +40,9 @@ struct WireSet {
     /// WebSocket counters: sent, received, reconnects, closed cleanly.
     #[serde(default)]
     ws: [u64; 4],
+    /// Closes the server started, by code (`WsCounters::server_closes`).
+    #[serde(default)]
+    ws_server_closes: [u64; 4],
 }
 
 #[derive(Serialize, Deserialize)]
@@ -140,6 +143,7 @@ pub fn encode(set: &StatsSet) -> serde_json::Value {
             set.ws.reconnects,
             set.ws.closed_cleanly,
         ],
+        ws_server_closes: set.ws.server_closes,
     };
     serde_json::to_value(wire).unwrap_or(serde_json::Value::Null)
 }
@@ -220,6 +224,7 @@ pub fn decode(value: &serde_json::Value) -> Result<StatsSet, WireError> {
             received: wire.ws[1],
             reconnects: wire.ws[2],
             closed_cleanly: wire.ws[3],
+            server_closes: wire.ws_server_closes,
         },
     })
 }

@@ -3,15 +3,18 @@
 //!
 //! It owns the byte-level protocol only. It refuses sockets, timers and policy: it never writes a
 //! pong or a close by itself (events tell the caller what the peer sent and `WsError::close_code`
-//! what to answer when failing), never negotiates extensions (a server that picks one is refused),
+//! what to answer when failing), negotiates no extension but permessage-deflate when the caller
+//! offers it (a server that picks another, or one not offered, is refused),
 //! and never grows past its limits. Unfragmented messages are reported as slices of the caller's
 //! input; only fragmented ones are copied, into one reassembly buffer that is reused.
 //!
 //! - `handshake`: `Key`, `encode_handshake`, `check_handshake_response`.
 //! - `frame`: `encode_message`, `encode_ping`/`encode_pong`/`encode_close`, `encode_frame`, masking.
 //! - `decode`: `MessageDecoder` (frames → `Event`s), `Limits`.
+//! - `deflate`: permessage-deflate (RFC 7692), the offer, the agreement, inflating.
 
 mod decode;
+pub mod deflate;
 mod frame;
 mod handshake;
 #[cfg(test)]
@@ -23,8 +26,8 @@ pub use frame::{
     MAX_CLOSE_REASON_BYTES,
 };
 pub use handshake::{
-    accept_key, check_handshake_response, encode_handshake, validate_handshake_header,
-    validate_subprotocol, Handshake, Key,
+    accept_key, check_handshake_response, check_handshake_response_with, encode_handshake,
+    validate_handshake_header, validate_subprotocol, Handshake, Key,
 };
 
 /// Largest payload of a control frame (ping, pong, close), RFC 6455 §5.5.

@@ -145,8 +145,16 @@ fn run(o: &mut String, r: &Results) {
     if let Some(m) = &r.ws_messages {
         let _ = writeln!(
             o,
-            "WebSocket  {} messages sent, {} received (matched or not), {} sockets closed cleanly",
-            m.sent, m.received, m.closed_cleanly
+            "WebSocket  {} messages sent, {} received (matched or not), {} sockets closed cleanly{}{}",
+            m.sent,
+            m.received,
+            m.closed_cleanly,
+            if m.reconnects > 0 {
+                format!(", {} reconnects", m.reconnects)
+            } else {
+                String::new()
+            },
+            closes_by_server(&m.server_closes)
         );
     }
     if journey && r.websocket.is_none() {
@@ -192,14 +200,15 @@ fn outcomes(o: &mut String, r: &Results) {
     if let Some(w) = &r.websocket {
         let _ = writeln!(
             o,
-            "WebSocket  {} connections ({} failed, {:.2}% ok), {} reconnects, {} drops ({:.3}%), {} closed cleanly",
+            "WebSocket  {} connections ({} failed, {:.2}% ok), {} reconnects, {} drops ({:.3}%), {} closed cleanly{}",
             w.connections,
             w.connect_errors,
             w.connect_success_rate * 100.0,
             w.reconnects,
             w.drops,
             w.drop_rate * 100.0,
-            w.closed_cleanly
+            w.closed_cleanly,
+            closes_by_server(&w.server_closes)
         );
         let _ = writeln!(
             o,
@@ -357,6 +366,20 @@ fn row(o: &mut String, name: &str, s: &LatencySummary) {
         format_us(s.p99_99),
         format_us(s.max)
     );
+}
+
+/// `, closed by the server: 1000 ×3, 1008 ×1`, or nothing when it closed none.
+fn closes_by_server(closes: &std::collections::BTreeMap<String, u64>) -> String {
+    let parts: Vec<String> = closes
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(code, n)| format!("{code} ×{n}"))
+        .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(", closed by the server: {}", parts.join(", "))
+    }
 }
 
 fn or_none(items: &[String]) -> String {

@@ -146,6 +146,18 @@ pub struct WsMessages {
     /// Sockets a `ws_listen` closed and opened again (`reconnect`).
     #[serde(default)]
     pub reconnects: u64,
+    /// Closes the server started, by code ("1000", "1001", "1008": a lagged member, "other").
+    #[serde(default)]
+    pub server_closes: std::collections::BTreeMap<String, u64>,
+}
+
+/// `WsCounters::server_closes` by name.
+pub(crate) fn server_closes(counts: [u64; 4]) -> std::collections::BTreeMap<String, u64> {
+    crate::metrics::stats::SERVER_CLOSE_NAMES
+        .iter()
+        .zip(counts)
+        .map(|(name, n)| (name.to_string(), n))
+        .collect()
 }
 
 /// Every response of an HTTP run came over the one version its plan speaks.
@@ -248,6 +260,7 @@ impl Results {
                 received: set.ws.received,
                 closed_cleanly: set.ws.closed_cleanly,
                 reconnects: set.ws.reconnects,
+                server_closes: server_closes(set.ws.server_closes),
             }),
             tls: facts.tls.map(|insecure| TlsSummary {
                 handshakes: set.handshake.len(),

@@ -192,6 +192,9 @@ pub struct WsSummary {
     pub drop_rate: f64,
     pub reconnects: u64,
     pub closed_cleanly: u64,
+    /// Closes the server started, by code ("1000", "1001", "1008": a lagged member, "other").
+    #[serde(default)]
+    pub server_closes: std::collections::BTreeMap<String, u64>,
 }
 
 /// TLS figures of a run.
@@ -248,6 +251,7 @@ impl WsSummary {
             },
             reconnects: set.ws.reconnects,
             closed_cleanly: set.ws.closed_cleanly,
+            server_closes: super::server_closes(set.ws.server_closes),
         }
     }
 }

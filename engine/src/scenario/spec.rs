@@ -232,6 +232,9 @@ pub struct StepSpec {
     pub ws_connect: Option<Spanned<String>>,
     /// `ws_connect`: subprotocols to offer.
     pub subprotocols: Option<Spanned<Vec<String>>>,
+    /// `ws_connect`: offer permessage-deflate (RFC 7692); compressed messages are inflated
+    /// under the message limit.
+    pub compression: Option<Spanned<bool>>,
     /// Send one message on the user's open socket.
     pub ws_send: Option<Spanned<crate::scenario::WsSendSpec>>,
     /// Wait for a message that matches.

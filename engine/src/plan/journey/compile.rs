@@ -221,6 +221,7 @@ pub(super) fn compile_step(c: &mut Checker<'_>, cx: &StepContext<'_>, s: &StepSp
     if s.is_ws() {
         return super::ws::compile_ws_step(c, cx, s);
     }
+    super::ws::check_http_step(c, s);
     if s.path.get_ref().is_empty() {
         c.error(
             &s.span(),

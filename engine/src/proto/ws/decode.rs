@@ -34,6 +34,9 @@ pub enum Event<'a> {
     Message {
         kind: MessageKind,
         payload: &'a [u8],
+        /// permessage-deflate: the payload is compressed (inflate it; text is validated as
+        /// UTF-8 only once inflated). Never set unless `allow_compressed` was.
+        compressed: bool,
     },
     /// Answer with a pong carrying the same payload (at most 125 bytes).
     Ping(&'a [u8]),
@@ -79,6 +82,8 @@ enum State {
 /// A frame header (RFC 6455 §5.2) already checked against the limits.
 struct Header {
     fin: bool,
+    /// RSV1: a compressed message's first frame (permessage-deflate).
+    rsv1: bool,
     opcode: Opcode,
     header_len: usize,
     payload_len: usize,
@@ -98,6 +103,10 @@ pub struct MessageDecoder {
     state: State,
     limits: Limits,
     assembly: Vec<u8>,
+    /// permessage-deflate was agreed: RSV1 marks compressed messages.
+    compressed_ok: bool,
+    /// The message being reassembled is compressed.
+    assembling_compressed: bool,
 }
 
 impl Default for MessageDecoder {
@@ -112,13 +121,24 @@ impl MessageDecoder {
             state: State::Open,
             limits,
             assembly: Vec::new(),
+            compressed_ok: false,
+            assembling_compressed: false,
         }
     }
 
-    /// Prepares for a new connection, keeping the reassembly buffer's capacity.
+    /// Prepares for a new connection, keeping the reassembly buffer's capacity. No extension
+    /// is in force until `allow_compressed`.
     pub fn reset(&mut self) {
         self.state = State::Open;
         self.assembly.clear();
+        self.compressed_ok = false;
+        self.assembling_compressed = false;
+    }
+
+    /// permessage-deflate was agreed in the handshake: a data message's first frame may have
+    /// RSV1 set, and its event then says `compressed`.
+    pub fn allow_compressed(&mut self, on: bool) {
+        self.compressed_ok = on;
     }
 
     /// Feeds the caller's buffer, starting where the previous call's `consumed` ended. Gives the
@@ -138,6 +158,7 @@ impl MessageDecoder {
                 event: Event::Message {
                     kind,
                     payload: &self.assembly,
+                    compressed: self.assembling_compressed,
                 },
             },
             Found::Partial(next_frame_len) => Decoded::Partial {
@@ -166,7 +187,7 @@ impl MessageDecoder {
                 State::Closed if !rest.is_empty() => return Err(WsError::FrameAfterClose),
                 _ => {}
             }
-            let Some(h) = parse_header(rest, &self.limits)? else {
+            let Some(h) = parse_header(rest, &self.limits, self.compressed_ok)? else {
                 return Ok((pos, Found::Partial(None)));
             };
             self.check_sequence(&h)?;
@@ -180,12 +201,17 @@ impl MessageDecoder {
             let payload = &rest[h.header_len..frame_len];
             pos += frame_len;
             let event = match (h.opcode, h.fin) {
+                // Compressed text is validated once inflated, by the caller.
+                (Opcode::Text, true) if h.rsv1 => message(MessageKind::Text, payload, true),
                 (Opcode::Text, true) => {
                     std::str::from_utf8(payload).map_err(|_| WsError::InvalidUtf8)?;
-                    message(MessageKind::Text, payload)
+                    message(MessageKind::Text, payload, false)
                 }
-                (Opcode::Binary, true) => message(MessageKind::Binary, payload),
+                (Opcode::Binary, true) => message(MessageKind::Binary, payload, h.rsv1),
                 (Opcode::Text | Opcode::Binary | Opcode::Continuation, _) => {
+                    if h.opcode != Opcode::Continuation {
+                        self.assembling_compressed = h.rsv1;
+                    }
                     match self.reassemble(h.opcode, h.fin, payload)? {
                         Some(kind) => return Ok((pos, Found::Assembled(kind))),
                         None => continue,
@@ -246,7 +272,9 @@ impl MessageDecoder {
             _ => MessageKind::Binary,
         };
         self.append(payload);
-        if let State::FragmentedText { utf8_checked } = self.state {
+        if let (State::FragmentedText { utf8_checked }, false) =
+            (self.state, self.assembling_compressed)
+        {
             let utf8_checked = check_utf8(&self.assembly, utf8_checked, fin)?;
             self.state = State::FragmentedText { utf8_checked };
         }
@@ -270,20 +298,31 @@ impl MessageDecoder {
     }
 }
 
-fn message(kind: MessageKind, payload: &[u8]) -> Event<'_> {
-    Event::Message { kind, payload }
+fn message(kind: MessageKind, payload: &[u8], compressed: bool) -> Event<'_> {
+    Event::Message {
+        kind,
+        payload,
+        compressed,
+    }
 }
 
 /// Parses and checks a frame header at the front of `input`; `None` while it is incomplete. What
 /// is wrong with a frame is reported from its first bytes, before the rest arrives.
-fn parse_header(input: &[u8], limits: &Limits) -> Result<Option<Header>, WsError> {
+fn parse_header(
+    input: &[u8],
+    limits: &Limits,
+    compressed_ok: bool,
+) -> Result<Option<Header>, WsError> {
     let Some(&b0) = input.first() else {
         return Ok(None);
     };
-    if b0 & 0x70 != 0 {
+    let opcode = Opcode::from_bits(b0 & 0x0f).ok_or(WsError::UnknownOpcode(b0 & 0x0f))?;
+    // RSV1 only on a data message's first frame, and only with permessage-deflate agreed.
+    let rsv1 = b0 & 0x40 != 0;
+    let rsv1_ok = compressed_ok && matches!(opcode, Opcode::Text | Opcode::Binary);
+    if b0 & 0x30 != 0 || (rsv1 && !rsv1_ok) {
         return Err(WsError::ReservedBits);
     }
-    let opcode = Opcode::from_bits(b0 & 0x0f).ok_or(WsError::UnknownOpcode(b0 & 0x0f))?;
     let fin = b0 & 0x80 != 0;
     if opcode.is_control() && !fin {
         return Err(WsError::ControlFragmented);
@@ -325,6 +364,7 @@ fn parse_header(input: &[u8], limits: &Limits) -> Result<Option<Header>, WsError
         .ok_or(WsError::FrameTooLarge)?;
     Ok(Some(Header {
         fin,
+        rsv1,
         opcode,
         header_len,
         payload_len,

@@ -148,6 +148,18 @@ pub fn check_handshake_response<S: AsRef<str>>(
     key: &str,
     subprotocols: &[S],
 ) -> Result<Handshake, WsError> {
+    check_handshake_response_with(input, key, subprotocols, false).map(|(h, _)| h)
+}
+
+/// `check_handshake_response` for a client that offered permessage-deflate (`deflate`): the
+/// server may agree to it, once; its agreement is returned beside the outcome.
+pub fn check_handshake_response_with<S: AsRef<str>>(
+    input: &[u8],
+    key: &str,
+    subprotocols: &[S],
+    deflate: bool,
+) -> Result<(Handshake, Option<super::deflate::Agreement>), WsError> {
+    let mut agreed = None;
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut response = httparse::Response::new(&mut headers);
     let head_len = match response.parse(input) {
@@ -158,7 +170,7 @@ pub fn check_handshake_response<S: AsRef<str>>(
         Ok(httparse::Status::Partial) if input.len() >= MAX_HEAD_BYTES => {
             return Err(WsError::HandshakeTooLarge)
         }
-        Ok(httparse::Status::Partial) => return Ok(Handshake::Partial),
+        Ok(httparse::Status::Partial) => return Ok((Handshake::Partial, None)),
         Err(httparse::Error::TooManyHeaders) => return Err(WsError::HandshakeTooLarge),
         Err(_) => return Err(WsError::HandshakeParse),
     };
@@ -199,7 +211,12 @@ pub fn check_handshake_response<S: AsRef<str>>(
             }
             protocol = Some(offered);
         } else if name.eq_ignore_ascii_case("sec-websocket-extensions") && !value.is_empty() {
-            return Err(WsError::HandshakeExtension);
+            let agreement = std::str::from_utf8(value)
+                .ok()
+                .filter(|_| deflate && agreed.is_none())
+                .and_then(|v| super::deflate::parse_agreement(v).ok())
+                .ok_or(WsError::HandshakeExtension)?;
+            agreed = Some(agreement);
         }
     }
     if !upgrade {
@@ -211,10 +228,13 @@ pub fn check_handshake_response<S: AsRef<str>>(
     if accepts != 1 || !accept_ok {
         return Err(WsError::HandshakeAccept);
     }
-    Ok(Handshake::Accepted {
-        head_len,
-        subprotocol: protocol.flatten(),
-    })
+    Ok((
+        Handshake::Accepted {
+            head_len,
+            subprotocol: protocol.flatten(),
+        },
+        agreed,
+    ))
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ enum Seen {
 
 fn own(event: Event<'_>) -> Seen {
     match event {
-        Event::Message { kind, payload } => Seen::Message(kind, payload.to_vec()),
+        Event::Message { kind, payload, .. } => Seen::Message(kind, payload.to_vec()),
         Event::Ping(p) => Seen::Ping(p.to_vec()),
         Event::Pong(p) => Seen::Pong(p.to_vec()),
         Event::Close { code, reason } => Seen::Close(code, reason.to_string()),
@@ -214,7 +214,8 @@ fn unfragmented_messages_are_slices_of_the_input_and_partial_consumes_fragments(
             consumed: 4,
             event: Event::Message {
                 kind: MessageKind::Text,
-                payload: b"abcd"
+                payload: b"abcd",
+                compressed: false,
             }
         })
     );
@@ -825,4 +826,64 @@ fn talks_to_a_tungstenite_server_on_loopback() {
         7,
         "messages the server handled"
     );
+}
+
+#[test]
+fn rsv1_marks_compressed_messages_only_once_deflate_is_agreed() {
+    let mut first = server(false, Opcode::Text, b"\x01\x02");
+    first[0] |= 0x40;
+    let mut rest = server(true, Opcode::Continuation, b"\x03");
+    let mut single = server(true, Opcode::Binary, b"\xff");
+    single[0] |= 0x40;
+    // Without the agreement RSV1 is a protocol error.
+    let mut dec = MessageDecoder::default();
+    assert_eq!(dec.decode(&single), Err(WsError::ReservedBits));
+    // With it: a compressed binary message, and a fragmented compressed text whose bytes are
+    // not UTF-8 yet (validated once inflated, by the caller).
+    let mut dec = MessageDecoder::default();
+    dec.allow_compressed(true);
+    assert!(matches!(
+        dec.decode(&single),
+        Ok(Decoded::Event {
+            event: Event::Message {
+                kind: MessageKind::Binary,
+                compressed: true,
+                ..
+            },
+            ..
+        })
+    ));
+    let both = [first, rest.clone()].concat();
+    let mut at = 0;
+    let mut seen = None;
+    while seen.is_none() {
+        match dec.decode(&both[at..]).expect("decodes") {
+            Decoded::Partial { consumed, .. } => at += consumed,
+            Decoded::Event { event, .. } => seen = Some(format!("{event:?}")),
+        }
+    }
+    let seen = seen.unwrap_or_default();
+    assert!(
+        seen.contains("compressed: true") && seen.contains("[1, 2, 3]"),
+        "{seen}"
+    );
+    // RSV1 on a continuation, or RSV2 anywhere, stays an error.
+    rest[0] |= 0x40;
+    let mut dec = MessageDecoder::default();
+    dec.allow_compressed(true);
+    let bad = [server(false, Opcode::Text, b"a"), rest].concat();
+    let mut at = 0;
+    let err = loop {
+        match dec.decode(&bad[at..]) {
+            Ok(Decoded::Partial { consumed, .. }) => at += consumed,
+            Ok(Decoded::Event { consumed, .. }) => at += consumed,
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(err, WsError::ReservedBits);
+    let mut rsv2 = server(true, Opcode::Text, b"a");
+    rsv2[0] |= 0x20;
+    let mut dec = MessageDecoder::default();
+    dec.allow_compressed(true);
+    assert_eq!(dec.decode(&rsv2), Err(WsError::ReservedBits));
 }

@@ -445,7 +445,10 @@ impl WsConn {
                                 pong = true;
                             }
                             Event::Pong(_) => {}
-                            Event::Close { .. } => closed = true,
+                            Event::Close { code, .. } => {
+                                shard.stats().ws.record_server_close(code);
+                                closed = true;
+                            }
                         }
                         self.buf.drain(..consumed);
                         if matched || pong || closed {

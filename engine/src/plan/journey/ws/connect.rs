@@ -81,6 +81,13 @@ pub(super) fn compile_connect(
             subprotocols.join(", ")
         ));
     }
+    let compression = s.compression.as_ref().is_some_and(|k| *k.get_ref());
+    if compression {
+        after_path.push_str(&format!(
+            "Sec-WebSocket-Extensions: {}\r\n",
+            ws::deflate::OFFER
+        ));
+    }
     Some(WsConnect {
         start: format!("GET {}", cx.base.base_path.trim_end_matches('/')).into_bytes(),
         path,
@@ -88,6 +95,7 @@ pub(super) fn compile_connect(
         headers,
         subprotocols,
         kept: false,
+        compression,
     })
 }
 

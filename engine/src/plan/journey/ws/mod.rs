@@ -58,6 +58,8 @@ pub struct WsConnect {
     pub subprotocols: Vec<String>,
     /// A later `ws_listen` reconnects: the user keeps the rendered upgrade to send again.
     pub kept: bool,
+    /// permessage-deflate is offered (`compression = true`).
+    pub compression: bool,
 }
 
 /// What a message must be to match; every given condition must hold.
@@ -122,7 +124,24 @@ fn http_fields(s: &StepSpec) -> [(&'static str, Option<std::ops::Range<usize>>);
     ]
 }
 
+/// `compression` belongs to `ws_connect`.
+fn check_compression(c: &mut Checker<'_>, s: &StepSpec) {
+    if let Some(k) = &s.compression {
+        if s.ws_connect.is_none() {
+            c.error(
+                &k.span(),
+                "`compression` (permessage-deflate) is offered by a ws_connect step; an HTTP step asks for compressed bodies with `compressed = true`",
+            );
+        }
+    }
+}
+
 /// A step with a `ws_*` action.
+/// An HTTP step with `compression` (which only a ws_connect offers).
+pub(super) fn check_http_step(c: &mut Checker<'_>, s: &StepSpec) {
+    check_compression(c, s);
+}
+
 pub(super) fn compile_ws_step(c: &mut Checker<'_>, cx: &StepContext<'_>, s: &StepSpec) -> StepPlan {
     let actions = [
         s.ws_connect.as_ref().map(Spanned::span),
@@ -139,12 +158,18 @@ pub(super) fn compile_ws_step(c: &mut Checker<'_>, cx: &StepContext<'_>, s: &Ste
     }
     for (field, span) in http_fields(s) {
         if let Some(span) = span {
+            let hint = if field == "compressed" {
+                " (a WebSocket asks for permessage-deflate with `compression = true` on its ws_connect)"
+            } else {
+                ""
+            };
             c.error(
                 &span,
-                format!("`{field}` is for HTTP steps; this step is a WebSocket action"),
+                format!("`{field}` is for HTTP steps; this step is a WebSocket action{hint}"),
             );
         }
     }
+    check_compression(c, s);
     if s.once {
         c.error(
             &s.span(),

@@ -230,8 +230,9 @@ impl Conn {
         self.iteration += 1;
         let done = last_done.unwrap_or_else(|| shard.now_ns());
         // A socket lives for one iteration: closed (cleanly) after it, outside its duration.
-        if let Some(ws) = self.ws.as_mut() {
-            ws.finish(shard, id, &mut self.rng).await;
+        if let Some(ws) = self.ws.as_mut().filter(|w| w.is_open()) {
+            // Boxed: a closing handshake's state would otherwise sit in every user's task.
+            Box::pin(ws.finish(shard, id, &mut self.rng)).await;
         }
         if shard.interrupted() {
             shard.record_interrupted();

@@ -126,25 +126,36 @@ impl Socket {
         last: &mut u64,
         rng: &mut fastrand::Rng,
     ) -> Result<Seen, ErrorKind> {
+        let Socket {
+            buf,
+            out,
+            decoder,
+            inflater,
+            inflated,
+            ..
+        } = self;
         loop {
-            let decoded = self
-                .decoder
-                .decode(&self.buf)
-                .map_err(|_| ErrorKind::WsProtocol)?;
+            let decoded = decoder.decode(buf).map_err(|_| ErrorKind::WsProtocol)?;
             let (consumed, event) = match decoded {
                 Decoded::Partial {
                     consumed,
                     next_frame_len,
                 } => {
-                    super::io::consumed_partial(&mut self.buf, consumed, next_frame_len);
+                    super::io::consumed_partial(buf, consumed, next_frame_len);
                     return Ok(Seen::NeedMore);
                 }
                 Decoded::Event { consumed, event } => (consumed, event),
             };
             let seen = match event {
-                Event::Message { payload, .. } => {
+                Event::Message {
+                    payload,
+                    compressed,
+                    kind,
+                } => {
                     let done = shard.now_ns();
                     shard.stats().ws.received += 1;
+                    // Inflated even when not timed: the server's window runs on.
+                    let payload = super::plain(inflater, inflated, payload, compressed, kind)?;
                     let mut stats = shard.step(index);
                     match &l.latency_from {
                         Some((pointer, unit_ns)) => match stamp_ns(payload, pointer, *unit_ns) {
@@ -162,14 +173,17 @@ impl Socket {
                     None
                 }
                 Event::Ping(payload) => {
-                    self.out.clear();
-                    let _ = ws::encode_pong(payload, rng, &mut self.out);
+                    out.clear();
+                    let _ = ws::encode_pong(payload, rng, out);
                     Some(Seen::Ping)
                 }
                 Event::Pong(_) => None,
-                Event::Close { .. } => Some(Seen::Closed),
+                Event::Close { code, .. } => {
+                    shard.stats().ws.record_server_close(code);
+                    Some(Seen::Closed)
+                }
             };
-            self.buf.drain(..consumed);
+            buf.drain(..consumed);
             if let Some(seen) = seen {
                 return Ok(seen);
             }

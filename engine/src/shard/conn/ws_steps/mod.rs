@@ -17,7 +17,7 @@ use crate::metrics::ErrorKind;
 use crate::net::tls::Stream;
 use crate::plan::journey::{StepPlan, WsAction, WsConnect, WsExpect};
 use crate::plan::template::{RenderContext, RunValue};
-use crate::proto::ws::{self, Decoded, Event, MessageDecoder, MessageKind};
+use crate::proto::ws::{self, deflate, Decoded, Event, MessageDecoder, MessageKind};
 use crate::shard::conn::deadline::Slot;
 use crate::shard::conn::inspect::{inspect, Response};
 use crate::shard::conn::socket::connect;
@@ -63,6 +63,38 @@ pub(crate) struct Socket {
     canceller: Option<monoio::io::Canceller>,
     /// The last upgrade, kept when a later `ws_listen` reconnects (`reconnect.rs`).
     again: Option<Box<reconnect::Again>>,
+    /// permessage-deflate: offered by the current connect, and the inflater once agreed (kept
+    /// from one connect to the next), with the buffer messages are inflated into.
+    offered_deflate: bool,
+    inflater: Option<Box<deflate::Inflater>>,
+    inflated: Vec<u8>,
+}
+
+/// A message's payload as sent: inflated into `inflated` when it came compressed (under the
+/// message limit; a bomb is `body_too_large`, bad data `decompress`, bad text `ws_protocol`).
+pub(super) fn plain<'a>(
+    inflater: &mut Option<Box<deflate::Inflater>>,
+    inflated: &'a mut Vec<u8>,
+    payload: &'a [u8],
+    compressed: bool,
+    kind: MessageKind,
+) -> Result<&'a [u8], ErrorKind> {
+    if !compressed {
+        return Ok(payload);
+    }
+    let Some(inflater) = inflater.as_mut() else {
+        return Err(ErrorKind::WsProtocol);
+    };
+    inflater
+        .inflate(payload, inflated, ws::DEFAULT_MAX_MESSAGE_BYTES)
+        .map_err(|e| match e {
+            deflate::DeflateError::TooLarge => ErrorKind::BodyTooLarge,
+            _ => ErrorKind::Decompress,
+        })?;
+    if kind == MessageKind::Text && std::str::from_utf8(inflated).is_err() {
+        return Err(ErrorKind::WsProtocol);
+    }
+    Ok(inflated)
 }
 
 /// Where a scan of the buffered frames stopped.
@@ -76,6 +108,10 @@ enum Seen {
 }
 
 impl Socket {
+    pub(crate) fn is_open(&self) -> bool {
+        self.stream.is_some()
+    }
+
     /// Runs one WebSocket step; `Some(done)` when it succeeded (counted either way).
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn run_step(
@@ -97,9 +133,10 @@ impl Socket {
         let deadline = began + step.timeout_ns.unwrap_or(shard.timeout_ns);
         let run = &shard.group.journey.run;
         let result = match action {
+            // Boxed, as the listen and the close: their state is large, and every HTTP user's
+            // task would carry its room (they allocate per socket anyway).
             WsAction::Connect(c) => {
-                self.connect(shard, slot, index, c, deadline, &mut user)
-                    .await
+                Box::pin(self.connect(shard, slot, index, c, deadline, &mut user)).await
             }
             WsAction::Send { binary, message } => {
                 self.out.clear();
@@ -125,14 +162,13 @@ impl Socket {
                     .await;
             }
             WsAction::Listen(l) => {
-                return self
-                    .listen(shard, id, slot, index, l, start, began, user)
-                    .await;
+                return Box::pin(self.listen(shard, id, slot, index, l, start, began, user)).await;
             }
             WsAction::Close { code, reason } => {
-                let closed = self
-                    .closing_handshake(shard, slot, deadline, *code, reason, user.rng)
-                    .await;
+                let closed = Box::pin(
+                    self.closing_handshake(shard, slot, deadline, *code, reason, user.rng),
+                )
+                .await;
                 self.drop_stream(shard);
                 closed
             }
@@ -229,8 +265,10 @@ impl Socket {
                 key_at,
                 step: index,
                 subprotocols: c.subprotocols.clone(),
+                deflate: c.compression,
             }));
         }
+        self.offered_deflate = c.compression;
         self.open(shard, slot, key.as_str(), &c.subprotocols, deadline)
             .await
     }
@@ -264,14 +302,22 @@ impl Socket {
         subprotocols: &[String],
     ) -> Result<(), ErrorKind> {
         self.write_out(shard, slot).await?;
+        let offered = self.offered_deflate;
         loop {
-            match ws::check_handshake_response(&self.buf, key, subprotocols) {
-                Ok(ws::Handshake::Accepted { head_len, .. }) => {
+            match ws::check_handshake_response_with(&self.buf, key, subprotocols, offered) {
+                Ok((ws::Handshake::Accepted { head_len, .. }, agreed)) => {
                     // What follows the head is already frames.
                     self.buf.drain(..head_len);
+                    self.decoder.allow_compressed(agreed.is_some());
+                    if let Some(a) = agreed {
+                        match self.inflater.as_mut() {
+                            Some(i) => i.reset(a),
+                            None => self.inflater = Some(Box::new(deflate::Inflater::new(a))),
+                        }
+                    }
                     return Ok(());
                 }
-                Ok(ws::Handshake::Partial) => self.read_more(shard, slot).await?,
+                Ok((ws::Handshake::Partial, _)) => self.read_more(shard, slot).await?,
                 Err(_) => return Err(ErrorKind::WsHandshake),
             }
         }
@@ -359,6 +405,8 @@ impl Socket {
             needle,
             decoder,
             anchor,
+            inflater,
+            inflated,
             ..
         } = self;
         loop {
@@ -374,8 +422,13 @@ impl Socket {
                 Decoded::Event { consumed, event } => (consumed, event),
             };
             let seen = match event {
-                Event::Message { payload, .. } => {
+                Event::Message {
+                    payload,
+                    compressed,
+                    kind,
+                } => {
                     shard.stats().ws.received += 1;
+                    let payload = plain(inflater, inflated, payload, compressed, kind)?;
                     if e.matches(payload, needle) {
                         *matched += 1;
                         let done = shard.now_ns();
@@ -400,7 +453,10 @@ impl Socket {
                     Some(Seen::Ping)
                 }
                 Event::Pong(_) => None,
-                Event::Close { .. } => Some(Seen::Closed),
+                Event::Close { code, .. } => {
+                    shard.stats().ws.record_server_close(code);
+                    Some(Seen::Closed)
+                }
             };
             buf.drain(..consumed);
             if let Some(seen) = seen {

@@ -18,6 +18,8 @@ pub(crate) struct Again {
     /// The `ws_connect` step whose row reconnects are recorded in.
     pub step: usize,
     pub subprotocols: Vec<String>,
+    /// permessage-deflate was offered.
+    pub deflate: bool,
 }
 
 impl Socket {
@@ -42,6 +44,7 @@ impl Socket {
         if let Some(k) = self.out.get_mut(again.key_at..again.key_at + 24) {
             k.copy_from_slice(key.as_str().as_bytes());
         }
+        self.offered_deflate = again.deflate;
         let began = shard.now_ns();
         let opened = self
             .open(
