@@ -119,7 +119,9 @@ fn requests_do_not_allocate_in_steady_state() {
     )
     .expect("nginx starts");
     let url = nginx.https_url("/");
-    assert_flat("h2 over TLS", 2.0, |n| h2_allocations_for(&url, n));
+    // The margin over 2.0: a loaded machine can stretch the 5,000-request run past a second,
+    // and each second's stats shipped to the collector allocates (seen: 2.011).
+    assert_flat("h2 over TLS", 2.05, |n| h2_allocations_for(&url, n));
 
     // HTTP/2 (h2c) against an independent server with no per-connection request limit.
     if !H2Peer::available() {

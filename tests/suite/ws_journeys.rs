@@ -390,7 +390,7 @@ ws_listen = { for = "1s", reconnect = { after = "100ms", jitter = "1s" } }
             (8, "a paced stream goes in ws_listen"),
             (11, "more than zero"),
             (14, "unit `minutes`"),
-            (17, "give `every`"),
+            (17, "give `every` (e.g. every = \"12s\") or `rate`"),
             (20, "more than `jitter`"),
         ],
     );
@@ -565,7 +565,7 @@ name = "open"
 ws_connect = "/ping"
 [[steps]]
 name = "listen"
-ws_listen = {{ for = "600ms", send = {{ text = "tick {{{{iteration}}}}", every = "100ms" }} }}
+ws_listen = {{ for = "600ms", send = {{ text = "tick {{{{iteration}}}}", rate = 10 }} }}
 [[steps]]
 name = "after"
 ws_send = {{ text = "last {{{{msg_id}}}}" }}

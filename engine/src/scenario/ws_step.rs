@@ -16,6 +16,8 @@ pub struct WsSendSpec {
     pub json: Option<toml::Value>,
     /// In `ws_listen`'s `send`: one message every this long (`"12s"`), from the step's start.
     pub every: Option<String>,
+    /// In `ws_listen`'s `send`: messages per second, instead of `every`.
+    pub rate: Option<f64>,
 }
 
 /// `ws_listen`: receive for a while, timing each message; optionally send a paced stream.

@@ -18,9 +18,9 @@ mod write_buf;
 
 pub use config::{client_config, server_name, Alpn, TlsConfigError, TlsOptions};
 pub use error::{tls_error, TlsError};
-pub use socket::{is_cancelled, Stream};
+pub use socket::Stream;
 pub use split::{split, TlsReader, TlsWriter};
-pub use stream::{connect, TlsStream};
+pub use stream::{connect, is_cancelled, TlsStream};
 // The rustls this module is built on, for its types (`ProtocolVersion`, `AlertDescription`).
 pub use rustls;
 pub use rustls::pki_types::ServerName;

@@ -52,12 +52,6 @@ impl Stream {
     }
 }
 
-/// The error of a read that `cancelable_read`'s handle cancelled.
-pub fn is_cancelled(e: &io::Error) -> bool {
-    // monoio reports ECANCELED, from the kernel (io_uring) or before submitting.
-    e.raw_os_error() == Some(125)
-}
-
 impl From<TcpStream> for Stream {
     fn from(tcp: TcpStream) -> Self {
         Stream::Plain(tcp)

@@ -216,6 +216,12 @@ pub async fn connect(
     Ok(stream)
 }
 
+/// The error of a read that a `cancelable_read`'s handle cancelled (a plain socket's or ours).
+pub fn is_cancelled(e: &io::Error) -> bool {
+    // monoio reports ECANCELED, from the kernel (io_uring) or before submitting.
+    e.raw_os_error() == Some(125)
+}
+
 impl TlsStream {
     /// Whether the handshake resumed an earlier session (ticket or session id).
     pub fn resumed(&self) -> bool {
@@ -399,9 +405,7 @@ impl TlsStream {
                     }
                     Ok(false) => Err(TlsError::HandshakeEof),
                     // A cancelled read took no ciphertext: the state still matches the wire.
-                    Err(TlsError::Io(e)) if super::socket::is_cancelled(&e) => {
-                        return (Err(TlsError::Io(e)), buf)
-                    }
+                    Err(TlsError::Io(e)) if is_cancelled(&e) => return (Err(TlsError::Io(e)), buf),
                     Err(e) => Err(e),
                 },
                 Ok(Next::PeerClosed) => {

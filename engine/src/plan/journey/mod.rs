@@ -17,6 +17,7 @@ mod response;
 mod scope;
 #[cfg(test)]
 mod tests;
+mod timing;
 mod ws;
 
 use std::io::Write as _;

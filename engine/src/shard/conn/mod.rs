@@ -21,3 +21,10 @@ pub(crate) struct Answer {
     pub sent: u64,
     pub done: u64,
 }
+
+/// Wall-clock milliseconds, for templates that print the time.
+pub(crate) fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

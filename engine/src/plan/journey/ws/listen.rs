@@ -63,17 +63,18 @@ pub(super) fn compile_listen(
     let send = match &k.send {
         None => None,
         Some(send) => {
-            let every_ns = match send.every.as_deref().map(units::parse_duration) {
-                Some(Ok(d)) if !d.is_zero() => Some(d.as_nanos() as u64),
-                Some(Ok(_)) | None => {
-                    c.error(
-                        &span,
-                        "ws_listen send: give `every`, more than zero (e.g. every = \"12s\")",
-                    );
+            let every_ns = match (send.every.as_deref().map(units::parse_duration), send.rate) {
+                (Some(Ok(d)), None) if !d.is_zero() => Some(d.as_nanos() as u64),
+                (None, Some(r)) if r > 0.0 && r.is_finite() && r <= 1e6 => Some((1e9 / r) as u64),
+                (Some(Err(e)), None) => {
+                    c.error(&span, format!("ws_listen send every: {e}"));
                     None
                 }
-                Some(Err(e)) => {
-                    c.error(&span, format!("ws_listen send every: {e}"));
+                _ => {
+                    c.error(
+                        &span,
+                        "ws_listen send: give `every` (e.g. every = \"12s\") or `rate` (messages per second, e.g. rate = 5), more than zero, not both",
+                    );
                     None
                 }
             };

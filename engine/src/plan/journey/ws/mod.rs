@@ -12,9 +12,9 @@ pub(crate) mod pointer;
 use toml::Spanned;
 
 use crate::plan::checker::Checker;
-use crate::plan::journey::compile::{compile_think, compile_timeout};
 use crate::plan::journey::response::{compile_capture, compile_checks, needs_body};
 use crate::plan::journey::scope::StepContext;
+use crate::plan::journey::timing::{compile_think, compile_timeout};
 use crate::plan::journey::{Check, StepPlan, StepRequest, Think};
 use crate::plan::template::{Escape, Template};
 use crate::proto::ws;
@@ -315,7 +315,7 @@ fn compile_send(
     paced: bool,
 ) -> Option<WsAction> {
     let k = send.get_ref();
-    if k.every.is_some() && !paced {
+    if (k.every.is_some() || k.rate.is_some()) && !paced {
         c.error(
             &send.span(),
             "ws_send sends one message: a paced stream goes in ws_listen, which reads the socket while it waits: ws_listen = { for = \"1m\", send = { text = \"…\", every = \"12s\" } }",

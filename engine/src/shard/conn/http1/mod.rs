@@ -27,7 +27,7 @@ use crate::shard::conn::deadline::{Expiring, Slot};
 use crate::shard::conn::h2::{self, H2Conn};
 use crate::shard::conn::socket::{connect, read_error_kind};
 use crate::shard::conn::ws_steps::{Socket, User};
-use crate::shard::conn::Answer;
+use crate::shard::conn::{wall_ms, Answer};
 use crate::shard::state::{Permit, ShardState};
 
 /// Read buffer of a connection waiting for a response, taken from the shard's pool and given
@@ -581,13 +581,6 @@ fn decode(
         }
     }
     decoded
-}
-
-/// Wall-clock milliseconds, for templates that print the time.
-pub(crate) fn wall_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// `(status, keep_alive)` of the response the decoder just completed.

@@ -9,7 +9,7 @@
 use crate::metrics::stats::CheckKind;
 use crate::metrics::ErrorKind;
 use crate::plan::journey::WsListen;
-use crate::proto::ws::{self, Decoded, Event, MessageKind};
+use crate::proto::ws::{self, Decoded, Event};
 use crate::shard::conn::deadline::Slot;
 use crate::shard::state::ShardState;
 
@@ -80,17 +80,7 @@ impl Socket {
             let due = l.send.as_ref().map(|(_, _, every)| start + sent * every);
             if let (Some(at), Some((binary, message, _))) = (due, &l.send) {
                 if now + RELEASE_AHEAD_NS >= at && at < end {
-                    let mut text = std::mem::take(&mut self.needle);
-                    text.clear();
-                    let rendered = message.render(&mut user.cx(run), &mut text);
-                    let kind = if *binary {
-                        MessageKind::Binary
-                    } else {
-                        MessageKind::Text
-                    };
-                    self.out.clear();
-                    ws::encode_message(kind, &text, 0, user.rng, &mut self.out);
-                    self.needle = text;
+                    let rendered = self.encode_message(*binary, message, &mut user, run);
                     sent += 1;
                     if rendered.is_err() {
                         shard.step(index).record_error(ErrorKind::Template);

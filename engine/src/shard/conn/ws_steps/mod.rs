@@ -41,7 +41,7 @@ impl User<'_> {
             iteration: self.iteration,
             vars: self.vars,
             rng: self.rng,
-            now_ms: super::http1::wall_ms(),
+            now_ms: super::wall_ms(),
             run,
             body: &[],
         }
@@ -139,18 +139,7 @@ impl Socket {
                 Box::pin(self.connect(shard, slot, index, c, deadline, &mut user)).await
             }
             WsAction::Send { binary, message } => {
-                self.out.clear();
-                let mut scratch = std::mem::take(&mut self.needle);
-                scratch.clear();
-                let rendered = message.render(&mut user.cx(run), &mut scratch);
-                let kind = if *binary {
-                    MessageKind::Binary
-                } else {
-                    MessageKind::Text
-                };
-                ws::encode_message(kind, &scratch, 0, user.rng, &mut self.out);
-                self.needle = scratch;
-                match rendered {
+                match self.encode_message(*binary, message, &mut user, run) {
                     Err(_) => Err(ErrorKind::Template),
                     Ok(()) => self.send(shard, slot, deadline, start).await,
                 }
@@ -181,6 +170,28 @@ impl Socket {
             }
             Err(kind) => self.failed(shard, index, kind),
         }
+    }
+
+    /// Renders `message` and encodes it as one masked frame into `out`; the render goes
+    /// through `needle`, which no expect is using meanwhile. `Err` when the template failed
+    /// (then `out` holds nothing to send).
+    fn encode_message(
+        &mut self,
+        binary: bool,
+        message: &crate::plan::template::Template,
+        user: &mut User<'_>,
+        run: &[RunValue],
+    ) -> Result<(), crate::plan::template::RenderError> {
+        self.out.clear();
+        self.needle.clear();
+        message.render(&mut user.cx(run), &mut self.needle)?;
+        let kind = if binary {
+            MessageKind::Binary
+        } else {
+            MessageKind::Text
+        };
+        ws::encode_message(kind, &self.needle, 0, user.rng, &mut self.out);
+        Ok(())
     }
 
     /// Counts a failed step; the socket goes too unless only a template failed.
