@@ -2,7 +2,9 @@
 //! when the stream starts with a response head, then `MessageDecoder` on the frames, fed whole
 //! and in pieces. Both feeds must agree, and memory must stay within the limits. The first byte
 //! picks the split pattern (low 6 bits: piece size, 0 → single bytes; bit 6: sizes vary around
-//! it) and bit 7 says a handshake response comes first.
+//! it) and bit 7 says a handshake response comes first. An input of odd length decodes as if
+//! permessage-deflate was agreed (RSV1 allowed on a message's first frame; such text is not
+//! UTF-8-checked until inflated, which is not the decoder's job).
 #![no_main]
 
 use engine::proto::ws::{
@@ -42,19 +44,20 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let handshake = control & 0x80 != 0;
-    let whole = run(stream, &[stream.len()], handshake);
+    let compressed_ok = data.len() % 2 == 1;
+    let whole = run(stream, &[stream.len()], handshake, compressed_ok);
     let base = usize::from(control & 0x3f).max(1);
     let sizes: Vec<usize> = if control & 0x40 == 0 {
         vec![base]
     } else {
         (1..=7).map(|k| base * k % 13 + 1).collect()
     };
-    let split = run(stream, &sizes, handshake);
+    let split = run(stream, &sizes, handshake, compressed_ok);
     assert_eq!(whole, split, "outcome depends on how the stream was split");
 });
 
 /// Feeds `stream` in pieces of the cycling `sizes` like a connection would.
-fn run(stream: &[u8], sizes: &[usize], handshake: bool) -> Outcome {
+fn run(stream: &[u8], sizes: &[usize], handshake: bool, compressed_ok: bool) -> Outcome {
     let mut buf = Vec::new();
     let mut pieces = sizes.iter().cycle();
     let mut fed = 0;
@@ -93,11 +96,12 @@ fn run(stream: &[u8], sizes: &[usize], handshake: bool) -> Outcome {
     }
 
     let mut dec = MessageDecoder::new(LIMITS);
+    dec.allow_compressed(compressed_ok);
     let mut seen = Vec::new();
     loop {
         let (consumed, event) = match dec.decode(&buf) {
             Err(e) => return (head, seen, Some(e)),
-            Ok(Decoded::Event { consumed, event }) => (consumed, Some(own(event))),
+            Ok(Decoded::Event { consumed, event }) => (consumed, Some(own(event, compressed_ok))),
             Ok(Decoded::Partial {
                 consumed,
                 next_frame_len,
@@ -126,11 +130,16 @@ fn run(stream: &[u8], sizes: &[usize], handshake: bool) -> Outcome {
     }
 }
 
-fn own(event: Event<'_>) -> Seen {
+fn own(event: Event<'_>, compressed_ok: bool) -> Seen {
     match event {
-        Event::Message { kind, payload } => {
+        Event::Message {
+            kind,
+            payload,
+            compressed,
+        } => {
             assert!(payload.len() <= LIMITS.max_message_bytes);
-            if kind == MessageKind::Text {
+            assert!(compressed_ok || !compressed, "RSV1 accepted without deflate");
+            if kind == MessageKind::Text && !compressed {
                 assert!(std::str::from_utf8(payload).is_ok(), "text is valid UTF-8");
             }
             Seen::Message(kind, payload.to_vec())
