@@ -16,7 +16,7 @@ use crate::shard::conn::socket::read_error_kind;
 use crate::shard::state::ShardState;
 
 /// Initial read buffer of a socket; grows only for a frame larger than this.
-const READ_BUF: usize = 1024;
+const READ_BUF: usize = 512;
 
 impl Socket {
     /// Sends `out` (emptied); the buffer comes back for reuse.
