@@ -115,7 +115,9 @@ fn run(args: &RunArgs) -> u8 {
         }
     }
     let Some(finished) = finished else {
-        eprintln!("error: the run ended without a result");
+        let why = handle.fault();
+        let why = why.as_deref().unwrap_or("see the messages above");
+        eprintln!("error: the run ended without a result: {why}");
         return exit::NO_RESULT;
     };
     let mut results = finished.results;

@@ -355,7 +355,15 @@ fn runner_main(runs: &Runs, queue: &mpsc::Receiver<String>) {
                 continue;
             }
         }
-        execute(runs, &id, &plan, options);
+        // A panic in here must not take the runner thread (and every queued run) with it.
+        if let Err(why) = engine::panics::contain(|| execute(runs, &id, &plan, options)) {
+            eprintln!("loadd: error: run {id}: the runner panicked: {why}");
+            runs.finish(
+                &id,
+                RunState::Failed,
+                Some(format!("loadd's runner panicked ({why}); see loadd's log")),
+            );
+        }
     }
 }
 
@@ -504,14 +512,16 @@ fn execute(runs: &Runs, id: &str, plan: &Plan, options: RunOptions) {
     if let Some(why) = &capped {
         eprintln!("loadd: audit: run {id}: {why}");
     }
+    let fault = handle.fault();
+    // The run is over only once its threads are: no load outlives it into the next run.
+    drop(handle);
     if finished {
         runs.finish(id, RunState::Finished, capped);
     } else {
-        runs.finish(
-            id,
-            RunState::Failed,
-            Some(capped.unwrap_or_else(|| "the run ended without a result".into())),
-        );
+        let why = capped
+            .or(fault)
+            .unwrap_or_else(|| "the run ended without a result".into());
+        runs.finish(id, RunState::Failed, Some(why));
     }
 }
 

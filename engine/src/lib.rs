@@ -6,8 +6,11 @@
 //! → `results` (merged) → `report` (renderers); `run` orchestrates. See docs/architecture.md.
 
 pub mod client;
+#[cfg(feature = "fault-injection")]
+pub mod faults;
 pub mod metrics;
 pub mod net;
+pub mod panics;
 pub mod plan;
 pub mod proto;
 pub mod report;

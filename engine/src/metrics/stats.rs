@@ -466,8 +466,26 @@ pub struct ShardFinal {
     pub cpu: Option<usize>,
     /// Set when the shard could not start at all (runtime build failed).
     pub failure: Option<String>,
+    /// Set when the shard's thread panicked: what it said. Its figures since its last
+    /// shipped interval are lost with it.
+    pub panic: Option<String>,
     /// A `unique` data feeder ran out of rows, which ended the run early.
     pub feeder_exhausted: bool,
+}
+
+impl ShardFinal {
+    /// The final report of a shard that ended with nothing more to give.
+    pub fn empty(shard: usize) -> Self {
+        Self {
+            shard,
+            rest: Box::new(StatsSet::new(1, 1)),
+            driver: "none",
+            cpu: None,
+            failure: None,
+            panic: None,
+            feeder_exhausted: false,
+        }
+    }
 }
 
 /// Everything a shard sends to the collector.

@@ -220,12 +220,8 @@ mod tests {
 
     fn final_of(shard: usize) -> ShardEvent {
         ShardEvent::Final(ShardFinal {
-            shard,
-            rest: Box::new(StatsSet::new(1, 1)),
             driver: "legacy",
-            cpu: None,
-            failure: None,
-            feeder_exhausted: false,
+            ..ShardFinal::empty(shard)
         })
     }
 

@@ -11,6 +11,7 @@ pub mod phase;
 mod phased;
 pub mod split;
 
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -67,11 +68,23 @@ pub enum StartError {
     Setup(String),
 }
 
-/// A running run.
+/// A running run. Dropping it stops the run and waits for its threads, so a run that ends
+/// early (its collector panicked, its caller gave up) never leaves load running behind it.
 pub struct RunHandle {
     events: Receiver<RunEvent>,
     control: Vec<Sender<Control>>,
     threads: Vec<JoinHandle<()>>,
+    /// Why the run ended without `Finished`, when it did (a contained panic).
+    fault: Arc<Mutex<Option<String>>>,
+}
+
+impl Drop for RunHandle {
+    fn drop(&mut self) {
+        self.stop();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
 }
 
 impl RunHandle {
@@ -100,11 +113,18 @@ impl RunHandle {
                 finished = Some(f);
             }
         }
-        for t in self.threads {
-            let _ = t.join();
-        }
         finished
     }
+
+    /// Why the events ended without `Finished`: the collector panicked (the load was
+    /// stopped). `None` while the run goes on or when it finished.
+    pub fn fault(&self) -> Option<String> {
+        lock(&self.fault).clone()
+    }
+}
+
+fn lock(fault: &Mutex<Option<String>>) -> std::sync::MutexGuard<'_, Option<String>> {
+    fault.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Stops a run from anywhere; cheap to clone.
@@ -175,19 +195,32 @@ fn start_load(plan: &Plan, max: u64) -> Result<RunHandle, StartError> {
     let plan = plan.clone();
     let starters = control.clone();
     let cap = max;
+    let fault = Arc::new(Mutex::new(None));
+    let noted = fault.clone();
     threads.push(
         std::thread::Builder::new()
             .name("loadd-collector".into())
             .spawn(move || {
-                collector_main(
-                    &plan, cap, &starters, &ready_rx, &events_rx, &recycle, &run_tx,
-                )
+                let collected = crate::panics::contain(|| {
+                    collector_main(
+                        &plan, cap, &starters, &ready_rx, &events_rx, &recycle, &run_tx,
+                    )
+                });
+                // Nobody merges the shards' figures any more: stop the load, say why, and let
+                // the events end (the shards see the collector gone and finish).
+                if let Err(why) = collected {
+                    Stopper { control: starters }.stop();
+                    *lock(&noted) = Some(format!(
+                        "the collector panicked ({why}); the load was stopped"
+                    ));
+                }
             })?,
     );
     Ok(RunHandle {
         events: run_rx,
         control,
         threads,
+        fault,
     })
 }
 
@@ -201,10 +234,13 @@ fn collector_main(
     out: &Sender<RunEvent>,
 ) {
     let shards = control.len();
-    // Shards report ready once connected (or failed); a dead shard thread closes the channel.
-    for _ in 0..shards {
-        if ready.recv().is_err() {
-            break;
+    // Shards report ready once connected (or failed, or panicked: then perhaps twice, so
+    // each shard counts once); a dead shard thread closes the channel.
+    let mut is_ready = vec![false; shards];
+    while is_ready.iter().any(|r| !r) {
+        let Ok(shard) = ready.recv() else { break };
+        if let Some(r) = is_ready.get_mut(shard) {
+            *r = true;
         }
     }
     let origin = Instant::now() + START_LEAD;
@@ -237,6 +273,8 @@ fn collector_main(
         for iv in ready.drain(..) {
             intervals.push(iv.summary.clone());
             let _ = out.send(RunEvent::Interval(iv));
+            #[cfg(feature = "fault-injection")]
+            crate::faults::collector_after(intervals.len());
         }
         if aborted_by.is_none() {
             aborted_by = failed_abort_threshold(plan, &collector.totals, origin);
@@ -280,16 +318,23 @@ fn build_results(
     finals.sort_by_key(|f| f.shard);
     let mut drivers: Vec<&str> = finals
         .iter()
-        .filter(|f| f.failure.is_none())
+        .filter(|f| f.failure.is_none() && f.panic.is_none())
         .map(|f| f.driver)
         .collect();
     drivers.dedup();
     let mut warnings: Vec<String> = finals
         .iter()
         .filter_map(|f| {
-            f.failure
-                .as_ref()
-                .map(|why| format!("shard {} could not start: {why}", f.shard))
+            let failed = f.failure.as_ref();
+            let start = failed.map(|why| format!("shard {} could not start: {why}", f.shard));
+            start.or_else(|| {
+                f.panic.as_ref().map(|why| {
+                    format!(
+                        "shard {} panicked ({why}): its users stopped there and its figures since its last one-second interval are lost; the other shards ran on",
+                        f.shard
+                    )
+                })
+            })
         })
         .collect();
     if finals.iter().any(|f| f.feeder_exhausted) {

@@ -3,6 +3,8 @@
 //! caller sees `Finished`. A failed setup ends the run before any load, with results that say
 //! which step failed and what it got.
 
+use std::sync::{Arc, Mutex};
+
 use crossbeam_channel::{bounded, select, Receiver, Sender};
 
 use super::assemble::{assemble, Measured};
@@ -16,17 +18,33 @@ pub(super) fn start(plan: &Plan, max: u64) -> Result<RunHandle, StartError> {
     let (events_tx, events_rx) = bounded(64 * plan.shards().max(1));
     let (control_tx, control_rx) = bounded(16);
     let plan = plan.clone();
+    let fault = Arc::new(Mutex::new(None));
+    let noted = fault.clone();
     let thread = std::thread::Builder::new()
         .name("loadd-phases".into())
-        .spawn(move || run(&plan, max, &control_rx, &events_tx))?;
+        .spawn(move || {
+            let ran = crate::panics::contain(|| run(&plan, max, &control_rx, &events_tx));
+            let why = match ran {
+                Ok(fault) => fault,
+                Err(why) => Some(format!("the run's phases panicked ({why})")),
+            };
+            *noted.lock().unwrap_or_else(|p| p.into_inner()) = why;
+        })?;
     Ok(RunHandle {
         events: events_rx,
         control: vec![control_tx],
         threads: vec![thread],
+        fault,
     })
 }
 
-fn run(plan: &Plan, max: u64, control: &Receiver<Control>, out: &Sender<RunEvent>) {
+/// Setup, load, teardown. Returns the load's fault when it ended without a result.
+fn run(
+    plan: &Plan,
+    max: u64,
+    control: &Receiver<Control>,
+    out: &Sender<RunEvent>,
+) -> Option<String> {
     let stop_seen = std::sync::atomic::AtomicBool::new(false);
     let stopped = || {
         if control.try_recv().is_ok_and(|c| matches!(c, Control::Stop)) {
@@ -40,7 +58,7 @@ fn run(plan: &Plan, max: u64, control: &Receiver<Control>, out: &Sender<RunEvent
         finished.results.setup = setup.steps;
         finished.results.setup_failed = Some(why);
         let _ = out.send(RunEvent::Finished(Box::new(finished)));
-        return;
+        return None;
     }
     let load_plan = plan.with_run_values(&values);
     let handle = match start_load(&load_plan, max) {
@@ -50,7 +68,7 @@ fn run(plan: &Plan, max: u64, control: &Receiver<Control>, out: &Sender<RunEvent
             finished.results.setup = setup.steps;
             finished.results.setup_failed = Some(format!("the load could not start: {e}"));
             let _ = out.send(RunEvent::Finished(Box::new(finished)));
-            return;
+            return None;
         }
     };
     if stop_seen.load(std::sync::atomic::Ordering::Relaxed) {
@@ -76,15 +94,18 @@ fn run(plan: &Plan, max: u64, control: &Receiver<Control>, out: &Sender<RunEvent
             },
         }
     }
-    for t in handle.threads {
-        let _ = t.join();
-    }
-    let Some(mut finished) = finished else { return };
+    let fault = handle.fault();
+    // Dropping the handle waits for the load's threads before teardown starts.
+    drop(handle);
+    let Some(mut finished) = finished else {
+        return fault;
+    };
     let teardown = run_teardown(&load_plan, &values, &finished.results);
     finished.results.setup = setup.steps;
     finished.results.teardown = teardown.steps;
     finished.results.teardown_failed = teardown.failure;
     let _ = out.send(RunEvent::Finished(finished));
+    None
 }
 
 /// The result of a run whose load never started.

@@ -59,11 +59,25 @@ pub struct ShardLinks {
     pub recycle: Receiver<Box<StatsSet>>,
 }
 
-/// Starts a shard's thread.
+/// Starts a shard's thread. A panic in it is contained: the collector is told (a final
+/// report naming the panic, and ready in case it was not sent yet), so the run goes on with
+/// the other shards and ends with a warning instead of waiting for this one forever.
 pub fn spawn(plan: ShardPlan, links: ShardLinks) -> std::io::Result<JoinHandle<()>> {
+    let index = plan.index;
+    let events = links.events.clone();
+    let ready = links.ready.clone();
     std::thread::Builder::new()
-        .name(format!("loadd-shard-{}", plan.index))
-        .spawn(move || run_thread(plan, links))
+        .name(format!("loadd-shard-{index}"))
+        .spawn(move || {
+            if let Err(why) = crate::panics::contain(|| run_thread(plan, links)) {
+                let _ = events.send(ShardEvent::Final(ShardFinal {
+                    panic: Some(why),
+                    ..ShardFinal::empty(index)
+                }));
+                // The collector counts each shard's ready once, so a second one is harmless.
+                let _ = ready.send(index);
+            }
+        })
 }
 
 fn run_thread(plan: ShardPlan, links: ShardLinks) {
@@ -123,12 +137,9 @@ fn run_thread(plan: ShardPlan, links: ShardLinks) {
 
 fn send_failure(events: &Sender<ShardEvent>, shard: usize, cpu: Option<usize>, why: String) {
     let _ = events.send(ShardEvent::Final(ShardFinal {
-        shard,
-        rest: Box::new(StatsSet::new(1, 1)),
-        driver: "none",
         cpu,
         failure: Some(why.trim_start_matches("; ").to_string()),
-        feeder_exhausted: false,
+        ..ShardFinal::empty(shard)
     }));
 }
 
@@ -158,6 +169,8 @@ async fn shard_main(
         .map(|group| Rc::new(ShardState::new(&shared, group)))
         .collect();
     let streams = open_up_front(&states).await;
+    #[cfg(feature = "fault-injection")]
+    crate::faults::shard_before_ready(shared.plan.index);
     let _ = links.ready.send(shared.plan.index);
     // Nothing else runs on this thread yet, so blocking here is harmless.
     let origin = match links.control.recv() {
@@ -345,6 +358,8 @@ async fn housekeep(shared: &ShardShared, states: &[Rc<ShardState>], links: &Shar
             recycled.push(s);
         }
         if run_now >= next_index * SECOND_NS {
+            #[cfg(feature = "fault-injection")]
+            crate::faults::shard_at_interval(shared.plan.index, next_index);
             ship_interval(shared, links, recycled.pop(), next_index);
             next_index += 1;
         }
@@ -400,6 +415,7 @@ fn finish(
         driver,
         cpu,
         failure: None,
+        panic: None,
         feeder_exhausted: states.iter().any(|s| s.feeder_exhausted.get()),
     }));
 }
