@@ -13,7 +13,7 @@
 mod bundle;
 mod client;
 mod fleet;
-mod sse;
+pub mod sse;
 mod tail;
 
 use std::io::Write;

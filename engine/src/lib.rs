@@ -8,6 +8,8 @@
 pub mod client;
 #[cfg(feature = "fault-injection")]
 pub mod faults;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod metrics;
 pub mod net;
 pub mod panics;

@@ -6,23 +6,19 @@
 //! It refuses to retry a refused request (a non-200 reply, or a first connection that fails):
 //! only a dropped stream is resumed. What an event means is the caller's business.
 
-use std::io::{BufRead, BufReader};
+mod parse;
+
+use std::io::BufReader;
 use std::time::Duration;
 
+pub use self::parse::{read_line, Event, LineError, Parser};
 use super::client::{refused, Client, Failure, Reply};
+use crate::exit;
 
 /// Reconnection attempts when an event stream drops before the run's end.
 const RECONNECTS: u32 = 10;
 /// Pause before each reconnection.
 const RECONNECT_DELAY: Duration = Duration::from_millis(500);
-
-/// One event: its `event:` name, its `data:` lines joined, and its `id:` if it had one.
-#[derive(Debug, PartialEq)]
-pub(super) struct Event {
-    pub(super) name: String,
-    pub(super) data: String,
-    pub(super) id: Option<u64>,
-}
 
 /// Why following a stream stopped without the caller's end.
 pub(super) enum StreamError {
@@ -96,14 +92,21 @@ fn connection<T>(
         let body = resp.into_body().read_to_string().unwrap_or_default();
         return Err(refused(&Reply { status, body }));
     }
-    let reader = BufReader::new(resp.into_body().into_reader());
+    let mut reader = BufReader::new(resp.into_body().into_reader());
     let mut parser = Parser::default();
-    for line in reader.lines() {
-        let Ok(line) = line else {
-            return Ok(None);
+    let mut buf = Vec::new();
+    loop {
+        let line = match read_line(&mut reader, &mut buf) {
+            Ok(Some(line)) => line,
+            // The stream ended or dropped: resume.
+            Ok(None) | Err(LineError::Io(_)) => return Ok(None),
+            // Resuming would read the same again: give up, saying why.
+            Err(e) => return Err(unreadable(id, &e)),
         };
-        let Some(event) = parser.line(&line) else {
-            continue;
+        let event = match parser.line(line) {
+            Ok(Some(event)) => event,
+            Ok(None) => continue,
+            Err(e) => return Err(unreadable(id, &e)),
         };
         let event_id = event.id;
         if let Some(end) = on_event(event)? {
@@ -113,92 +116,11 @@ fn connection<T>(
             *last_id = event_id;
         }
     }
-    Ok(None)
 }
 
-/// The event being read, line by line.
-#[derive(Default)]
-struct Parser {
-    name: String,
-    data: String,
-    id: Option<u64>,
-}
-
-impl Parser {
-    /// Takes one line; the blank line that ends a named event yields it. Comments (`:`) and
-    /// unknown fields are skipped, and an event without a name is dropped.
-    fn line(&mut self, line: &str) -> Option<Event> {
-        if line.is_empty() {
-            let event = (!self.name.is_empty()).then(|| Event {
-                name: std::mem::take(&mut self.name),
-                data: std::mem::take(&mut self.data),
-                id: self.id,
-            });
-            self.data.clear();
-            self.id = None;
-            return event;
-        }
-        if line.starts_with(':') {
-            return None;
-        }
-        let (field, value) = line.split_once(':').unwrap_or((line, ""));
-        let value = value.strip_prefix(' ').unwrap_or(value);
-        match field {
-            "event" => self.name = value.to_string(),
-            "id" => self.id = value.parse().ok(),
-            "data" => {
-                if !self.data.is_empty() {
-                    self.data.push('\n');
-                }
-                self.data.push_str(value);
-            }
-            _ => {}
-        }
-        None
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn events(text: &str) -> Vec<Event> {
-        let mut parser = Parser::default();
-        text.lines().filter_map(|l| parser.line(l)).collect()
-    }
-
-    #[test]
-    fn events_are_named_with_joined_data_and_their_id() {
-        let got = events(
-            ": keep-alive\n\nevent: run\ndata: {}\n\nid: 3\nevent: interval\ndata: a\ndata:b\n\n",
-        );
-        assert_eq!(
-            got,
-            [
-                Event {
-                    name: "run".into(),
-                    data: "{}".into(),
-                    id: None
-                },
-                Event {
-                    name: "interval".into(),
-                    data: "a\nb".into(),
-                    id: Some(3)
-                },
-            ]
-        );
-    }
-
-    #[test]
-    fn an_unnamed_event_is_dropped_and_forgotten() {
-        let got = events("id: 7\ndata: x\n\nevent: ended\ndata: y\n\n");
-        assert_eq!(
-            got,
-            [Event {
-                name: "ended".into(),
-                data: "y".into(),
-                id: None
-            }]
-        );
+fn unreadable(id: &str, e: &LineError) -> Failure {
+    Failure {
+        message: format!("error: loadd's event stream for run {id}: {e}"),
+        code: exit::NO_RESULT,
     }
 }

@@ -12,7 +12,7 @@ use base64::Engine as _;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::histogram::{new_histogram, LatencyHistogram};
+use crate::metrics::histogram::{new_histogram, LatencyHistogram, HIGHEST_US, SIGNIFICANT_DIGITS};
 use crate::metrics::stats::{CheckKind, IterationStats, Stats, StatsSet};
 use crate::metrics::ErrorKind;
 
@@ -148,17 +148,69 @@ pub fn encode(set: &StatsSet) -> serde_json::Value {
     serde_json::to_value(wire).unwrap_or(serde_json::Value::Null)
 }
 
+/// V2 cookies: the deflate wrapper, and the histogram inside it.
+const V2_DEFLATE_COOKIE: u32 = 0x1c84_9304 | 0x10;
+const V2_COOKIE: u32 = 0x1c84_9303 | 0x10;
+
+/// Refuses a histogram whose header asks for more than the engine's one shape could hold,
+/// before hdrhistogram allocates what it says: its decoder sizes its buffer from the payload
+/// length in the stream and its counts from the stated bounds, so a rogue daemon (or anyone
+/// in the middle) could make a reader allocate gigabytes per histogram.
+fn check_header(bytes: &[u8], most_payload: usize) -> Result<(), WireError> {
+    use std::io::Read as _;
+    let bad = |why: &str| Err(WireError::Histogram(why.into()));
+    let word = |b: &[u8], at: usize| -> Option<u32> {
+        Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
+    };
+    let long = |b: &[u8], at: usize| -> Option<u64> {
+        Some(u64::from_be_bytes(b.get(at..at + 8)?.try_into().ok()?))
+    };
+    if word(bytes, 0) != Some(V2_DEFLATE_COOKIE) {
+        return bad("not a V2+deflate histogram");
+    }
+    let mut inner = [0u8; 40];
+    let compressed = bytes.get(8..).unwrap_or_default();
+    if flate2::read::ZlibDecoder::new(compressed)
+        .read_exact(&mut inner)
+        .is_err()
+    {
+        return bad("its compressed header does not inflate");
+    }
+    let (Some(cookie), Some(payload), Some(digits), Some(lowest), Some(highest)) = (
+        word(&inner, 0),
+        word(&inner, 4),
+        word(&inner, 12),
+        long(&inner, 16),
+        long(&inner, 24),
+    ) else {
+        return bad("its header is short");
+    };
+    if cookie != V2_COOKIE {
+        return bad("not a V2 histogram inside its deflate wrapper");
+    }
+    if lowest < 1 || highest > HIGHEST_US || digits > u32::from(SIGNIFICANT_DIGITS) {
+        return bad("its bounds are outside the engine's (1 µs to 1 h, 3 digits)");
+    }
+    if payload as usize > most_payload {
+        return bad("its payload is larger than any histogram of the engine's shape");
+    }
+    Ok(())
+}
+
 /// Reads a set back. Its histograms land in the engine's one histogram shape, so the result
 /// merges with any other set (a histogram out of that range is refused).
 pub fn decode(value: &serde_json::Value) -> Result<StatsSet, WireError> {
     let wire = WireSet::deserialize(value)?;
     let mut de = Deserializer::new();
+    // Each count is at most a 9-byte LEB128 varint, one per bucket of the engine's shape.
+    let most_payload = new_histogram().distinct_values().saturating_mul(9);
     let mut hist = |text: &str| -> Result<LatencyHistogram, WireError> {
         let mut h = new_histogram();
         if text.is_empty() {
             return Ok(h);
         }
         let bytes = base64::engine::general_purpose::STANDARD.decode(text)?;
+        check_header(&bytes, most_payload)?;
         let read: LatencyHistogram = de
             .deserialize(&mut bytes.as_slice())
             .map_err(|e| WireError::Histogram(format!("{e:?}")))?;
@@ -246,6 +298,47 @@ mod tests {
         set.record_handshake(400_000, true);
         set.steps[0].bytes_in = 12_345;
         set
+    }
+
+    /// A histogram re-encoded with its inner header patched at `at` to `value` (big-endian).
+    fn forged(at: usize, value: &[u8]) -> serde_json::Value {
+        use std::io::{Read, Write};
+        let mut json = encode(&sample());
+        let text = json["steps"][0]["latency"].as_str().unwrap().to_string();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .unwrap();
+        let mut inner = Vec::new();
+        flate2::read::ZlibDecoder::new(&bytes[8..])
+            .read_to_end(&mut inner)
+            .unwrap();
+        inner[at..at + value.len()].copy_from_slice(value);
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(&inner).unwrap();
+        let packed = z.finish().unwrap();
+        let mut out = bytes[..4].to_vec();
+        out.extend_from_slice(&(packed.len() as u32).to_be_bytes());
+        out.extend_from_slice(&packed);
+        json["steps"][0]["latency"] = base64::engine::general_purpose::STANDARD.encode(out).into();
+        json
+    }
+
+    #[test]
+    fn a_histogram_asking_for_gigabytes_is_refused_before_it_is_allocated() {
+        // The untouched forgery decodes: the re-encoding itself is faithful.
+        assert!(decode(&forged(4, &[])).is_ok());
+        let huge_payload = decode(&forged(4, &u32::MAX.to_be_bytes())).unwrap_err();
+        assert!(
+            huge_payload.to_string().contains("payload"),
+            "{huge_payload}"
+        );
+        let huge_range = decode(&forged(24, &u64::MAX.to_be_bytes())).unwrap_err();
+        assert!(huge_range.to_string().contains("bounds"), "{huge_range}");
+        let digits = decode(&forged(12, &5u32.to_be_bytes())).unwrap_err();
+        assert!(digits.to_string().contains("bounds"), "{digits}");
+        let mut not_v2 = encode(&sample());
+        not_v2["steps"][0]["latency"] = "AAAAAAAA".into();
+        assert!(decode(&not_v2).is_err());
     }
 
     #[test]
