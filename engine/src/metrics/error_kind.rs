@@ -11,7 +11,7 @@ use serde::Serialize;
 pub enum ErrorKind {
     /// The TCP connect failed (refused, unreachable) or timed out.
     Connect,
-    /// The peer reset the connection, or closed it before a response was complete.
+    /// The peer reset the connection, or closed it before a response head was complete.
     Reset,
     /// No complete response within the request timeout.
     Timeout,
@@ -67,11 +67,14 @@ pub enum ErrorKind {
     /// A redirect the step would follow points outside the run's target (another origin) or has
     /// no usable `Location`.
     Redirect,
+    /// The server closed the connection cleanly in the middle of a response body (fewer bytes
+    /// than its Content-Length, or a chunked body without its last chunk).
+    Incomplete,
 }
 
 impl ErrorKind {
     /// Every kind, in index order.
-    pub const ALL: [ErrorKind; 26] = [
+    pub const ALL: [ErrorKind; 27] = [
         ErrorKind::Connect,
         ErrorKind::Reset,
         ErrorKind::Timeout,
@@ -98,6 +101,7 @@ impl ErrorKind {
         ErrorKind::Decompress,
         ErrorKind::BodyTooLarge,
         ErrorKind::Redirect,
+        ErrorKind::Incomplete,
     ];
     /// Number of kinds: the length of every per-kind counter array.
     pub const COUNT: usize = Self::ALL.len();
@@ -131,6 +135,7 @@ impl ErrorKind {
             ErrorKind::Decompress => "decompress",
             ErrorKind::BodyTooLarge => "body_too_large",
             ErrorKind::Redirect => "redirect",
+            ErrorKind::Incomplete => "incomplete",
         }
     }
 

@@ -601,6 +601,7 @@ impl From<DecodeError> for ErrorKind {
             DecodeError::TooManyHeaders => ErrorKind::TooManyHeaders,
             DecodeError::BadFraming => ErrorKind::BadFraming,
             DecodeError::Truncated => ErrorKind::Reset,
+            DecodeError::Incomplete => ErrorKind::Incomplete,
         }
     }
 }
