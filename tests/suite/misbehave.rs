@@ -108,3 +108,50 @@ fn a_refused_connection_is_counted_and_the_run_ends() {
     assert!(errors(&r, "connect") > 0, "{}", r["errors"]);
     assert_eq!(r["requests"], 0);
 }
+
+#[test]
+fn captures_and_checks_read_the_final_head_after_early_hints() {
+    let _guard = testbed::serial();
+    let sandbox = Sandbox::start().expect("sandbox starts");
+    // The sandbox writes a 103 (`x-stage: hint`) and the 200 (`x-stage: final`, `x-final`) in
+    // one write, so both heads arrive in one read.
+    let file = testbed::scenario_file(
+        "misbehave",
+        "early_hints.toml",
+        &format!(
+            r#"[target]
+url = "{}"
+[load]
+model = "closed"
+connections = 2
+requests = 20
+[[steps]]
+name = "hinted"
+path = "/misbehave/early-hints"
+capture = {{ stage = {{ header = "x-stage" }} }}
+check = {{ header = ["x-final"] }}
+[[steps]]
+name = "after"
+method = "POST"
+path = "/echo"
+body = "stage={{{{stage}}}}"
+# The sandbox serves /misbehave/* only as a connection's first request.
+headers = ["Connection: close"]
+check = {{ body_contains = "stage=final" }}
+"#,
+            sandbox.url("")
+        ),
+    );
+    let (code, r, stderr) = testbed::run_file(&file, &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let hinted = testbed::step(&r, "hinted");
+    assert_eq!(hinted["requests"], 20, "{hinted}");
+    assert_eq!(hinted["errors_total"], 0, "{}", hinted["errors"]);
+    assert_eq!(hinted["checks_passed"], 20, "{hinted}");
+    assert_eq!(hinted["checks_failed"], 0, "{hinted}");
+    // The captured value is the final head's, as the echo shows.
+    let after = testbed::step(&r, "after");
+    assert_eq!(after["requests"], 20, "{after}");
+    assert_eq!(after["checks_passed"], 20, "{after}");
+    assert_eq!(sandbox.requests().expect("sandbox stats"), 40);
+}

@@ -149,7 +149,9 @@ pub enum Step {
     ///
     /// `consumed == 0` means more bytes are needed. When `consumed > 0` and input remains, call again
     /// with the remainder before reading: a chunked body stops at a chunk boundary so that `body`
-    /// stays one contiguous range.
+    /// stays one contiguous range, and an informational (1xx) head is consumed alone, so that the
+    /// final head is always at the front of the input it is parsed from: a caller keeping it copies
+    /// `input[..head_len]` of the call after which `head()` appears.
     Partial { consumed: usize, body: Range<usize> },
     /// The response is complete after `consumed` bytes; `body` as above. Later bytes (a pipelined
     /// response) are left in the input.
@@ -282,7 +284,9 @@ impl ResponseDecoder {
                     };
                     pos += head.head_len;
                     if (100..200).contains(&head.status) && head.status != 101 {
-                        continue; // informational (100 Continue, 103 Early Hints): the final head follows
+                        // Informational (100 Continue, 103 Early Hints): the final head follows.
+                        // Stop here, so that it starts at the front of the caller's next input.
+                        return partial(pos, body);
                     }
                     self.head = Some(head);
                     self.state = match head.body {

@@ -372,6 +372,40 @@ fn large_length_body_is_consumed_as_it_arrives() {
     assert_eq!(dec.body_bytes(), 1_000_000);
 }
 
+/// A 1xx head and the final one in one read: the caller's copy of `input[..head_len]`, taken in
+/// the call after which `head()` appears, is the final head, not the informational one.
+#[test]
+fn the_final_head_is_at_the_front_after_informational_heads() {
+    let hints = "HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\nX-Stage: hint\r\n\r\n";
+    let cont = "HTTP/1.1 100 Continue\r\n\r\n";
+    let last = "HTTP/1.1 200 OK\r\nX-Stage: final\r\nContent-Length: 2\r\n\r\n";
+    let input = format!("{hints}{cont}{last}ok");
+    let mut dec = ResponseDecoder::new();
+    let mut buf = input.as_bytes().to_vec();
+    let mut kept = Vec::new();
+    let mut calls = 0;
+    loop {
+        calls += 1;
+        let had_head = dec.head().is_some();
+        let step = dec.decode(&buf).expect("valid");
+        if let (false, Some(h)) = (had_head, dec.head()) {
+            kept.extend_from_slice(&buf[..h.head_len]);
+        }
+        let (Step::Partial { consumed, .. } | Step::Complete { consumed, .. }) = step.clone();
+        buf.drain(..consumed);
+        if matches!(step, Step::Complete { .. }) {
+            break;
+        }
+        assert!(consumed > 0 && calls < 10, "{step:?}");
+    }
+    assert_eq!(String::from_utf8_lossy(&kept), last);
+    assert_eq!(dec.head().map(|h| h.status), Some(200));
+    assert_eq!(
+        calls, 3,
+        "one call per informational head, one for the response"
+    );
+}
+
 #[test]
 fn eof_and_progress() {
     let mut dec = ResponseDecoder::new();
