@@ -155,3 +155,43 @@ check = {{ body_contains = "stage=final" }}
     assert_eq!(after["checks_passed"], 20, "{after}");
     assert_eq!(sandbox.requests().expect("sandbox stats"), 40);
 }
+
+#[test]
+fn a_kept_body_past_max_body_is_body_too_large_and_the_limit_is_configurable() {
+    let _guard = testbed::serial();
+    let sandbox = Sandbox::start().expect("sandbox starts");
+    // A 2 MB body a check reads: over the 1 MiB default, under a 4 MiB limit.
+    for (engine, kind) in [("", "body_too_large"), ("max_body = \"4MiB\"", "ok")] {
+        let file = testbed::scenario_file(
+            "misbehave",
+            "max_body.toml",
+            &format!(
+                r#"[target]
+url = "{}"
+[load]
+model = "closed"
+connections = 2
+requests = 10
+[engine]
+{engine}
+[[steps]]
+name = "big"
+path = "/bytes/2000000"
+check = {{ body_contains = "never there" }}
+"#,
+                sandbox.url("")
+            ),
+        );
+        let (code, r, stderr) = testbed::run_file(&file, &[]);
+        assert_eq!(code, Some(0), "{stderr}");
+        let big = testbed::step(&r, "big");
+        if kind == "ok" {
+            assert_eq!(big["requests"], 10, "{big}");
+            assert_eq!(big["errors_total"], 0, "{}", big["errors"]);
+            assert_eq!(big["checks_failed"], 10, "the whole body was read: {big}");
+        } else {
+            assert_eq!(big["errors"][kind], 10, "{}", big["errors"]);
+            assert_eq!(big["errors_total"], 10, "{}", big["errors"]);
+        }
+    }
+}

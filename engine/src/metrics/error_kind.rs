@@ -61,8 +61,9 @@ pub enum ErrorKind {
     /// A compressed body a check or capture needed could not be decoded (corrupt, or an
     /// encoding the client does not know).
     Decompress,
-    /// A body decoded past the limit (`MAX_DECODED_BODY`): a decompression bomb is refused,
-    /// never buffered.
+    /// A body kept for checks or captures, as received or decoded, or a WebSocket frame or
+    /// message, past its limit (`[engine] max_body`, `max_ws_frame`, `max_ws_message`): refused,
+    /// never buffered, and the connection ended.
     BodyTooLarge,
     /// A redirect the step would follow points outside the run's target (another origin) or has
     /// no usable `Location`.
