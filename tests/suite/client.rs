@@ -241,7 +241,7 @@ check = {{ body_contains = "anything" }}
     let n = count(gzip, "/requests");
     assert!(n >= 5, "{v}");
     assert_eq!(count(gzip, "/errors/body_too_large"), n, "{gzip}");
-    // Each bomb is 64 MiB decoded; the limit keeps one 8 MiB buffer per shard.
+    // Each bomb is 64 MiB decoded; the limit (max_body, 1 MiB) keeps one buffer per shard.
     assert!(
         peak_kib < 160 * 1024,
         "peak RSS {peak_kib} KiB: a bomb was buffered past the limit"

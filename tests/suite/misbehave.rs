@@ -1,5 +1,6 @@
 //! A misbehaving target is counted by error kind while the run goes on: resets, closes without
-//! an answer, garbage, a 1 MiB header, a lying Content-Length, and silence (timeouts).
+//! an answer, garbage, a 1 MiB header, a body cut short (lying Content-Length, unfinished chunked)
+//! and silence (timeouts).
 //! Each case runs a bounded closed-model load against one of the sandbox's raw endpoints and
 //! checks that every request the sandbox saw shows up as exactly the expected kind.
 
@@ -34,7 +35,9 @@ fn each_misbehaviour_is_counted_by_its_kind() {
         ("/misbehave/close", "reset"),
         ("/misbehave/garbage", "parse"),
         ("/misbehave/huge-header", "head_too_large"),
-        ("/misbehave/lying-length", "reset"),
+        // A clean close inside the body is its own kind: the server stopped short, nothing broke.
+        ("/misbehave/lying-length", "incomplete"),
+        ("/misbehave/short-chunked", "incomplete"),
     ] {
         let r = run_against(&sandbox, path, &["-n", "50"]);
         assert_eq!(r["requests"], 0, "{path}: no valid response expected: {r}");
@@ -104,4 +107,91 @@ fn a_refused_connection_is_counted_and_the_run_ends() {
     );
     assert!(errors(&r, "connect") > 0, "{}", r["errors"]);
     assert_eq!(r["requests"], 0);
+}
+
+#[test]
+fn captures_and_checks_read_the_final_head_after_early_hints() {
+    let _guard = testbed::serial();
+    let sandbox = Sandbox::start().expect("sandbox starts");
+    // The sandbox writes a 103 (`x-stage: hint`) and the 200 (`x-stage: final`, `x-final`) in
+    // one write, so both heads arrive in one read.
+    let file = testbed::scenario_file(
+        "misbehave",
+        "early_hints.toml",
+        &format!(
+            r#"[target]
+url = "{}"
+[load]
+model = "closed"
+connections = 2
+requests = 20
+[[steps]]
+name = "hinted"
+path = "/misbehave/early-hints"
+capture = {{ stage = {{ header = "x-stage" }} }}
+check = {{ header = ["x-final"] }}
+[[steps]]
+name = "after"
+method = "POST"
+path = "/echo"
+body = "stage={{{{stage}}}}"
+# The sandbox serves /misbehave/* only as a connection's first request.
+headers = ["Connection: close"]
+check = {{ body_contains = "stage=final" }}
+"#,
+            sandbox.url("")
+        ),
+    );
+    let (code, r, stderr) = testbed::run_file(&file, &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let hinted = testbed::step(&r, "hinted");
+    assert_eq!(hinted["requests"], 20, "{hinted}");
+    assert_eq!(hinted["errors_total"], 0, "{}", hinted["errors"]);
+    assert_eq!(hinted["checks_passed"], 20, "{hinted}");
+    assert_eq!(hinted["checks_failed"], 0, "{hinted}");
+    // The captured value is the final head's, as the echo shows.
+    let after = testbed::step(&r, "after");
+    assert_eq!(after["requests"], 20, "{after}");
+    assert_eq!(after["checks_passed"], 20, "{after}");
+    assert_eq!(sandbox.requests().expect("sandbox stats"), 40);
+}
+
+#[test]
+fn a_kept_body_past_max_body_is_body_too_large_and_the_limit_is_configurable() {
+    let _guard = testbed::serial();
+    let sandbox = Sandbox::start().expect("sandbox starts");
+    // A 2 MB body a check reads: over the 1 MiB default, under a 4 MiB limit.
+    for (engine, kind) in [("", "body_too_large"), ("max_body = \"4MiB\"", "ok")] {
+        let file = testbed::scenario_file(
+            "misbehave",
+            "max_body.toml",
+            &format!(
+                r#"[target]
+url = "{}"
+[load]
+model = "closed"
+connections = 2
+requests = 10
+[engine]
+{engine}
+[[steps]]
+name = "big"
+path = "/bytes/2000000"
+check = {{ body_contains = "never there" }}
+"#,
+                sandbox.url("")
+            ),
+        );
+        let (code, r, stderr) = testbed::run_file(&file, &[]);
+        assert_eq!(code, Some(0), "{stderr}");
+        let big = testbed::step(&r, "big");
+        if kind == "ok" {
+            assert_eq!(big["requests"], 10, "{big}");
+            assert_eq!(big["errors_total"], 0, "{}", big["errors"]);
+            assert_eq!(big["checks_failed"], 10, "the whole body was read: {big}");
+        } else {
+            assert_eq!(big["errors"][kind], 10, "{}", big["errors"]);
+            assert_eq!(big["errors_total"], 10, "{}", big["errors"]);
+        }
+    }
 }

@@ -594,10 +594,11 @@ fn a_hostile_server_costs_bounded_memory_and_counted_errors() {
     let http = peer.url(false, "").replacen("ws://", "http://", 1);
     // (path, the one error kind it must produce)
     for (path, kind) in [
-        ("/big", "ws_protocol"), // a 100 MiB frame announced: refused at its header
-        ("/fragments", "ws_protocol"), // a message that never ends: refused at 16 MiB
-        ("/pings", "timeout"),   // answered, but no message ever comes
-        ("/slowloris", "timeout"), // a frame trickled a byte at a time
+        ("/big", "body_too_large"), // a 100 MiB frame announced: refused at its header
+        ("/fragments", "body_too_large"), // a message that never ends: refused at 1 MiB
+        ("/big-message", "body_too_large"), // 4 MiB in 64 KiB fragments: over the 1 MiB default
+        ("/pings", "timeout"),      // answered, but no message ever comes
+        ("/slowloris", "timeout"),  // a frame trickled a byte at a time
     ] {
         assert_hostile(&http, path, kind, false);
     }
@@ -605,7 +606,7 @@ fn a_hostile_server_costs_bounded_memory_and_counted_errors() {
 
 /// Four users against the hostile server's `path` for 2 s, each iteration a connect and a wait
 /// for a message that never comes: every iteration ends in exactly one error of `kind`, the run
-/// goes on, and peak RSS stays far below what was thrown at it (at most a 16 MiB message each).
+/// goes on, and peak RSS stays far below what was thrown at it (at most a 1 MiB message each).
 fn assert_hostile(http: &str, path: &str, kind: &str, compression: bool) {
     let file = write(
         &format!("hostile{}.toml", path.replace('/', "_")),

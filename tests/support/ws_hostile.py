@@ -7,6 +7,7 @@ Paths:
   /big          announces a 100 MiB text frame, sends 1 KiB of it, then holds the socket
   /pings        floods pings (125-byte payloads) as fast as the socket takes them
   /fragments    starts a text message and sends continuation fragments forever (64 KiB each)
+  /big-message  one 4 MiB text message in 64 KiB fragments, then holds the socket
   /slowloris    after a valid first frame, trickles one byte of the next every 100 ms
   /deflate-bomb     agrees to permessage-deflate (when offered), then sends one compressed
                     message that inflates to 64 MiB of zeros
@@ -58,6 +59,13 @@ async def handle(reader, writer):
             writer.write(frame(0x1, b"x" * 1024, announced=100 << 20))
             await writer.drain()
             await reader.read()  # hold until the client goes
+        elif path == "/big-message":
+            chunk = b"m" * 65536
+            writer.write(frame(0x1, chunk, fin=False))
+            for i in range(1, 64):
+                writer.write(frame(0x0, chunk, fin=(i == 63)))
+                await writer.drain()
+            await reader.read()
         elif path == "/pings":
             ping = frame(0x9, b"p" * 125)
             while True:

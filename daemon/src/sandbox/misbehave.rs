@@ -36,6 +36,11 @@ const HUGE_HEADER_NAME: &[u8] = b"x-huge: ";
 const HUGE_HEADER_END: &[u8] = b"\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
 const LYING_LENGTH: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n0123456789";
 const TRICKLE_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\nconnection: close\r\n\r\n";
+/// One chunk of a chunked body, then a clean close: the last chunk never comes.
+const SHORT_CHUNKED: &[u8] = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n";
+/// A 103 and the final 200 in one write, each with its own `x-stage` (`hint`, `final`).
+const EARLY_HINTS: &[u8] = b"HTTP/1.1 103 Early Hints\r\nlink: </hint.css>\r\nx-stage: hint\r\n\r\n\
+HTTP/1.1 200 OK\r\nx-stage: final\r\nx-final: yes\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok";
 const RESET_MID_BODY_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n";
 /// Valid, keep-alive by default (no `Connection: close`): the close that follows is unannounced.
 const KEEPALIVE_OK: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
@@ -62,6 +67,10 @@ pub(super) enum Misbehaviour {
     HugeHeader,
     /// Announces 1000 bytes, sends 10, closes.
     LyingLength,
+    /// A chunked body with one chunk, then a clean close before the last chunk.
+    ShortChunked,
+    /// A 103 Early Hints head and the final 200 in one write, then a close.
+    EarlyHints,
     /// A valid response whose 100-byte body arrives one byte every 10 ms.
     Trickle,
     /// Never answers; holds the connection until the client closes it (or a minute passes).
@@ -97,6 +106,8 @@ impl Misbehaviour {
             b"garbage" => Misbehaviour::Garbage,
             b"huge-header" => Misbehaviour::HugeHeader,
             b"lying-length" => Misbehaviour::LyingLength,
+            b"short-chunked" => Misbehaviour::ShortChunked,
+            b"early-hints" => Misbehaviour::EarlyHints,
             b"trickle" => Misbehaviour::Trickle,
             b"silent" => Misbehaviour::Silent,
             b"reset-mid-body" => Misbehaviour::ResetMidBody,
@@ -118,6 +129,8 @@ impl Misbehaviour {
             Misbehaviour::Garbage => stream.write_all(GARBAGE).await,
             Misbehaviour::HugeHeader => write_huge_header(&mut stream).await,
             Misbehaviour::LyingLength => stream.write_all(LYING_LENGTH).await,
+            Misbehaviour::ShortChunked => stream.write_all(SHORT_CHUNKED).await,
+            Misbehaviour::EarlyHints => stream.write_all(EARLY_HINTS).await,
             Misbehaviour::Trickle => trickle(&mut stream).await,
             Misbehaviour::Silent => {
                 hold(&mut stream).await;

@@ -311,6 +311,16 @@ fn misbehave_lying_length_sends_less_than_announced() {
 }
 
 #[test]
+fn misbehave_short_chunked_stops_before_the_last_chunk() {
+    let sandbox = sandbox();
+    let mut client = connect(&sandbox);
+    client.send("GET /misbehave/short-chunked HTTP/1.1\r\nhost: sandbox\r\n\r\n");
+    let response = client.read_to_end();
+    assert!(find(&response, b"transfer-encoding: chunked").is_some());
+    assert!(response.ends_with(b"\r\n\r\n5\r\nhello\r\n"));
+}
+
+#[test]
 fn misbehave_huge_header_sends_a_megabyte_line() {
     let sandbox = sandbox();
     let mut client = connect(&sandbox);

@@ -10,9 +10,6 @@ use std::io::Read;
 
 use crate::proto::http1::MAX_HEADERS;
 
-/// Most bytes a body may decode to: past it the response is `body_too_large`.
-pub const MAX_DECODED_BODY: usize = 8 << 20;
-
 /// A content coding the client can undo.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Encoding {
@@ -31,7 +28,7 @@ pub const ACCEPT_ENCODING: &str = "gzip, deflate, br, zstd";
 pub enum DecodeBodyError {
     /// Corrupt, or a coding (or a stack of codings) the client does not know.
     Corrupt,
-    /// Decoded past [`MAX_DECODED_BODY`].
+    /// Decoded past the caller's limit (`[engine] max_body`).
     TooLarge,
 }
 
@@ -76,32 +73,38 @@ pub fn content_encoding(head: &[u8]) -> Result<Option<Encoding>, DecodeBodyError
     }
 }
 
-/// Decodes `input` into `out` (cleared first). `truncated`: the input was cut at the inspected
-/// limit, so an early end of the stream is expected and what decoded so far is kept.
+/// Decodes `input` into `out` (cleared first), refusing more than `limit` decoded bytes.
+/// `truncated`: the input was cut at the inspected limit, so an early end of the stream is
+/// expected and what decoded so far is kept.
 pub fn decode(
     encoding: Encoding,
     input: &[u8],
     truncated: bool,
+    limit: usize,
     out: &mut Vec<u8>,
 ) -> Result<(), DecodeBodyError> {
     out.clear();
     let read = match encoding {
-        Encoding::Gzip => read_limited(flate2::read::MultiGzDecoder::new(input), out),
+        Encoding::Gzip => read_limited(flate2::read::MultiGzDecoder::new(input), limit, out),
         Encoding::Deflate => {
-            let zlib = read_limited(flate2::read::ZlibDecoder::new(input), out);
+            let zlib = read_limited(flate2::read::ZlibDecoder::new(input), limit, out);
             if zlib.is_err() && out.is_empty() {
-                read_limited(flate2::read::DeflateDecoder::new(input), out)
+                read_limited(flate2::read::DeflateDecoder::new(input), limit, out)
             } else {
                 zlib
             }
         }
-        Encoding::Br => read_limited(brotli_decompressor::Decompressor::new(input, 4096), out),
+        Encoding::Br => read_limited(
+            brotli_decompressor::Decompressor::new(input, 4096),
+            limit,
+            out,
+        ),
         Encoding::Zstd => match ruzstd::decoding::StreamingDecoder::new(input) {
-            Ok(d) => read_limited(d, out),
+            Ok(d) => read_limited(d, limit, out),
             Err(_) => Err(std::io::ErrorKind::InvalidData.into()),
         },
     };
-    if out.len() > MAX_DECODED_BODY {
+    if out.len() > limit {
         out.clear();
         return Err(DecodeBodyError::TooLarge);
     }
@@ -113,10 +116,8 @@ pub fn decode(
 }
 
 /// Reads at most one byte past the limit: enough to tell that the limit was passed.
-fn read_limited(r: impl Read, out: &mut Vec<u8>) -> std::io::Result<()> {
-    r.take(MAX_DECODED_BODY as u64 + 1)
-        .read_to_end(out)
-        .map(|_| ())
+fn read_limited(r: impl Read, limit: usize, out: &mut Vec<u8>) -> std::io::Result<()> {
+    r.take(limit as u64 + 1).read_to_end(out).map(|_| ())
 }
 
 #[cfg(test)]
@@ -140,38 +141,55 @@ mod tests {
         assert_eq!(parse_encoding(b"compress"), Err(DecodeBodyError::Corrupt));
     }
 
+    /// The default `[engine] max_body`.
+    const LIMIT: usize = 1 << 20;
+
     #[test]
     fn every_coding_round_trips() {
         let text = b"{\"token\":\"abc\"} ".repeat(200);
         let mut out = Vec::new();
-        decode(Encoding::Gzip, &gzip(&text), false, &mut out).unwrap();
+        decode(Encoding::Gzip, &gzip(&text), false, LIMIT, &mut out).unwrap();
         assert_eq!(out, text);
 
         let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
         z.write_all(&text).unwrap();
-        decode(Encoding::Deflate, &z.finish().unwrap(), false, &mut out).unwrap();
+        decode(
+            Encoding::Deflate,
+            &z.finish().unwrap(),
+            false,
+            LIMIT,
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(out, text);
 
         let mut raw = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
         raw.write_all(&text).unwrap();
-        decode(Encoding::Deflate, &raw.finish().unwrap(), false, &mut out).unwrap();
+        decode(
+            Encoding::Deflate,
+            &raw.finish().unwrap(),
+            false,
+            LIMIT,
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(out, text);
 
         let zstd = ruzstd::encoding::compress_to_vec(
             &text[..],
             ruzstd::encoding::CompressionLevel::Fastest,
         );
-        decode(Encoding::Zstd, &zstd, false, &mut out).unwrap();
+        decode(Encoding::Zstd, &zstd, false, LIMIT, &mut out).unwrap();
         assert_eq!(out, text);
     }
 
     #[test]
     fn a_bomb_stops_at_the_limit() {
-        let bomb = gzip(&vec![0u8; MAX_DECODED_BODY + 4096]);
+        let bomb = gzip(&vec![0u8; LIMIT + 4096]);
         assert!(bomb.len() < 64 * 1024, "a bomb is small on the wire");
         let mut out = Vec::new();
         assert_eq!(
-            decode(Encoding::Gzip, &bomb, false, &mut out),
+            decode(Encoding::Gzip, &bomb, false, LIMIT, &mut out),
             Err(DecodeBodyError::TooLarge)
         );
         assert!(out.is_empty());
@@ -186,17 +204,17 @@ mod tests {
         let cut = &whole[..whole.len() / 2];
         let mut out = Vec::new();
         assert_eq!(
-            decode(Encoding::Gzip, cut, false, &mut out),
+            decode(Encoding::Gzip, cut, false, LIMIT, &mut out),
             Err(DecodeBodyError::Corrupt)
         );
-        decode(Encoding::Gzip, cut, true, &mut out).unwrap();
+        decode(Encoding::Gzip, cut, true, LIMIT, &mut out).unwrap();
         assert!(
             out.len() > 50_000 && text.starts_with(&out),
             "{}",
             out.len()
         );
         assert_eq!(
-            decode(Encoding::Br, b"not brotli at all", false, &mut out),
+            decode(Encoding::Br, b"not brotli at all", false, LIMIT, &mut out),
             Err(DecodeBodyError::Corrupt)
         );
     }

@@ -11,7 +11,7 @@ use serde::Serialize;
 pub enum ErrorKind {
     /// The TCP connect failed (refused, unreachable) or timed out.
     Connect,
-    /// The peer reset the connection, or closed it before a response was complete.
+    /// The peer reset the connection, or closed it before a response head was complete.
     Reset,
     /// No complete response within the request timeout.
     Timeout,
@@ -61,17 +61,21 @@ pub enum ErrorKind {
     /// A compressed body a check or capture needed could not be decoded (corrupt, or an
     /// encoding the client does not know).
     Decompress,
-    /// A body decoded past the limit (`MAX_DECODED_BODY`): a decompression bomb is refused,
-    /// never buffered.
+    /// A body kept for checks or captures, as received or decoded, or a WebSocket frame or
+    /// message, past its limit (`[engine] max_body`, `max_ws_frame`, `max_ws_message`): refused,
+    /// never buffered, and the connection ended.
     BodyTooLarge,
     /// A redirect the step would follow points outside the run's target (another origin) or has
     /// no usable `Location`.
     Redirect,
+    /// The server closed the connection cleanly in the middle of a response body (fewer bytes
+    /// than its Content-Length, or a chunked body without its last chunk).
+    Incomplete,
 }
 
 impl ErrorKind {
     /// Every kind, in index order.
-    pub const ALL: [ErrorKind; 26] = [
+    pub const ALL: [ErrorKind; 27] = [
         ErrorKind::Connect,
         ErrorKind::Reset,
         ErrorKind::Timeout,
@@ -98,6 +102,7 @@ impl ErrorKind {
         ErrorKind::Decompress,
         ErrorKind::BodyTooLarge,
         ErrorKind::Redirect,
+        ErrorKind::Incomplete,
     ];
     /// Number of kinds: the length of every per-kind counter array.
     pub const COUNT: usize = Self::ALL.len();
@@ -131,6 +136,7 @@ impl ErrorKind {
             ErrorKind::Decompress => "decompress",
             ErrorKind::BodyTooLarge => "body_too_large",
             ErrorKind::Redirect => "redirect",
+            ErrorKind::Incomplete => "incomplete",
         }
     }
 

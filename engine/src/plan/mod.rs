@@ -12,6 +12,7 @@
 pub mod capacity;
 mod checker;
 pub mod journey;
+mod limits;
 mod model;
 mod phases;
 mod placement;
@@ -30,6 +31,7 @@ use std::time::Duration;
 use toml::Spanned;
 
 pub use crate::plan::checker::{PlanError, PlanErrors};
+pub use crate::plan::limits::{Limits, DEFAULT_LIMIT, MAX_LIMIT, MIN_LIMIT};
 pub use crate::plan::model::LoadModel;
 pub use crate::plan::placement::DriverChoice;
 pub use crate::plan::scenarios::ScenarioPlan;
@@ -40,6 +42,7 @@ pub use crate::plan::websocket::{WsPlan, WS_CONNECT_STEP, WS_MESSAGE_STEP};
 use crate::plan::capacity::{check_capacity, CapacityPlan};
 use crate::plan::checker::Checker;
 use crate::plan::journey::{Phases, StepPlan};
+use crate::plan::limits::check_limits;
 use crate::plan::phases::{check_setup, check_teardown};
 use crate::plan::placement::{check_cpus, check_driver, check_local_ips};
 use crate::plan::scenarios::{check_scenarios, check_total_connections, scenario_views};
@@ -61,6 +64,8 @@ pub struct Plan {
     pub driver: DriverChoice,
     /// Local addresses connections bind to, rotated (empty: the kernel picks).
     pub local_ips: Vec<IpAddr>,
+    /// What a target may make a connection hold (`[engine] max_body`, `max_ws_*`).
+    pub limits: Limits,
     /// Whole-run thresholds and each scenario's own (scoped to it).
     pub thresholds: Vec<Threshold>,
     /// A capacity search instead of one run.
@@ -93,6 +98,7 @@ impl Plan {
         let request = check_request(&mut c, spec);
         let driver = check_driver(&mut c, spec);
         let local_ips = check_local_ips(&mut c, spec);
+        let limits = check_limits(&mut c, spec);
         let h2_streams = check_http(&mut c, spec, target.as_ref().map(|t| &t.target));
 
         // Each scenario is checked as a file of its own: shared sections plus its section.
@@ -149,6 +155,7 @@ impl Plan {
             cpus,
             driver,
             local_ips,
+            limits,
             phases,
             env_read: BTreeMap::new(),
             h2_streams,

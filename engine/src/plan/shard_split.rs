@@ -8,6 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use crate::plan::journey::Journey;
+use crate::plan::limits::Limits;
 use crate::plan::model::LoadModel;
 use crate::plan::placement::DriverChoice;
 use crate::plan::target::TlsPlan;
@@ -27,6 +28,7 @@ pub struct ShardPlan {
     pub connect_timeout: Duration,
     pub driver: DriverChoice,
     pub local_ips: Vec<IpAddr>,
+    pub limits: Limits,
     /// Steps and scenarios of the whole run: the shape of the shard's stats.
     pub steps: usize,
     pub scenarios: usize,
@@ -106,6 +108,7 @@ impl Plan {
                     scenarios: self.scenarios.len(),
                     tls: self.tls.clone(),
                     h2_streams: self.h2_streams,
+                    limits: self.limits,
                     groups,
                 }
             })

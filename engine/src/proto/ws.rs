@@ -33,9 +33,12 @@ pub use handshake::{
 /// Largest payload of a control frame (ping, pong, close), RFC 6455 §5.5.
 pub const MAX_CONTROL_PAYLOAD: usize = 125;
 /// Default `Limits::max_frame_bytes`: one frame's payload, which the caller buffers whole.
-pub const DEFAULT_MAX_FRAME_BYTES: usize = 16 << 20;
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 1 << 20;
 /// Default `Limits::max_message_bytes`: one message's payload, all fragments together.
-pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 << 20;
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1 << 20;
+/// A buffer grown past this for one large frame or message is shrunk back to it once that is
+/// consumed, so a socket holds a large buffer only while it reads a large message.
+pub const KEEP_BYTES: usize = 64 << 10;
 
 /// What a data message carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

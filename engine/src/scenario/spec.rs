@@ -444,6 +444,11 @@ pub struct EngineSpec {
     /// Local addresses to connect from, rotated over connections (k6's `--local-ips`):
     /// `"10.0.0.1"`, `"10.0.0.1-10.0.0.9"`, `"10.0.0.0/29"`.
     pub local_ips: Option<Spanned<Vec<String>>>,
+    /// What a target may make a connection hold (sizes like `"1MiB"`): a response body kept for
+    /// checks or captures, one WebSocket frame, one WebSocket message.
+    pub max_body: Option<Spanned<String>>,
+    pub max_ws_frame: Option<Spanned<String>>,
+    pub max_ws_message: Option<Spanned<String>>,
 }
 
 impl LoadSpec {

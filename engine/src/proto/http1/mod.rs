@@ -31,9 +31,13 @@ pub enum DecodeError {
     /// The body is framed inconsistently (Content-Length and chunked both, or a bad length).
     #[error("the response body is framed inconsistently")]
     BadFraming,
-    /// The connection ended before the response was complete (or before it began).
-    #[error("the connection ended before the response was complete")]
+    /// The connection ended before the response head was complete (or before it began).
+    #[error("the connection ended before the response head was complete")]
     Truncated,
+    /// The connection ended cleanly inside the body: fewer bytes than Content-Length, or a
+    /// chunked body (or its trailers) not finished.
+    #[error("the connection ended in the middle of the response body")]
+    Incomplete,
 }
 
 /// Most hex digits in a chunk size: 15 keeps the size below 2^60, so it never overflows a `u64`.
@@ -145,7 +149,9 @@ pub enum Step {
     ///
     /// `consumed == 0` means more bytes are needed. When `consumed > 0` and input remains, call again
     /// with the remainder before reading: a chunked body stops at a chunk boundary so that `body`
-    /// stays one contiguous range.
+    /// stays one contiguous range, and an informational (1xx) head is consumed alone, so that the
+    /// final head is always at the front of the input it is parsed from: a caller keeping it copies
+    /// `input[..head_len]` of the call after which `head()` appears.
     Partial { consumed: usize, body: Range<usize> },
     /// The response is complete after `consumed` bytes; `body` as above. Later bytes (a pipelined
     /// response) are left in the input.
@@ -227,21 +233,26 @@ impl ResponseDecoder {
     }
 
     /// The peer closed the connection. Ok if that completes a close-delimited body (or the response
-    /// was already complete); otherwise `Err(Truncated)`, also when nothing was received — callers tell
-    /// an idle close from a cut response with `in_progress()`.
+    /// was already complete); `Err(Incomplete)` inside a delimited body; otherwise
+    /// `Err(Truncated)`, also when nothing was received — callers tell an idle close from a cut
+    /// response with `in_progress()`.
     pub fn finish_eof(&mut self) -> Result<(), DecodeError> {
-        match self.state {
+        let cut = match self.state {
             State::UntilClose => {
                 self.state = State::Done;
-                Ok(())
+                return Ok(());
             }
-            State::Done => Ok(()),
-            State::Failed(kind) => Err(kind),
-            _ => {
-                self.state = State::Failed(DecodeError::Truncated);
-                Err(DecodeError::Truncated)
-            }
-        }
+            State::Done => return Ok(()),
+            State::Failed(kind) => return Err(kind),
+            State::Head => DecodeError::Truncated,
+            State::Length { .. }
+            | State::ChunkSize
+            | State::ChunkData { .. }
+            | State::ChunkDataEnd
+            | State::Trailers { .. } => DecodeError::Incomplete,
+        };
+        self.state = State::Failed(cut);
+        Err(cut)
     }
 
     /// True once any byte of the current response has been seen.
@@ -273,7 +284,9 @@ impl ResponseDecoder {
                     };
                     pos += head.head_len;
                     if (100..200).contains(&head.status) && head.status != 101 {
-                        continue; // informational (100 Continue, 103 Early Hints): the final head follows
+                        // Informational (100 Continue, 103 Early Hints): the final head follows.
+                        // Stop here, so that it starts at the front of the caller's next input.
+                        return partial(pos, body);
                     }
                     self.head = Some(head);
                     self.state = match head.body {

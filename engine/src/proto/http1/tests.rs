@@ -198,7 +198,7 @@ fn cases() -> Vec<Case> {
         case("empty content-length", b"HTTP/1.1 200 OK\r\nContent-Length:\r\n\r\n", Err(BadFraming)),
         case("content-length overflow", b"HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551616\r\n\r\n", Err(BadFraming)),
         case("chunk size of 16 digits", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1000000000000000\r\n", Err(Parse)),
-        case("chunk size of 15 digits is fine until cut", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffff\r\nabc", Err(Truncated)),
+        case("chunk size of 15 digits is fine until cut", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffff\r\nabc", Err(Incomplete)),
         Case { input: long_ext.into_bytes(), ..case("chunk line too long", b"", Err(Parse)) },
         case("chunk size missing", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n;x\r\n", Err(Parse)),
         case("chunk size not hex", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", Err(Parse)),
@@ -215,8 +215,12 @@ fn cases() -> Vec<Case> {
         case("http/2 status line", b"HTTP/2 200 OK\r\n\r\n", Err(Parse)),
         case("four-digit status", b"HTTP/1.1 2000 OK\r\n\r\n", Err(Parse)),
         case("cut in head", b"HTTP/1.1 200 OK\r\nContent-Len", Err(Truncated)),
-        case("cut in body", b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel", Err(Truncated)),
-        case("cut in trailers", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: 1\r\n", Err(Truncated)),
+        case("cut in body", b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel", Err(Incomplete)),
+        case("cut before the body", b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", Err(Incomplete)),
+        case("cut in a chunk", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel", Err(Incomplete)),
+        case("cut before the last chunk", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n", Err(Incomplete)),
+        case("cut in trailers", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: 1\r\n", Err(Incomplete)),
+        case("cut after a 100 continue", b"HTTP/1.1 100 Continue\r\n\r\n", Err(Truncated)),
         case(
             "pipelined content-length",
             b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
@@ -366,6 +370,40 @@ fn large_length_body_is_consumed_as_it_arrives() {
         })
     );
     assert_eq!(dec.body_bytes(), 1_000_000);
+}
+
+/// A 1xx head and the final one in one read: the caller's copy of `input[..head_len]`, taken in
+/// the call after which `head()` appears, is the final head, not the informational one.
+#[test]
+fn the_final_head_is_at_the_front_after_informational_heads() {
+    let hints = "HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\nX-Stage: hint\r\n\r\n";
+    let cont = "HTTP/1.1 100 Continue\r\n\r\n";
+    let last = "HTTP/1.1 200 OK\r\nX-Stage: final\r\nContent-Length: 2\r\n\r\n";
+    let input = format!("{hints}{cont}{last}ok");
+    let mut dec = ResponseDecoder::new();
+    let mut buf = input.as_bytes().to_vec();
+    let mut kept = Vec::new();
+    let mut calls = 0;
+    loop {
+        calls += 1;
+        let had_head = dec.head().is_some();
+        let step = dec.decode(&buf).expect("valid");
+        if let (false, Some(h)) = (had_head, dec.head()) {
+            kept.extend_from_slice(&buf[..h.head_len]);
+        }
+        let (Step::Partial { consumed, .. } | Step::Complete { consumed, .. }) = step.clone();
+        buf.drain(..consumed);
+        if matches!(step, Step::Complete { .. }) {
+            break;
+        }
+        assert!(consumed > 0 && calls < 10, "{step:?}");
+    }
+    assert_eq!(String::from_utf8_lossy(&kept), last);
+    assert_eq!(dec.head().map(|h| h.status), Some(200));
+    assert_eq!(
+        calls, 3,
+        "one call per informational head, one for the response"
+    );
 }
 
 #[test]

@@ -1,11 +1,13 @@
 //! Server frames in, messages out. A frame is decoded once it is whole in the caller's input (the
 //! caller's buffer holds at most `max_frame_bytes` plus a header); an unfragmented message is then
 //! reported as a slice of that input, and only fragments are copied, into one reassembly buffer
-//! that keeps its capacity (at most `max_message_bytes`) from message to message.
+//! that keeps its capacity from message to message up to `KEEP_BYTES` (a larger message's room,
+//! at most `max_message_bytes`, is given back on the next call).
 
 use super::frame::Opcode;
 use super::{
     close_code_allowed, MessageKind, WsError, DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_MESSAGE_BYTES,
+    KEEP_BYTES,
 };
 
 /// Sizes past which a stream is refused with `FrameTooLarge` / `MessageTooLarge`.
@@ -135,6 +137,11 @@ impl MessageDecoder {
         self.assembling_compressed = false;
     }
 
+    /// The limits for the next connection (the engine's are configured per run).
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
     /// permessage-deflate was agreed in the handshake: a data message's first frame may have
     /// RSV1 set, and its event then says `compressed`.
     pub fn allow_compressed(&mut self, on: bool) {
@@ -144,6 +151,16 @@ impl MessageDecoder {
     /// Feeds the caller's buffer, starting where the previous call's `consumed` ended. Gives the
     /// same events for any split of the byte stream. Errors are sticky.
     pub fn decode<'a>(&'a mut self, input: &'a [u8]) -> Result<Decoded<'a>, WsError> {
+        // A large message reassembled by the last call has been handled by now: give back its
+        // room unless another is under way.
+        let between = !matches!(
+            self.state,
+            State::FragmentedText { .. } | State::FragmentedBinary
+        );
+        if between && self.assembly.capacity() > KEEP_BYTES {
+            self.assembly.clear();
+            self.assembly.shrink_to(KEEP_BYTES);
+        }
         let (consumed, found) = match self.advance(input) {
             Ok(step) => step,
             Err(e) => {

@@ -424,6 +424,45 @@ fn limits_are_inclusive_and_the_reassembly_buffer_is_reused() {
     );
 }
 
+/// A message reassembled past `KEEP_BYTES` gives its room back on the next call (unless another
+/// is being reassembled); smaller ones keep reusing theirs.
+#[test]
+fn the_reassembly_buffer_shrinks_back_after_a_large_message() {
+    let limits = Limits {
+        max_frame_bytes: 1 << 20,
+        max_message_bytes: 1 << 20,
+    };
+    let big = [
+        server(false, Opcode::Binary, &vec![1; 300 << 10]),
+        server(true, Opcode::Continuation, &vec![2; 300 << 10]),
+    ]
+    .concat();
+    let small = [
+        server(false, Opcode::Text, b"he"),
+        server(true, Opcode::Continuation, b"llo"),
+    ]
+    .concat();
+    let mut dec = MessageDecoder::new(limits);
+    assert!(matches!(dec.decode(&big), Ok(Decoded::Event { .. })));
+    assert!(dec.buffered_capacity() >= 600 << 10);
+    // The first fragment of the next large message: the buffer is in use, kept.
+    let half = &big[..big.len() / 2];
+    assert!(matches!(dec.decode(half), Ok(Decoded::Partial { .. })));
+    assert!(dec.buffered_capacity() >= 300 << 10);
+    dec.reset();
+    assert!(matches!(dec.decode(&small), Ok(Decoded::Event { .. })));
+    let kept = dec.buffered_capacity();
+    assert!(kept <= KEEP_BYTES, "{kept}");
+    for _ in 0..3 {
+        assert!(matches!(dec.decode(&small), Ok(Decoded::Event { .. })));
+        assert_eq!(
+            dec.buffered_capacity(),
+            kept,
+            "small messages reuse the buffer"
+        );
+    }
+}
+
 #[test]
 fn errors_map_to_stable_kinds() {
     assert_eq!(

@@ -71,6 +71,16 @@ pub fn read_error_kind(e: &io::Error) -> ErrorKind {
     }
 }
 
+/// A WebSocket codec failure as counted: a frame or message over the run's limit is
+/// `body_too_large` (the socket is ended), anything else the server got wrong `ws_protocol`.
+pub(crate) fn ws_kind(e: crate::proto::ws::WsError) -> ErrorKind {
+    use crate::proto::ws::WsError;
+    match e {
+        WsError::FrameTooLarge | WsError::MessageTooLarge => ErrorKind::BodyTooLarge,
+        _ => ErrorKind::WsProtocol,
+    }
+}
+
 /// The kind of a TLS failure (`None`: not TLS, e.g. a plain socket error inside it).
 fn tls_kind(e: &crate::net::tls::TlsError) -> Option<ErrorKind> {
     match e.kind_name() {

@@ -25,7 +25,7 @@ use crate::plan::template::{RenderContext, RunValue};
 use crate::plan::{WsPlan, WS_CONNECT_STEP, WS_MESSAGE_STEP};
 use crate::proto::ws::{self, Decoded, Event, Handshake, MessageDecoder, MessageKind};
 use crate::shard::conn::deadline::{Expiring, Slot};
-use crate::shard::conn::socket::{connect, read_error_kind};
+use crate::shard::conn::socket::{connect, read_error_kind, ws_kind};
 use crate::shard::state::ShardState;
 
 /// Initial read buffer per connection; grows only for a frame larger than this.
@@ -176,7 +176,9 @@ impl WsConn {
             }
         };
         self.buf.clear();
+        self.buf.shrink_to(READ_BUF.max(ws::KEEP_BYTES));
         self.decoder.reset();
+        self.decoder.set_limits(ws_limits(shard));
         self.out.clear();
         self.scratch.clear();
         let rendered = ws.path.render(
@@ -414,7 +416,7 @@ impl WsConn {
             loop {
                 let decoded = match self.decoder.decode(&self.buf) {
                     Ok(d) => d,
-                    Err(_) => return Err(ErrorKind::WsProtocol),
+                    Err(e) => return Err(ws_kind(e)),
                 };
                 match decoded {
                     Decoded::Partial {
@@ -509,5 +511,14 @@ impl WsConn {
             }
         }
         slot.disarm();
+    }
+}
+
+/// The run's frame and message limits, as the codec takes them.
+pub(crate) fn ws_limits(shard: &ShardState) -> ws::Limits {
+    let limits = shard.plan().limits;
+    ws::Limits {
+        max_frame_bytes: limits.max_ws_frame,
+        max_message_bytes: limits.max_ws_message,
     }
 }

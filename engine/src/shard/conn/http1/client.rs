@@ -141,8 +141,10 @@ impl Conn {
             }
         };
         let mut decoded = shard.decode_buffer();
-        let truncated = self.body.len() >= MAX_INSPECTED_BODY;
-        let passed = match decode(encoding, &self.body, truncated, &mut decoded) {
+        // HTTP/2 keeps at most MAX_INSPECTED_BODY of a body; HTTP/1.1 refuses a longer one.
+        let truncated = self.h2.is_some() && self.body.len() >= MAX_INSPECTED_BODY;
+        let limit = shard.plan().limits.max_body;
+        let passed = match decode(encoding, &self.body, truncated, limit, &mut decoded) {
             Ok(()) => {
                 shard.step(i).bytes_decoded += decoded.len() as u64;
                 let seen = Response {

@@ -20,7 +20,7 @@ use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use crate::client::cookies::Jar;
 use crate::metrics::ErrorKind;
 use crate::net::tls::Stream;
-use crate::plan::journey::{StepPlan, Think, MAX_INSPECTED_BODY};
+use crate::plan::journey::{StepPlan, Think};
 use crate::plan::template::{RenderContext, RenderError};
 use crate::proto::http1::{DecodeError, ResponseDecoder, Step};
 use crate::shard::conn::deadline::{Expiring, Slot};
@@ -33,6 +33,9 @@ use crate::shard::state::{Permit, ShardState};
 /// Read buffer of a connection waiting for a response, taken from the shard's pool and given
 /// back when the response is complete; grows only for heads larger than this.
 const READ_BUF: usize = 16 * 1024;
+/// The kept head and body shrink back to this after a larger response was inspected, so a
+/// connection holds a large body only while its step reads it.
+const KEPT_STEADY: usize = 64 * 1024;
 /// Closed model: pause after a failed connect so a down target is not hammered in a hot loop.
 const CONNECT_BACKOFF: Duration = Duration::from_millis(10);
 
@@ -130,6 +133,17 @@ impl Conn {
         shard.give_read_buffer(&mut self.buf, READ_BUF);
     }
 
+    /// After a large response: the kept head and body give back their room (they are read
+    /// only until the step's checks and captures are done).
+    fn shrink_kept(&mut self) {
+        for kept in [&mut self.head, &mut self.body] {
+            if kept.capacity() > KEPT_STEADY {
+                kept.clear();
+                kept.shrink_to(KEPT_STEADY);
+            }
+        }
+    }
+
     /// One journey iteration: every step in order until one fails.
     async fn iterate(&mut self, shard: &ShardState, id: usize, intended: Option<u64>) {
         // Like latency: from the intended start, or from the actual one if that came first.
@@ -205,11 +219,14 @@ impl Conn {
                     .await;
                 last_done = outcome.map(|(_, _, done_ns)| done_ns);
                 let Some((status, latency_ns, _)) = outcome else {
+                    self.shrink_kept();
                     failed = true;
                     break;
                 };
                 let inspects = !(step.captures.is_empty() && step.checks.is_empty());
-                if inspects && !self.inspect_response(shard, i, step, status, latency_ns) {
+                let passed = !inspects || self.inspect_response(shard, i, step, status, latency_ns);
+                self.shrink_kept();
+                if !passed {
                     failed = true;
                     break;
                 }
@@ -489,9 +506,10 @@ impl Conn {
         };
         decoder.reset(step.head_request);
         let cookies = shard.group.journey.cookies;
+        let max_body = shard.plan().limits.max_body;
         loop {
             if !buf.is_empty() {
-                match decode(step, cookies, decoder, buf, head, body) {
+                match decode(step, cookies, max_body, decoder, buf, head, body) {
                     Ok(Step::Complete { consumed, .. }) => {
                         buf.drain(..consumed);
                         shard.give_read_buffer(buf, READ_BUF);
@@ -504,7 +522,7 @@ impl Conn {
                             continue;
                         }
                     }
-                    Err(e) => return Err(Failure::Kind(e.into())),
+                    Err(kind) => return Err(Failure::Kind(kind)),
                 }
             }
             if buf.capacity() == 0 {
@@ -553,18 +571,20 @@ fn stale_or(reused: bool, kind: ErrorKind) -> Failure {
     }
 }
 
-/// Decodes what `buf` holds, keeping the head and (up to `MAX_INSPECTED_BODY`) the body for a
-/// step that inspects them; the head also for a cookie jar when it sets a cookie.
+/// Decodes what `buf` holds, keeping the head and the body for a step that inspects them; the
+/// head also for a cookie jar when it sets a cookie. A kept body past `max_body` is
+/// `body_too_large` (the connection is then closed); one nobody reads is never kept.
 fn decode(
     step: &StepPlan,
     cookies: bool,
+    max_body: usize,
     decoder: &mut ResponseDecoder,
     buf: &[u8],
     head: &mut Vec<u8>,
     body: &mut Vec<u8>,
-) -> Result<Step, DecodeError> {
+) -> Result<Step, ErrorKind> {
     let had_head = decoder.head().is_some();
-    let decoded = decoder.decode(buf);
+    let decoded = decoder.decode(buf).map_err(ErrorKind::from)?;
     if !had_head {
         if let Some(h) = decoder
             .head()
@@ -574,13 +594,13 @@ fn decode(
         }
     }
     if step.needs_body {
-        if let Ok(Step::Partial { body: r, .. } | Step::Complete { body: r, .. }) = &decoded {
-            let room = MAX_INSPECTED_BODY.saturating_sub(body.len());
-            let end = r.end.min(r.start + room);
-            body.extend_from_slice(&buf[r.start..end]);
+        let (Step::Partial { body: r, .. } | Step::Complete { body: r, .. }) = &decoded;
+        if body.len() + r.len() > max_body {
+            return Err(ErrorKind::BodyTooLarge);
         }
+        body.extend_from_slice(&buf[r.clone()]);
     }
-    decoded
+    Ok(decoded)
 }
 
 /// `(status, keep_alive)` of the response the decoder just completed.
@@ -601,6 +621,7 @@ impl From<DecodeError> for ErrorKind {
             DecodeError::TooManyHeaders => ErrorKind::TooManyHeaders,
             DecodeError::BadFraming => ErrorKind::BadFraming,
             DecodeError::Truncated => ErrorKind::Reset,
+            DecodeError::Incomplete => ErrorKind::Incomplete,
         }
     }
 }

@@ -107,11 +107,15 @@ fn read_outcome(shard: &ShardState, res: std::io::Result<usize>) -> Result<bool,
 }
 
 /// Drops the frames a decode consumed and makes room for the next one, whose size is known
-/// once its header is in (`Decoded::Partial`).
+/// once its header is in (`Decoded::Partial`). A buffer grown for a large frame shrinks back
+/// once the frames after it are small, so a socket does not keep its largest frame's room.
 pub(crate) fn consumed_partial(buf: &mut Vec<u8>, consumed: usize, next_frame_len: Option<usize>) {
     buf.drain(..consumed);
-    if let Some(n) = next_frame_len {
-        buf.reserve(n.saturating_sub(buf.len()));
+    let needed = next_frame_len.unwrap_or(0).max(buf.len());
+    if needed <= ws::KEEP_BYTES && buf.capacity() > ws::KEEP_BYTES {
+        buf.shrink_to(ws::KEEP_BYTES);
+    } else {
+        buf.reserve(needed - buf.len());
     }
 }
 

@@ -11,6 +11,7 @@ use crate::metrics::ErrorKind;
 use crate::plan::journey::WsListen;
 use crate::proto::ws::{self, Decoded, Event};
 use crate::shard::conn::deadline::Slot;
+use crate::shard::conn::socket::ws_kind;
 use crate::shard::state::ShardState;
 
 use super::{Socket, User};
@@ -125,7 +126,7 @@ impl Socket {
             ..
         } = self;
         loop {
-            let decoded = decoder.decode(buf).map_err(|_| ErrorKind::WsProtocol)?;
+            let decoded = decoder.decode(buf).map_err(ws_kind)?;
             let (consumed, event) = match decoded {
                 Decoded::Partial {
                     consumed,
@@ -145,7 +146,9 @@ impl Socket {
                     let done = shard.now_ns();
                     shard.stats().ws.received += 1;
                     // Inflated even when not timed: the server's window runs on.
-                    let payload = super::plain(inflater, inflated, payload, compressed, kind)?;
+                    let limit = shard.plan().limits.max_ws_message;
+                    let payload =
+                        super::plain(inflater, inflated, payload, compressed, kind, limit)?;
                     let mut stats = shard.step(index);
                     match &l.latency_from {
                         Some((pointer, unit_ns)) => match stamp_ns(payload, pointer, *unit_ns) {

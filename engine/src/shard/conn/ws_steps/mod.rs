@@ -20,7 +20,7 @@ use crate::plan::template::{RenderContext, RunValue};
 use crate::proto::ws::{self, deflate, Decoded, Event, MessageDecoder, MessageKind};
 use crate::shard::conn::deadline::Slot;
 use crate::shard::conn::inspect::{inspect, Response};
-use crate::shard::conn::socket::connect;
+use crate::shard::conn::socket::{connect, ws_kind};
 use crate::shard::state::ShardState;
 
 /// How long the closing handshake at the end of an iteration may take.
@@ -71,22 +71,28 @@ pub(crate) struct Socket {
 }
 
 /// A message's payload as sent: inflated into `inflated` when it came compressed (under the
-/// message limit; a bomb is `body_too_large`, bad data `decompress`, bad text `ws_protocol`).
+/// message limit, `max_ws_message`; a bomb is `body_too_large`, bad data `decompress`, bad text
+/// `ws_protocol`).
 pub(super) fn plain<'a>(
     inflater: &mut Option<Box<deflate::Inflater>>,
     inflated: &'a mut Vec<u8>,
     payload: &'a [u8],
     compressed: bool,
     kind: MessageKind,
+    limit: usize,
 ) -> Result<&'a [u8], ErrorKind> {
     if !compressed {
         return Ok(payload);
+    }
+    // The last large message has been handled: give back its room.
+    if inflated.capacity() > ws::KEEP_BYTES {
+        *inflated = Vec::new();
     }
     let Some(inflater) = inflater.as_mut() else {
         return Err(ErrorKind::WsProtocol);
     };
     inflater
-        .inflate(payload, inflated, ws::DEFAULT_MAX_MESSAGE_BYTES)
+        .inflate(payload, inflated, limit)
         .map_err(|e| match e {
             deflate::DeflateError::TooLarge => ErrorKind::BodyTooLarge,
             _ => ErrorKind::Decompress,
@@ -230,7 +236,9 @@ impl Socket {
         if self.stream.take().is_some() {
             shard.conn_closed();
         }
+        // A large frame's room goes with the socket (the user keeps the buffer for its next).
         self.buf.clear();
+        self.buf.shrink_to(ws::KEEP_BYTES);
     }
 
     /// TCP (+ TLS) and the upgrade; an open socket is closed first.
@@ -297,6 +305,8 @@ impl Socket {
         self.stream = Some(Box::pin(connect(shard)).await?);
         self.buf.clear();
         self.decoder.reset();
+        self.decoder
+            .set_limits(crate::shard::conn::ws::ws_limits(shard));
         slot.arm(deadline);
         let upgraded = self.upgrade(shard, slot, key, subprotocols).await;
         slot.disarm();
@@ -421,7 +431,7 @@ impl Socket {
             ..
         } = self;
         loop {
-            let decoded = decoder.decode(buf).map_err(|_| ErrorKind::WsProtocol)?;
+            let decoded = decoder.decode(buf).map_err(ws_kind)?;
             let (consumed, event) = match decoded {
                 Decoded::Partial {
                     consumed,
@@ -439,7 +449,8 @@ impl Socket {
                     kind,
                 } => {
                     shard.stats().ws.received += 1;
-                    let payload = plain(inflater, inflated, payload, compressed, kind)?;
+                    let limit = shard.plan().limits.max_ws_message;
+                    let payload = plain(inflater, inflated, payload, compressed, kind, limit)?;
                     if e.matches(payload, needle) {
                         *matched += 1;
                         let done = shard.now_ns();
@@ -521,7 +532,7 @@ impl Socket {
                     self.buf.drain(..consumed);
                     self.read_more(shard, slot).await?;
                 }
-                Err(_) => return Err(ErrorKind::WsProtocol),
+                Err(e) => return Err(ws_kind(e)),
             }
         }
     }
