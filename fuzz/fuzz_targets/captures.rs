@@ -18,10 +18,12 @@ connections = 1
 requests = 1
 [[steps]]
 name = "every source"
+path = "/a"
 capture = { id = { header = "X-Id" }, num = { regex = "n=(\\d+)" }, any = { regex = "[a-z]{3,}" }, token = { json = "/token" }, deep = { json = "/a/0/b" }, code = { status = true } }
 check = { status = [200, 201], body_contains = "ok", body_not_contains = "error", json = { "/ok" = true }, json_exists = ["/id"], json_absent = ["/err"], header = ["etag"], latency_under = "1s" }
 [[steps]]
 name = "whole json"
+path = "/b"
 capture = { all = { json = "" }, list = { json = "/items" } }
 "#;
 

@@ -503,3 +503,47 @@ fn old_runs_are_deleted_past_keep_runs_and_on_request() {
     let (status, body) = daemon.call("DELETE", &format!("/v1/runs/{waiting}"), b"");
     assert_eq!(status, 409, "{body}");
 }
+
+#[test]
+fn kill_9_around_the_result_write_never_leaves_a_finished_run_without_its_result() {
+    let _serial = testbed::serial();
+    let sandbox = Sandbox::start().expect("sandbox");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let state = tmp.path().join("state");
+    let toml = format!(
+        "[target]\nurl = \"{}\"\n[load]\nmodel = \"closed\"\nconnections = 4\nduration = \"500ms\"\n",
+        sandbox.url("/")
+    );
+    // SIGKILL at times spanning the run's end and its result's write: before the load ends,
+    // around it, and well after.
+    let mut ids = Vec::new();
+    for after_ms in [300, 450, 550, 600, 650, 700, 800, 2500] {
+        let daemon = Daemon::start(&state, &[]).expect("loadd serve");
+        let (status, body) = submit(&daemon, &toml);
+        assert_eq!(status, 201, "{body}");
+        ids.push(run_id(&body));
+        std::thread::sleep(Duration::from_millis(after_ms));
+        drop(daemon);
+    }
+    let daemon = Daemon::start(&state, &[]).expect("loadd serve");
+    let (mut finished, mut aborted) = (0, 0);
+    for id in &ids {
+        let run = daemon.json(&format!("/v1/runs/{id}"));
+        match run["state"].as_str() {
+            // Finished means complete: its result and its histogram are there and whole.
+            Some("finished") => {
+                finished += 1;
+                let report = daemon.json(&format!("/v1/runs/{id}/report"));
+                assert!(report["requests"].as_u64().unwrap_or(0) > 0, "{report}");
+                let (status, _) = daemon.get(&format!("/v1/runs/{id}/histogram"));
+                assert_eq!(status, 200, "{id}");
+            }
+            Some("aborted") => aborted += 1,
+            _ => panic!("{id} after kill -9 and a restart: {run}"),
+        }
+    }
+    assert!(
+        finished >= 1 && aborted >= 1,
+        "{finished} finished, {aborted} aborted"
+    );
+}
